@@ -1,0 +1,93 @@
+/**
+ * Device discovery, like d2l's `try_all_gpus()` and `try_gpu(i)`. Deno gives one adapter;
+ * autopar makes several logical devices on it, each in its own Worker.
+ *
+ * @module
+ */
+import { cpu, type Device } from "./device.ts";
+import { WebGpuDevice } from "./webgpu_device.ts";
+
+/** Options of {@link tryAllGpus}. */
+export interface TryAllGpusOptions {
+  /**
+   * How many logical devices to make on the adapter.
+   * @default {the environment variable AUTOPAR_DEVICES, else 2}
+   */
+  count?: number;
+}
+
+const started: Promise<WebGpuDevice | undefined>[] = [];
+let threadsPerDevice: number | undefined;
+
+/** The default device count: AUTOPAR_DEVICES, else 2. Throws a RangeError for a bad value. */
+export function defaultDeviceCount(): number {
+  const env = Deno.env.get("AUTOPAR_DEVICES");
+  if (env === undefined || env === "") return 2;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(`Cannot use AUTOPAR_DEVICES="${env}": it must be a whole number >= 1`);
+  }
+  return n;
+}
+
+/**
+ * Splits the cores among devices for a software adapter: LP_NUM_THREADS =
+ * max(1, floor(cores / devices)), set before the first adapter is requested. A value the
+ * user set is kept. Real GPUs ignore the variable.
+ */
+function splitSoftwareThreads(count: number): number {
+  const given = Number(Deno.env.get("LP_NUM_THREADS"));
+  if (Number.isInteger(given) && given > 0) return given;
+  const threads = Math.max(1, Math.floor(navigator.hardwareConcurrency / count));
+  Deno.env.set("LP_NUM_THREADS", String(threads));
+  return threads;
+}
+
+/**
+ * All WebGPU devices, like `d2l.try_all_gpus()`: `count` logical devices on the adapter
+ * Deno gives, each in its own Worker. Resolves to `[]` when there is no WebGPU adapter.
+ * Throws a RangeError for a count that is not a whole number >= 1.
+ *
+ * @example
+ * ```ts
+ * import { tryAllGpus } from "./discovery.ts";
+ * const devices = await tryAllGpus({ count: 2 });
+ * console.log(devices.map((d) => `${d.name}: ${d.info.adapter}`));
+ * ```
+ */
+export async function tryAllGpus(options: TryAllGpusOptions = {}): Promise<Device[]> {
+  const count = options.count ?? defaultDeviceCount();
+  if (!Number.isInteger(count) || count < 1) {
+    throw new RangeError(`Cannot make ${count} devices: count must be a whole number >= 1`);
+  }
+  if (typeof navigator === "undefined" || !navigator.gpu) return [];
+  threadsPerDevice ??= splitSoftwareThreads(count);
+  for (let i = started.length; i < count; i++) {
+    started.push(WebGpuDevice.start(i, threadsPerDevice).catch(() => undefined));
+  }
+  const devices = await Promise.all(started.slice(0, count));
+  const found: Device[] = [];
+  for (const d of devices) {
+    if (!d) break;
+    found.push(d);
+  }
+  return found;
+}
+
+/**
+ * The i-th WebGPU device, like `d2l.try_gpu(i)`; the host `cpu()` when there is none.
+ *
+ * @example
+ * ```ts
+ * import { tryGpu } from "./discovery.ts";
+ * const device = await tryGpu();
+ * console.log(device.name); // "gpu:0", or "cpu" without WebGPU
+ * ```
+ */
+export async function tryGpu(i = 0): Promise<Device> {
+  if (!Number.isInteger(i) || i < 0) {
+    throw new RangeError(`Cannot pick device ${i}: the index must be a whole number >= 0`);
+  }
+  const devices = await tryAllGpus({ count: Math.max(started.length, defaultDeviceCount()) });
+  return devices[i] ?? cpu();
+}

@@ -1,0 +1,70 @@
+/**
+ * Messages between the engine (main thread) and a device Worker. Plain data only.
+ *
+ * @module
+ */
+import type { KernelParams } from "../kernels/kernel.ts";
+
+/** Runs a registered kernel (or, for `source`, a WGSL module given in full). */
+export interface RunCommand {
+  t: "run";
+  op: number;
+  kernel: string;
+  params: KernelParams;
+  /** A complete WGSL module used instead of the registered kernel's (custom kernels). */
+  source?: string;
+  inputs: number[];
+  outputs: { id: number; bytes: number }[];
+}
+/** Creates buffer `buf` holding `data`. */
+export interface WriteCommand {
+  t: "write";
+  op: number;
+  buf: number;
+  data: ArrayBuffer;
+}
+/** Reads buffer `buf` back to the main thread. */
+export interface ReadCommand {
+  t: "read";
+  op: number;
+  buf: number;
+  bytes: number;
+}
+/** Frees buffer `buf` once the work queued before it is done. */
+export interface FreeCommand {
+  t: "free";
+  buf: number;
+}
+/** One command of a batch. */
+export type Command = RunCommand | WriteCommand | ReadCommand | FreeCommand;
+
+/** Main thread to Worker. */
+export type ToWorker =
+  | { type: "init"; index: number }
+  | { type: "batch"; commands: Command[] };
+
+/** What a device Worker says about its adapter. */
+export interface AdapterReport {
+  description: string;
+  vendor: string;
+  architecture: string;
+  isFallbackAdapter: boolean;
+  features: string[];
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+}
+
+/** A failed op: `skipped` when it failed only because an input had failed. */
+export interface OpFailure {
+  op: number;
+  message: string;
+  skipped: boolean;
+}
+
+/** Worker to main thread. Times are milliseconds on the shared clock (`timeOrigin + now()`). */
+export type FromWorker =
+  | { type: "ready"; adapter: AdapterReport }
+  | { type: "init-failed"; message: string }
+  | { type: "done"; ops: number[]; start: number; end: number; failures: OpFailure[] }
+  | { type: "read"; op: number; data: ArrayBuffer; start: number; end: number }
+  | { type: "read-failed"; op: number; message: string };

@@ -1,0 +1,84 @@
+/**
+ * The main thread's handle on one WebGPU device Worker: starts it, sends batches, and
+ * routes its replies. The Worker is referenced (keeps the process alive) only while work
+ * is in flight on it.
+ *
+ * @module
+ */
+import { Worker } from "node:worker_threads";
+import type { Device, DeviceInfo } from "./device.ts";
+import type { AdapterReport, Command, FromWorker, ToWorker } from "./protocol.ts";
+
+/** Software adapters run "GPU" work on the CPU. */
+export function isSoftwareAdapter(a: { description: string; isFallbackAdapter: boolean }): boolean {
+  return a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(a.description);
+}
+
+/** A WebGPU device living in its own Worker. */
+export class WebGpuDevice implements Device {
+  readonly kind = "webgpu" as const;
+  readonly name: string;
+  readonly index: number;
+  readonly info: DeviceInfo;
+  /** Called with each message of the Worker; the engine installs it. */
+  onMessage: (msg: FromWorker) => void = () => {};
+  readonly #worker: Worker;
+
+  private constructor(index: number, worker: Worker, adapter: AdapterReport, threads?: number) {
+    this.index = index;
+    this.name = `gpu:${index}`;
+    this.#worker = worker;
+    const software = isSoftwareAdapter(adapter);
+    this.info = Object.freeze({
+      adapter: adapter.description || adapter.vendor || "unknown adapter",
+      software,
+      threads: software ? threads : undefined,
+      features: Object.freeze([...adapter.features]),
+      maxBufferSize: adapter.maxBufferSize,
+      maxStorageBufferBindingSize: adapter.maxStorageBufferBindingSize,
+    });
+    worker.on("message", (msg: FromWorker) => this.onMessage(msg));
+    worker.on("error", (e) => console.error(`autopar: ${this.name} worker failed:`, e));
+    worker.unref();
+  }
+
+  /** Starts the Worker and its GPUDevice; rejects when the Worker finds no adapter. */
+  static start(index: number, threads?: number): Promise<WebGpuDevice> {
+    const worker = new Worker(new URL("./webgpu_worker.ts", import.meta.url));
+    return new Promise((resolve, reject) => {
+      const first = (msg: FromWorker) => {
+        worker.off("message", first);
+        if (msg.type === "ready") resolve(new WebGpuDevice(index, worker, msg.adapter, threads));
+        else {
+          worker.terminate();
+          reject(new Error(msg.type === "init-failed" ? msg.message : `unexpected ${msg.type}`));
+        }
+      };
+      worker.on("message", first);
+      worker.once("error", reject);
+      worker.postMessage({ type: "init", index } satisfies ToWorker);
+    });
+  }
+
+  /** Sends one batch; the ArrayBuffers of writes are transferred, not copied. */
+  send(commands: Command[]): void {
+    const transfer = commands.flatMap((c) => c.t === "write" ? [c.data] : []);
+    this.#worker.postMessage({ type: "batch", commands } satisfies ToWorker, transfer);
+  }
+
+  /** The Worker keeps the process alive only while work is in flight on it. */
+  setBusy(busy: boolean): void {
+    if (busy) this.#worker.ref();
+    else this.#worker.unref();
+  }
+
+  /** Stops the Worker; its buffers are gone. */
+  close(): Promise<number> {
+    return this.#worker.terminate();
+  }
+
+  /** The device's name, for messages. */
+  toString(): string {
+    return this.name;
+  }
+}

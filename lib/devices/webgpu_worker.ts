@@ -1,0 +1,207 @@
+/**
+ * The device Worker: owns one GPUDevice and runs the engine's batches in order, one
+ * command buffer per batch. On a software adapter `queue.submit` runs the work on the
+ * calling thread, so this thread is busy while the main thread and other devices go on.
+ *
+ * @module
+ */
+import { parentPort } from "node:worker_threads";
+import { kernel } from "../kernels/registry.ts";
+import { packUniforms, pipelineKey, wgslModule } from "../kernels/kernel.ts";
+import type { Command, FromWorker, OpFailure, ReadCommand, RunCommand, ToWorker } from "./protocol.ts";
+import { StagingRing } from "./staging_ring.ts";
+
+const port = parentPort!;
+const clock = () => performance.timeOrigin + performance.now();
+const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
+
+let device: GPUDevice;
+let staging: StagingRing;
+const buffers = new Map<number, GPUBuffer>();
+/** Buffers whose producing op failed; ops reading them are skipped. */
+const failed = new Map<number, string>();
+const pipelines = new Map<string, Promise<GPUComputePipeline>>();
+let chain: Promise<void> = Promise.resolve();
+
+port.on("message", (msg: ToWorker) => {
+  if (msg.type === "init") chain = chain.then(() => init());
+  else chain = chain.then(() => runBatch(msg.commands));
+});
+
+async function init(): Promise<void> {
+  try {
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    if (!adapter) throw new Error("navigator.gpu.requestAdapter() returned null");
+    const features = [...adapter.features] as GPUFeatureName[];
+    device = await adapter.requestDevice({
+      requiredFeatures: features.filter((f) => f === "timestamp-query"),
+      requiredLimits: {
+        maxBufferSize: adapter.limits.maxBufferSize,
+        maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+      },
+    });
+    staging = new StagingRing(device);
+    device.lost.then((info) => console.error(`autopar: device lost: ${info.message}`));
+    post({
+      type: "ready",
+      adapter: {
+        description: adapter.info.description,
+        vendor: adapter.info.vendor,
+        architecture: adapter.info.architecture,
+        isFallbackAdapter: adapter.info.isFallbackAdapter ?? false,
+        features: features.map(String),
+        maxBufferSize: device.limits.maxBufferSize,
+        maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+      },
+    });
+  } catch (e) {
+    post({ type: "init-failed", message: e instanceof Error ? e.message : String(e) });
+  }
+}
+
+function pipeline(cmd: RunCommand): Promise<GPUComputePipeline> {
+  const spec = cmd.source === undefined ? kernel(cmd.kernel) : undefined;
+  const key = spec ? pipelineKey(spec, cmd.params) : `custom|${cmd.kernel}|${cmd.source}`;
+  let p = pipelines.get(key);
+  if (!p) {
+    const code = spec ? wgslModule(spec, cmd.params) : cmd.source!;
+    p = device.createComputePipelineAsync({
+      label: key,
+      layout: "auto",
+      compute: { module: device.createShaderModule({ label: key, code }), entryPoint: "main" },
+    });
+    pipelines.set(key, p);
+    p.catch(() => pipelines.delete(key));
+  }
+  return p;
+}
+
+function bufferFor(id: number, bytes: number): GPUBuffer {
+  const b = device.createBuffer({
+    label: `t${id}`,
+    size: Math.max(4, Math.ceil(bytes / 4) * 4),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  });
+  buffers.set(id, b);
+  return b;
+}
+
+/** The first failed input of `ids`, if any, or a message for a missing one. */
+function badInput(ids: number[]): string | undefined {
+  for (const id of ids) {
+    const f = failed.get(id);
+    if (f !== undefined) return f;
+    if (!buffers.has(id)) return `input buffer t${id} does not exist on this device`;
+  }
+  return undefined;
+}
+
+const UNIFORM_STRIDE = 256;
+
+async function runBatch(commands: Command[]): Promise<void> {
+  const start = clock();
+  const done: number[] = [];
+  const failures: OpFailure[] = [];
+  const reads: { cmd: ReadCommand; staging: GPUBuffer }[] = [];
+  const frees: number[] = [];
+  const runs = commands.filter((c): c is RunCommand => c.t === "run");
+  const uniforms = new Uint8Array(Math.max(1, runs.length) * UNIFORM_STRIDE);
+  const uniformBuffer = device.createBuffer({
+    size: uniforms.byteLength,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  const encoder = device.createCommandEncoder();
+  device.pushErrorScope("validation");
+  let slot = 0;
+  for (const cmd of commands) {
+    if (cmd.t === "write") {
+      device.queue.writeBuffer(bufferFor(cmd.buf, cmd.data.byteLength), 0, cmd.data);
+      done.push(cmd.op);
+    } else if (cmd.t === "free") {
+      frees.push(cmd.buf);
+    } else if (cmd.t === "read") {
+      const bad = badInput([cmd.buf]);
+      if (bad !== undefined) {
+        post({ type: "read-failed", op: cmd.op, message: bad });
+        continue;
+      }
+      const bytes = Math.max(4, cmd.bytes);
+      const s = staging.take(bytes);
+      encoder.copyBufferToBuffer(buffers.get(cmd.buf)!, 0, s, 0, bytes);
+      reads.push({ cmd, staging: s });
+    } else {
+      const bad = badInput(cmd.inputs);
+      if (bad !== undefined) {
+        for (const o of cmd.outputs) failed.set(o.id, bad);
+        failures.push({ op: cmd.op, message: bad, skipped: true });
+        continue;
+      }
+      try {
+        const pipe = await pipeline(cmd);
+        const outs = cmd.outputs.map((o) => bufferFor(o.id, o.bytes));
+        const entries: GPUBindGroupEntry[] = [...cmd.inputs.map((id) => buffers.get(id)!), ...outs]
+          .map((buffer, binding) => ({ binding, resource: { buffer } }));
+        if (cmd.source === undefined) {
+          const spec = kernel(cmd.kernel);
+          uniforms.set(new Uint8Array(packUniforms(spec, cmd.params)), slot * UNIFORM_STRIDE);
+          entries.push({
+            binding: entries.length,
+            resource: { buffer: uniformBuffer, offset: slot * UNIFORM_STRIDE, size: 16 * 4 },
+          });
+          slot++;
+          const pass = encoder.beginComputePass({ label: `op${cmd.op}` });
+          pass.setPipeline(pipe);
+          pass.setBindGroup(0, device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }));
+          pass.dispatchWorkgroups(...spec.workgroups(cmd.params));
+          pass.end();
+        } else {
+          const [x, y, z] = [Number(cmd.params.x ?? 1), Number(cmd.params.y ?? 1), Number(cmd.params.z ?? 1)];
+          const pass = encoder.beginComputePass({ label: `op${cmd.op}` });
+          pass.setPipeline(pipe);
+          pass.setBindGroup(0, device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }));
+          pass.dispatchWorkgroups(x, y, z);
+          pass.end();
+        }
+        done.push(cmd.op);
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        for (const o of cmd.outputs) {
+          buffers.get(o.id)?.destroy();
+          buffers.delete(o.id);
+          failed.set(o.id, message);
+        }
+        failures.push({ op: cmd.op, message, skipped: false });
+      }
+    }
+  }
+  if (slot > 0) device.queue.writeBuffer(uniformBuffer, 0, uniforms, 0, slot * UNIFORM_STRIDE);
+  device.queue.submit([encoder.finish()]);
+  const validation = device.popErrorScope();
+  uniformBuffer.destroy();
+  for (const id of frees) {
+    buffers.get(id)?.destroy();
+    buffers.delete(id);
+    failed.delete(id);
+  }
+  Promise.all([validation, device.queue.onSubmittedWorkDone()]).then(([error]) => {
+    if (error) {
+      // The batch's command buffer was invalid: no op in it can be trusted.
+      for (const op of done) failures.push({ op, message: error.message, skipped: false });
+      post({ type: "done", ops: [], start, end: clock(), failures });
+    } else {
+      post({ type: "done", ops: done, start, end: clock(), failures });
+    }
+  });
+  for (const { cmd, staging: s } of reads) {
+    s.mapAsync(GPUMapMode.READ).then(() => {
+      // The one copy out of mapped memory; the new ArrayBuffer is transferred, not copied.
+      const data = s.getMappedRange().slice(0, cmd.bytes);
+      s.unmap();
+      staging.give(s);
+      post({ type: "read", op: cmd.op, data, start, end: clock() }, [data]);
+    }, (e) => {
+      staging.give(s);
+      post({ type: "read-failed", op: cmd.op, message: e instanceof Error ? e.message : String(e) });
+    });
+  }
+}

@@ -1,0 +1,613 @@
+/**
+ * The dependency engine: records each op's inputs and outputs, sends an op to its device's
+ * in-order lane as soon as its inputs are on that device, waits for cross-device inputs,
+ * bounds the work in flight, and surfaces asynchronous failures at synchronisation points.
+ *
+ * @module
+ */
+import { Subject } from "npm:rxjs@7.8.2";
+import { cpu, type Device } from "../devices/device.ts";
+import { WebGpuDevice } from "../devices/webgpu_device.ts";
+import type { Command, FromWorker } from "../devices/protocol.ts";
+import type { KernelParams } from "../kernels/kernel.ts";
+import { kernel } from "../kernels/registry.ts";
+import { OpError } from "./errors.ts";
+
+/** One span of work, as plain serialisable data (ms on the main thread's performance.now() clock). */
+export interface TraceEvent {
+  id: number;
+  op: string;
+  device: string;
+  lane: "compute" | "copy" | "host";
+  queued: number;
+  start: number;
+  end: number;
+  gpuStart?: number;
+  gpuEnd?: number;
+  bytes?: number;
+  flops?: number;
+  deps: number[];
+  label?: string;
+  error?: string;
+}
+
+/** How the engine runs ops. */
+export type EngineMode = "parallel" | "serial";
+
+/** Options of {@link configureEngine}. */
+export interface EngineOptions {
+  /**
+   * "serial" runs each op to completion before the next (like MXNet's NaiveEngine).
+   * @default {AUTOPAR_ENGINE, else "parallel"}
+   */
+  mode?: EngineMode;
+  /**
+   * Most ops in flight on one device.
+   * @default {64}
+   */
+  maxOpsInFlight?: number;
+  /**
+   * Most bytes of outputs in flight on one device (one op may exceed it alone).
+   * @default {1 GiB}
+   */
+  maxBytesInFlight?: number;
+}
+
+/** A tensor's storage as the engine sees it. */
+export interface TensorRecord {
+  readonly id: number;
+  readonly device: Device;
+  readonly shape: readonly number[];
+  readonly bytes: number;
+  /** pending: producer not sent; sent: producer on its lane; done: computed; failed. */
+  state: "pending" | "sent" | "done" | "failed";
+  /** The op that produces it, if any. */
+  producer?: OpNode;
+  /** Host tensors: the values once computed. */
+  host?: Float32Array;
+  /** The root failure when `state` is "failed". */
+  error?: OpError;
+  /** Ops not yet sent that read it. */
+  unsentReaders: number;
+  disposed: boolean;
+  freed: boolean;
+  /** Internal temporaries (readbacks, staging of uploads and device-to-device copies). */
+  internal: boolean;
+  settledWaiters?: (() => void)[];
+}
+
+/** One op as the engine schedules it. */
+export interface OpNode {
+  readonly id: number;
+  readonly name: string;
+  readonly device: Device;
+  readonly kind: "run" | "read" | "write" | "host";
+  readonly kernel?: string;
+  readonly params?: KernelParams;
+  readonly source?: string;
+  readonly inputs: TensorRecord[];
+  readonly outputs: TensorRecord[];
+  readonly site: Error;
+  readonly queued: number;
+  readonly bytes: number;
+  readonly flops?: number;
+  readonly label?: string;
+  /** A blocking op submitted before this one: this one waits until it has finished. */
+  readonly after?: OpNode;
+  state: "waiting" | "sent" | "done" | "failed";
+  finishWaiters?: (() => void)[];
+}
+
+/** An op to submit. */
+export interface OpRequest {
+  name: string;
+  device: Device;
+  kind: OpNode["kind"];
+  kernel?: string;
+  params?: KernelParams;
+  source?: string;
+  inputs: TensorRecord[];
+  outputShapes: (readonly number[])[];
+  flops?: number;
+  label?: string;
+  internal?: boolean;
+  /** Ops submitted after this one are not sent before it has finished (blocking copies). */
+  blocking?: boolean;
+}
+
+class Lane {
+  waiting: OpNode[] = [];
+  inflight = 0;
+  inflightBytes = 0;
+  outbox: Command[] = [];
+  readonly unfinished = new Set<OpNode>();
+  readonly sent = new Map<number, OpNode>();
+  constructor(readonly device: Device) {}
+}
+
+const elementsOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** The engine of this process (there is one, like MXNet's). */
+export class Engine {
+  readonly events: Subject<TraceEvent> = new Subject<TraceEvent>();
+  mode: EngineMode;
+  maxOpsInFlight: number;
+  maxBytesInFlight: number;
+  readonly #lanes = new Map<Device, Lane>();
+  readonly #serial: OpNode[] = [];
+  #errors: OpError[] = [];
+  #nextId = 1;
+  #pumpScheduled = false;
+  #hostBusy = false;
+  #serialBusy = 0;
+  #fence: OpNode | undefined;
+
+  /** Makes an engine with the given options. */
+  constructor(options: EngineOptions = {}) {
+    this.mode = options.mode ?? engineModeFromEnv();
+    this.maxOpsInFlight = options.maxOpsInFlight ?? 64;
+    this.maxBytesInFlight = options.maxBytesInFlight ?? 2 ** 30;
+  }
+
+  /** A fresh id for ops and tensors. */
+  nextId(): number {
+    return this.#nextId++;
+  }
+
+  /** A tensor that already holds its values on the host. */
+  hostTensor(data: Float32Array, shape: readonly number[], device: Device): TensorRecord {
+    return {
+      id: this.nextId(),
+      device,
+      shape,
+      bytes: data.byteLength,
+      state: "done",
+      host: data,
+      unsentReaders: 0,
+      disposed: false,
+      freed: false,
+      internal: false,
+    };
+  }
+
+  /** Records an op and schedules it; returns its outputs at once. */
+  submit(req: OpRequest): TensorRecord[] {
+    const id = this.nextId();
+    const outputs: TensorRecord[] = req.outputShapes.map((shape) => ({
+      id: this.nextId(),
+      device: req.kind === "read" ? cpu() : req.device,
+      shape,
+      bytes: elementsOf(shape) * 4,
+      state: "pending",
+      unsentReaders: 0,
+      disposed: false,
+      freed: false,
+      internal: req.internal ?? false,
+    }));
+    const op: OpNode = {
+      id,
+      name: req.name,
+      device: req.device,
+      kind: req.kind,
+      kernel: req.kernel,
+      params: req.params,
+      source: req.source,
+      inputs: req.inputs,
+      outputs,
+      site: new Error("created here"),
+      queued: performance.now(),
+      bytes: req.kind === "read" || req.kind === "write"
+        ? req.inputs[0].bytes
+        : outputs.reduce((a, o) => a + o.bytes, 0),
+      flops: req.flops,
+      label: req.label,
+      after: this.#fence && this.#fence.state !== "done" && this.#fence.state !== "failed"
+        ? this.#fence
+        : undefined,
+      state: "waiting",
+    };
+    if (req.blocking) this.#fence = op;
+    for (const o of outputs) o.producer = op;
+    for (const t of req.inputs) t.unsentReaders++;
+    const lane = this.#lane(req.device);
+    lane.waiting.push(op);
+    lane.unfinished.add(op);
+    if (this.mode === "serial") this.#serial.push(op);
+    this.#schedulePump();
+    return outputs;
+  }
+
+  /** Marks a tensor disposed; its storage is freed once no queued op reads it. */
+  dispose(t: TensorRecord): void {
+    if (t.disposed) return;
+    t.disposed = true;
+    this.#maybeFree(t);
+    this.#schedulePump();
+  }
+
+  /** Resolves once `t` is computed or has failed. */
+  settled(t: TensorRecord): Promise<void> {
+    if (t.state === "done" || t.state === "failed") return Promise.resolve();
+    return new Promise((resolve) => (t.settledWaiters ??= []).push(resolve));
+  }
+
+  /**
+   * Waits for the work queued so far on `device` (every device when none is given), then
+   * throws one AggregateError of every asynchronous failure not yet reported there.
+   */
+  async synchronize(device?: Device): Promise<void> {
+    const lanes = device ? [this.#lanes.get(device)].filter((l) => l !== undefined) : [
+      ...this.#lanes.values(),
+    ];
+    const pending = lanes.flatMap((l) => [...l.unfinished]);
+    await Promise.all(pending.map((op) => this.#finished(op)));
+    this.throwErrors(device);
+  }
+
+  /** Throws the failures not yet reported (on `device`, or all) as one AggregateError. */
+  throwErrors(device?: Device): void {
+    const mine = this.#errors.filter((e) => !device || e.device === device.name);
+    if (mine.length === 0) return;
+    this.#errors = this.#errors.filter((e) => !mine.includes(e));
+    const where = device ? ` on ${device.name}` : "";
+    throw new AggregateError(
+      mine,
+      `${mine.length} asynchronous op${mine.length === 1 ? "" : "s"} failed${where}: ${
+        mine.map((e) => e.message).join("; ")
+      }`,
+    );
+  }
+
+  /** Reports `error` as delivered elsewhere (a rejected `data()`), so it is not thrown twice. */
+  markReported(error: OpError): void {
+    this.#errors = this.#errors.filter((e) => e !== error);
+  }
+
+  /** Ops in flight and waiting, per device name: for dashboards and tests. */
+  load(): Record<string, { waiting: number; inflight: number; inflightBytes: number }> {
+    const out: Record<string, { waiting: number; inflight: number; inflightBytes: number }> = {};
+    for (const [d, l] of this.#lanes) {
+      out[d.name] = { waiting: l.waiting.length, inflight: l.inflight, inflightBytes: l.inflightBytes };
+    }
+    return out;
+  }
+
+  /** Emits a span that is not an op (benchmark blocks), on the host lane. */
+  recordSpan(op: string, start: number, end: number, label?: string): void {
+    this.events.next({ id: this.nextId(), op, device: "cpu", lane: "host", queued: start, start, end, deps: [], label });
+  }
+
+  #finished(op: OpNode): Promise<void> {
+    if (op.state === "done" || op.state === "failed") return Promise.resolve();
+    return new Promise((resolve) => (op.finishWaiters ??= []).push(resolve));
+  }
+
+  #lane(device: Device): Lane {
+    let lane = this.#lanes.get(device);
+    if (!lane) {
+      lane = new Lane(device);
+      this.#lanes.set(device, lane);
+      if (device instanceof WebGpuDevice) {
+        const l = lane;
+        device.onMessage = (msg) => this.#onWorkerMessage(l, msg);
+      }
+    }
+    return lane;
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  /** Sends every op that may go, then flushes each lane's batch. */
+  #pump(): void {
+    if (this.mode === "serial") this.#pumpSerial();
+    else {
+      for (const lane of this.#lanes.values()) this.#pumpLane(lane);
+    }
+    for (const lane of this.#lanes.values()) {
+      if (lane.outbox.length > 0 && lane.device instanceof WebGpuDevice) {
+        const batch = lane.outbox;
+        lane.outbox = [];
+        lane.device.send(batch);
+      }
+    }
+    this.#runHost();
+  }
+
+  #pumpLane(lane: Lane): void {
+    let kept = 0;
+    const waiting = lane.waiting;
+    for (let i = 0; i < waiting.length; i++) {
+      const op = waiting[i];
+      const full = lane.inflight >= this.maxOpsInFlight ||
+        (lane.inflight > 0 && lane.inflightBytes + op.bytes > this.maxBytesInFlight);
+      const ready = this.#ready(op);
+      if (ready === "failed") this.#skip(op);
+      else if (ready && !full) this.#send(lane, op);
+      else waiting[kept++] = op;
+    }
+    waiting.length = kept;
+  }
+
+  #pumpSerial(): void {
+    while (this.#serialBusy === 0 && this.#serial.length > 0) {
+      const op = this.#serial[0];
+      const ready = this.#ready(op);
+      if (!ready) return;
+      this.#serial.shift();
+      const lane = this.#lane(op.device);
+      lane.waiting.splice(lane.waiting.indexOf(op), 1);
+      if (ready === "failed") this.#skip(op);
+      else {
+        this.#serialBusy++;
+        this.#send(lane, op);
+      }
+    }
+  }
+
+  /** true when every input is where the op's lane can read it; "failed" when one failed. */
+  #ready(op: OpNode): boolean | "failed" {
+    if (op.after && op.after.state !== "done" && op.after.state !== "failed") return false;
+    for (const t of op.inputs) {
+      if (t.state === "failed") return "failed";
+      if (t.device.kind === "cpu" || t.device !== op.device) {
+        if (t.state !== "done") return false;
+      } else if (t.state === "pending") return false;
+    }
+    return true;
+  }
+
+  #send(lane: Lane, op: OpNode): void {
+    op.state = "sent";
+    this.#inflight(lane, op, 1);
+    lane.sent.set(op.id, op);
+    if (lane.device instanceof WebGpuDevice) {
+      if (op.kind === "run") {
+        lane.outbox.push({
+          t: "run",
+          op: op.id,
+          kernel: op.kernel!,
+          params: op.params!,
+          source: op.source,
+          inputs: op.inputs.map((t) => t.id),
+          outputs: op.outputs.map((t) => ({ id: t.id, bytes: t.bytes })),
+        });
+      } else if (op.kind === "read") {
+        lane.outbox.push({ t: "read", op: op.id, buf: op.inputs[0].id, bytes: op.inputs[0].bytes });
+      } else if (op.kind === "write") {
+        const src = op.inputs[0];
+        // An internal staging copy is handed over; a user's host tensor is copied first.
+        const data = src.internal && src.unsentReaders === 1 ? src.host! : src.host!.slice();
+        if (src.internal) src.host = undefined;
+        lane.outbox.push({ t: "write", op: op.id, buf: op.outputs[0].id, data: data.buffer as ArrayBuffer });
+      }
+    }
+    for (const o of op.outputs) o.state = "sent";
+    for (const t of op.inputs) {
+      t.unsentReaders--;
+      this.#maybeFree(t);
+    }
+    for (const o of op.outputs) this.#maybeFree(o);
+  }
+
+  /** Runs one host op per macrotask, so Worker replies and user code interleave with host work. */
+  #runHost(): void {
+    if (this.#hostBusy) return;
+    const lane = [...this.#lanes.values()].find((l) =>
+      l.device.kind === "cpu" && [...l.sent.values()].some((op) => op.state === "sent")
+    );
+    if (!lane) return;
+    this.#hostBusy = true;
+    setTimeout(() => {
+      this.#hostBusy = false;
+      const op = [...lane.sent.values()].find((o) => o.state === "sent");
+      if (op) this.#executeHost(lane, op);
+      this.#schedulePump();
+    }, 0);
+  }
+
+  #executeHost(lane: Lane, op: OpNode): void {
+    const start = performance.now();
+    try {
+      let results: Float32Array[];
+      if (op.kind === "run") {
+        if (op.source !== undefined) throw new Error("custom WGSL kernels cannot run on the host");
+        results = kernel(op.kernel!).cpu(op.inputs.map((t) => t.host!), op.params!);
+      } else results = [op.inputs[0].host!.slice()];
+      op.outputs.forEach((o, i) => (o.host = results[i]));
+      this.#complete(lane, op, start, performance.now());
+    } catch (e) {
+      this.#fail(lane, op, e instanceof Error ? e.message : String(e), false, start, performance.now(), e);
+    }
+  }
+
+  #onWorkerMessage(lane: Lane, msg: FromWorker): void {
+    const origin = performance.timeOrigin;
+    if (msg.type === "done") {
+      for (const id of msg.ops) {
+        const op = lane.sent.get(id);
+        if (op) this.#complete(lane, op, msg.start - origin, msg.end - origin);
+      }
+      for (const f of msg.failures) {
+        const op = lane.sent.get(f.op);
+        if (op) this.#fail(lane, op, f.message, f.skipped, msg.start - origin, msg.end - origin);
+      }
+    } else if (msg.type === "read") {
+      const op = lane.sent.get(msg.op);
+      if (op) {
+        op.outputs[0].host = new Float32Array(msg.data);
+        this.#complete(lane, op, msg.start - origin, msg.end - origin);
+      }
+    } else if (msg.type === "read-failed") {
+      const op = lane.sent.get(msg.op);
+      const now = performance.now();
+      if (op) this.#fail(lane, op, msg.message, false, now, now);
+    }
+    this.#schedulePump();
+  }
+
+  #complete(lane: Lane, op: OpNode, start: number, end: number): void {
+    for (const o of op.outputs) {
+      o.state = "done";
+      this.#settle(o);
+      this.#maybeFree(o);
+    }
+    this.#finish(lane, op, "done", start, end);
+  }
+
+  #fail(
+    lane: Lane,
+    op: OpNode,
+    message: string,
+    skipped: boolean,
+    start: number,
+    end: number,
+    cause?: unknown,
+  ): void {
+    const inherited = op.inputs.find((t) => t.state === "failed")?.error;
+    const error = skipped && inherited ? inherited : new OpError(message, {
+      op: op.name,
+      opId: op.id,
+      device: op.device.name,
+      site: op.site,
+      cause,
+    });
+    if (!(skipped && inherited)) this.#errors.push(error);
+    for (const o of op.outputs) {
+      o.state = "failed";
+      o.error = error;
+      this.#settle(o);
+      this.#maybeFree(o);
+    }
+    this.#finish(lane, op, "failed", start, end, error.message);
+  }
+
+  /** An op whose input failed before it was sent: it fails the same way, without running. */
+  #skip(op: OpNode): void {
+    const lane = this.#lane(op.device);
+    op.state = "sent";
+    this.#inflight(lane, op, 1);
+    for (const t of op.inputs) {
+      t.unsentReaders--;
+      this.#maybeFree(t);
+    }
+    const now = performance.now();
+    if (this.mode === "serial") this.#serialBusy++;
+    this.#fail(lane, op, "an input failed", true, now, now);
+  }
+
+  #finish(
+    lane: Lane,
+    op: OpNode,
+    state: "done" | "failed",
+    start: number,
+    end: number,
+    error?: string,
+  ): void {
+    op.state = state;
+    this.#inflight(lane, op, -1);
+    lane.sent.delete(op.id);
+    lane.unfinished.delete(op);
+    if (this.#serialBusy > 0) this.#serialBusy--;
+    for (const w of op.finishWaiters ?? []) w();
+    op.finishWaiters = undefined;
+    if (this.events.observed) {
+      this.events.next({
+        id: op.id,
+        op: op.name,
+        device: op.device.name,
+        lane: op.kind === "run" ? (op.device.kind === "cpu" ? "host" : "compute") : op.kind === "host" ? "host" : "copy",
+        queued: op.queued,
+        start,
+        end,
+        bytes: op.bytes,
+        flops: op.flops,
+        deps: op.inputs.flatMap((t) => t.producer ? [t.producer.id] : []),
+        label: op.label,
+        error,
+      });
+    }
+  }
+
+  /** Counts an op into or out of its lane's work in flight; a busy Worker keeps the process alive. */
+  #inflight(lane: Lane, op: OpNode, delta: 1 | -1): void {
+    lane.inflight += delta;
+    lane.inflightBytes += delta * op.bytes;
+    if (lane.device instanceof WebGpuDevice && lane.inflight === (delta > 0 ? 1 : 0)) {
+      lane.device.setBusy(delta > 0);
+    }
+  }
+
+  /** Switches between parallel and serial mode; ops already waiting keep their program order. */
+  setMode(mode: EngineMode): void {
+    if (mode === this.mode) return;
+    this.mode = mode;
+    this.#serial.length = 0;
+    if (mode === "serial") {
+      const waiting = [...this.#lanes.values()].flatMap((l) => l.waiting);
+      this.#serial.push(...waiting.sort((a, b) => a.id - b.id));
+    }
+    this.#schedulePump();
+  }
+
+  #settle(t: TensorRecord): void {
+    for (const w of t.settledWaiters ?? []) w();
+    t.settledWaiters = undefined;
+  }
+
+  #maybeFree(t: TensorRecord): void {
+    if (!t.disposed || t.freed || t.unsentReaders > 0 || t.state === "pending") return;
+    t.freed = true;
+    if (t.device instanceof WebGpuDevice) {
+      this.#lane(t.device).outbox.push({ t: "free", buf: t.id });
+      this.#schedulePump();
+    } else t.host = undefined;
+  }
+}
+
+function engineModeFromEnv(): EngineMode {
+  const v = Deno.env.get("AUTOPAR_ENGINE");
+  if (v === undefined || v === "" || v === "parallel") return "parallel";
+  if (v === "serial") return "serial";
+  throw new RangeError(`Cannot use AUTOPAR_ENGINE="${v}": it must be "parallel" or "serial"`);
+}
+
+let current: Engine | undefined;
+
+/** The process's engine, made on first use. */
+export function engine(): Engine {
+  return current ??= new Engine();
+}
+
+/**
+ * Changes how the engine runs ops; takes effect for ops submitted afterwards. Throws a
+ * RangeError for a bad value.
+ *
+ * @example
+ * ```ts
+ * import { configureEngine } from "./engine.ts";
+ * configureEngine({ mode: "serial" });
+ * configureEngine({ mode: "parallel" });
+ * ```
+ */
+export function configureEngine(options: EngineOptions): void {
+  const e = engine();
+  if (options.mode !== undefined) {
+    if (options.mode !== "serial" && options.mode !== "parallel") {
+      throw new RangeError(`Cannot use engine mode "${options.mode}": use "parallel" or "serial"`);
+    }
+    e.setMode(options.mode);
+  }
+  for (const key of ["maxOpsInFlight", "maxBytesInFlight"] as const) {
+    const v = options[key];
+    if (v === undefined) continue;
+    if (!Number.isFinite(v) || v < 1) throw new RangeError(`Cannot set ${key} to ${v}: it must be >= 1`);
+    e[key] = v;
+  }
+}

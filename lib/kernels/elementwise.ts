@@ -1,0 +1,159 @@
+/**
+ * Elementwise kernels: binary arithmetic with broadcasting, unary functions, fills and
+ * a counter-based random generator whose CPU twin gives the same bits.
+ *
+ * @module
+ */
+import { type KernelParams, type KernelSpec, spreadWorkgroups } from "./kernel.ts";
+
+const WG = 256;
+const INDEX = `
+  let i = gid.x + gid.y * nwg.x * ${WG}u;
+  if (i >= u.n) { return; }`;
+const ENTRY =
+  `@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
+
+/** The binary operators. */
+export type BinaryOp = "add" | "sub" | "mul";
+/** How the second operand is broadcast: same shape, a row vector of length `cols`, or a scalar. */
+export type Broadcast = "same" | "row" | "scalar";
+
+/** Parameters of {@link binary}. */
+export interface BinaryParams extends KernelParams {
+  op: BinaryOp;
+  broadcast: Broadcast;
+  /** Elements of the output. */
+  n: number;
+  /** Row length, for `broadcast: "row"`. */
+  cols: number;
+  /** The scalar, for `broadcast: "scalar"`. */
+  scalar: number;
+}
+
+const SYMBOL: Record<BinaryOp, string> = { add: "+", sub: "-", mul: "*" };
+const APPLY: Record<BinaryOp, (a: number, b: number) => number> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+};
+
+/** `out = a (op) b`, b broadcast as the parameters say. */
+export const binary: KernelSpec<BinaryParams> = {
+  name: "binary",
+  inputTypes: (p) => p.broadcast === "scalar" ? ["f32"] : ["f32", "f32"],
+  outputTypes: () => ["f32"],
+  uniformFields: [["n", "u32"], ["cols", "u32"], ["scalar", "f32"]],
+  uniforms: (p) => [p.n, p.cols, p.scalar],
+  variant: (p) => `${p.op}-${p.broadcast}`,
+  wgsl: (p) => {
+    const b = p.broadcast === "same" ? "in1[i]" : p.broadcast === "row" ? "in1[i % u.cols]" : "u.scalar";
+    return `${ENTRY} {${INDEX}
+  out0[i] = in0[i] ${SYMBOL[p.op]} ${b};
+}`;
+  },
+  workgroups: (p) => spreadWorkgroups(p.n / WG),
+  cpu: ([a, b], p) => {
+    const out = new Float32Array(p.n);
+    const f = APPLY[p.op];
+    if (p.broadcast === "same") for (let i = 0; i < p.n; i++) out[i] = f(a[i], b[i]);
+    else if (p.broadcast === "row") for (let i = 0; i < p.n; i++) out[i] = f(a[i], b[i % p.cols]);
+    else { for (let i = 0; i < p.n; i++) out[i] = f(a[i], Math.fround(p.scalar)); }
+    return [out];
+  },
+};
+
+/** The unary functions. */
+export type UnaryOp = "relu";
+
+/** Parameters of {@link unary}. */
+export interface UnaryParams extends KernelParams {
+  op: UnaryOp;
+  n: number;
+}
+
+/** `out = f(a)`, elementwise. */
+export const unary: KernelSpec<UnaryParams> = {
+  name: "unary",
+  inputTypes: () => ["f32"],
+  outputTypes: () => ["f32"],
+  uniformFields: [["n", "u32"]],
+  uniforms: (p) => [p.n],
+  variant: (p) => p.op,
+  wgsl: () =>
+    `${ENTRY} {${INDEX}
+  out0[i] = max(in0[i], 0.0);
+}`,
+  workgroups: (p) => spreadWorkgroups(p.n / WG),
+  cpu: ([a], p) => {
+    const out = new Float32Array(p.n);
+    for (let i = 0; i < p.n; i++) out[i] = a[i] > 0 ? a[i] : 0;
+    return [out];
+  },
+};
+
+/** Parameters of {@link fill}. */
+export interface FillParams extends KernelParams {
+  n: number;
+  value: number;
+}
+
+/** `out = value` everywhere. */
+export const fill: KernelSpec<FillParams> = {
+  name: "fill",
+  inputTypes: () => [],
+  outputTypes: () => ["f32"],
+  uniformFields: [["n", "u32"], ["value", "f32"]],
+  uniforms: (p) => [p.n, p.value],
+  variant: () => "",
+  wgsl: () =>
+    `${ENTRY} {${INDEX}
+  out0[i] = u.value;
+}`,
+  workgroups: (p) => spreadWorkgroups(p.n / WG),
+  cpu: (_, p) => [new Float32Array(p.n).fill(p.value)],
+};
+
+/** Parameters of {@link random}. */
+export interface RandomParams extends KernelParams {
+  n: number;
+  /** A 32-bit unsigned seed. */
+  seed: number;
+}
+
+/** PCG hash (O'Neill's RXS-M-XS output of one LCG step), the same bits on the CPU and in WGSL. */
+export function pcgHash(v: number): number {
+  const state = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
+  const word = Math.imul((state >>> ((state >>> 28) + 4)) ^ state, 277803737) >>> 0;
+  return ((word >>> 22) ^ word) >>> 0;
+}
+
+/** The uniform value in [0, 1) at `index` of the stream `seed`, exactly as the WGSL computes it. */
+export function uniformAt(seed: number, index: number): number {
+  return (pcgHash((index ^ pcgHash(seed)) >>> 0) >>> 8) / 16777216;
+}
+
+/** Uniform random numbers in [0, 1): element i is a hash of (seed, i), so every device agrees. */
+export const random: KernelSpec<RandomParams> = {
+  name: "random",
+  inputTypes: () => [],
+  outputTypes: () => ["f32"],
+  uniformFields: [["n", "u32"], ["seed", "u32"]],
+  uniforms: (p) => [p.n, p.seed],
+  variant: () => "",
+  wgsl: () =>
+    `fn pcg(v: u32) -> u32 {
+  let state = v * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+${ENTRY} {${INDEX}
+  out0[i] = f32(pcg(i ^ pcg(u.seed)) >> 8u) / 16777216.0;
+}`,
+  workgroups: (p) => spreadWorkgroups(p.n / WG),
+  cpu: (_, p) => {
+    const out = new Float32Array(p.n);
+    const s = pcgHash(p.seed);
+    for (let i = 0; i < p.n; i++) out[i] = (pcgHash((i ^ s) >>> 0) >>> 8) / 16777216;
+    return [out];
+  },
+};

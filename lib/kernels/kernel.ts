@@ -1,0 +1,87 @@
+/**
+ * The kernel contract: each kernel writes only its own WGSL body; {@link wgslModule}
+ * generates the bindings. The same spec carries the kernel's CPU twin, which is the
+ * reference in tests and the host device's implementation.
+ *
+ * @module
+ */
+
+/** Plain, serialisable kernel parameters (sent to device Workers as they are). */
+export type KernelParams = Record<string, number | string | boolean>;
+
+/** One kernel: WGSL for the devices, a CPU twin for the host and the tests. */
+export interface KernelSpec<P extends KernelParams = KernelParams> {
+  /** Unique name, used in errors, traces and the pipeline cache key. */
+  readonly name: string;
+  /** Element type of each input binding, for example `"f32"` or `"vec4<f32>"`. */
+  inputTypes(params: P): readonly string[];
+  /** Element type of each output binding. */
+  outputTypes(params: P): readonly string[];
+  /** Fields of the uniform struct `Params`, all 32-bit (`u32`, `i32` or `f32`), in order. */
+  readonly uniformFields: readonly (readonly [name: string, type: "u32" | "i32" | "f32"])[];
+  /** Values of the uniform fields for these parameters. */
+  uniforms(params: P): readonly number[];
+  /** The kernel body: `@compute` entry point named `main`, reading `in0..`, writing `out0..`, `u`. */
+  wgsl(params: P): string;
+  /** Parameters that change the WGSL text (the pipeline cache key is derived from them). */
+  variant(params: P): string;
+  /** Workgroups to dispatch. */
+  workgroups(params: P): readonly [number, number, number];
+  /** The CPU twin: same inputs, same outputs (each a fresh Float32Array). */
+  cpu(inputs: readonly Float32Array[], params: P): Float32Array[];
+}
+
+/** The largest workgroup count per dimension that WebGPU guarantees. */
+export const MAX_WORKGROUPS_PER_DIM = 65535;
+
+/** Spreads `count` workgroups over x and y so neither exceeds the WebGPU limit. */
+export function spreadWorkgroups(count: number): [number, number, number] {
+  const n = Math.max(1, Math.ceil(count));
+  if (n <= MAX_WORKGROUPS_PER_DIM) return [n, 1, 1];
+  const y = Math.ceil(n / MAX_WORKGROUPS_PER_DIM);
+  return [Math.ceil(n / y), y, 1];
+}
+
+/** Builds the full WGSL module of a kernel: bindings and `Params` struct, then the body. */
+export function wgslModule<P extends KernelParams>(spec: KernelSpec<P>, params: P): string {
+  const inputs = spec.inputTypes(params);
+  const outputs = spec.outputTypes(params);
+  const lines: string[] = [];
+  inputs.forEach((t, i) =>
+    lines.push(`@group(0) @binding(${i}) var<storage, read> in${i}: array<${t}>;`)
+  );
+  outputs.forEach((t, i) =>
+    lines.push(
+      `@group(0) @binding(${inputs.length + i}) var<storage, read_write> out${i}: array<${t}>;`,
+    )
+  );
+  const fields = spec.uniformFields.length > 0
+    ? spec.uniformFields.map(([n, t]) => `${n}: ${t},`).join(" ")
+    : "unused: u32,";
+  lines.push(`struct Params { ${fields} }`);
+  lines.push(
+    `@group(0) @binding(${inputs.length + outputs.length}) var<uniform> u: Params;`,
+  );
+  lines.push(spec.wgsl(params));
+  return lines.join("\n");
+}
+
+/** Packs uniform values into bytes, each field 4 bytes, padded to 16. */
+export function packUniforms<P extends KernelParams>(spec: KernelSpec<P>, params: P): ArrayBuffer {
+  const values = spec.uniforms(params);
+  const count = Math.max(4, Math.ceil(Math.max(1, values.length) / 4) * 4);
+  const buffer = new ArrayBuffer(count * 4);
+  const view = new DataView(buffer);
+  spec.uniformFields.forEach(([_, type], i) => {
+    const v = values[i];
+    if (type === "f32") view.setFloat32(i * 4, v, true);
+    else if (type === "i32") view.setInt32(i * 4, v, true);
+    else view.setUint32(i * 4, v >>> 0, true);
+  });
+  return buffer;
+}
+
+/** Cache key of a compiled pipeline. */
+export function pipelineKey<P extends KernelParams>(spec: KernelSpec<P>, params: P): string {
+  return `${spec.name}|${spec.variant(params)}`;
+}

@@ -1,0 +1,254 @@
+/**
+ * Matrix product `out0[M, N] = op(A) * op(B)` of row-major float32 matrices, with an
+ * optional transpose of either operand, and its CPU twin.
+ *
+ * @module
+ */
+
+import { type KernelParams, type KernelSpec, spreadWorkgroups } from "./kernel.ts";
+
+/** Sizes and transposes of a matrix product `op(A)[M, K] * op(B)[K, N]`. */
+export interface MatmulParams extends KernelParams {
+  /** Rows of `op(A)` and of the result. */
+  M: number;
+  /** Columns of `op(B)` and of the result. */
+  N: number;
+  /** Columns of `op(A)`, rows of `op(B)`. */
+  K: number;
+  /** `in0` is stored as `[K, M]` and used transposed. */
+  transA: boolean;
+  /** `in1` is stored as `[N, K]` and used transposed. */
+  transB: boolean;
+}
+
+/** How the work is cut: outputs per invocation (`tm` x `tn`) and invocations per workgroup. */
+export interface MatmulTiling {
+  /** Output rows per invocation, a multiple of 4. */
+  tm: number;
+  /** Output columns per invocation, a multiple of 4. */
+  tn: number;
+  /** Invocations per workgroup along the columns. */
+  wx: number;
+  /** Invocations per workgroup along the rows. */
+  wy: number;
+}
+
+/** The tiling of {@link matmul}, chosen by measurement on llvmpipe (see bench/matmul.ts). */
+export const DEFAULT_MATMUL_TILING: MatmulTiling = { tm: 8, tn: 8, wx: 8, wy: 8 };
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+const XYZW = ["x", "y", "z", "w"];
+
+/** Whether each operand is read as `vec4<f32>`: needs its contiguous dimension divisible by 4. */
+function vectorised(p: MatmulParams): { vecA: boolean; vecB: boolean } {
+  return {
+    vecA: (p.transA ? p.M : p.K) % 4 === 0,
+    vecB: (p.transB ? p.K : p.N) % 4 === 0,
+  };
+}
+
+function blocks(p: MatmulParams, t: MatmulTiling): { x: number; y: number } {
+  return { x: Math.ceil(p.N / (t.wx * t.tn)), y: Math.ceil(p.M / (t.wy * t.tm)) };
+}
+
+/**
+ * WGSL body. Each invocation accumulates a `tm` x `tn` block in registers, reading four
+ * steps of K at a time. Rows and columns past the edge are clamped (read valid memory,
+ * never stored), so only the final stores are bounds-checked; a scalar loop does K % 4.
+ */
+function body(p: MatmulParams, t: MatmulTiling): string {
+  const { vecA, vecB } = vectorised(p);
+  const { tm, tn } = t;
+  const L: string[] = [];
+  const rows = range(tm), cols = range(tn), groupsN = range(tn / 4), groupsM = range(tm / 4);
+  const kks = range(4);
+
+  // Clamped indices, computed once.
+  for (const r of rows) L.push(`let rc${r} = min(row0 + ${r}u, u.M - 1u);`);
+  for (const j of cols) L.push(`let cc${j} = min(col0 + ${j}u, u.N - 1u);`);
+  if (vecA && p.transA) {
+    for (const g of groupsM) L.push(`let ag${g} = min(row0 + ${4 * g}u, u.M - 4u) / 4u;`);
+  }
+  if (vecB && !p.transB) {
+    for (const c of groupsN) L.push(`let bg${c} = min(col0 + ${4 * c}u, u.N - 4u) / 4u;`);
+  }
+  for (const r of rows) for (const c of groupsN) L.push(`var acc${r}_${c} = vec4<f32>();`);
+
+  // a(r, kk): element (row r, step kk) of op(A); b(kk, c): vec4 of columns 4c..4c+3.
+  const loads: string[] = [];
+  let a: (r: number, kk: number) => string;
+  if (!p.transA) {
+    for (const r of rows) {
+      loads.push(
+        vecA
+          ? `let a${r} = in0[rc${r} * K4 + kq];`
+          : `let a${r} = vec4<f32>(${kks.map((kk) => `in0[rc${r} * u.K + k + ${kk}u]`)});`,
+      );
+    }
+    a = (r, kk) => `a${r}.${XYZW[kk]}`;
+  } else {
+    for (const kk of kks) {
+      for (const g of groupsM) {
+        loads.push(
+          vecA
+            ? `let a${kk}_${g} = in0[(k + ${kk}u) * (u.M / 4u) + ag${g}];`
+            : `let a${kk}_${g} = vec4<f32>(${
+              range(4).map((i) => `in0[(k + ${kk}u) * u.M + rc${4 * g + i}]`)
+            });`,
+        );
+      }
+    }
+    a = (r, kk) => `a${kk}_${r >> 2}.${XYZW[r & 3]}`;
+  }
+  let b: (kk: number, c: number) => string;
+  if (!p.transB) {
+    for (const kk of kks) {
+      for (const c of groupsN) {
+        loads.push(
+          vecB
+            ? `let b${kk}_${c} = in1[(k + ${kk}u) * (u.N / 4u) + bg${c}];`
+            : `let b${kk}_${c} = vec4<f32>(${
+              range(4).map((i) => `in1[(k + ${kk}u) * u.N + cc${4 * c + i}]`)
+            });`,
+        );
+      }
+    }
+    b = (kk, c) => `b${kk}_${c}`;
+  } else {
+    for (const j of cols) {
+      loads.push(
+        vecB
+          ? `let b${j} = in1[cc${j} * K4 + kq];`
+          : `let b${j} = vec4<f32>(${kks.map((kk) => `in1[cc${j} * u.K + k + ${kk}u]`)});`,
+      );
+    }
+    b = (kk, c) => `vec4<f32>(${range(4).map((i) => `b${4 * c + i}.${XYZW[kk]}`)})`;
+  }
+  const fmas: string[] = [];
+  for (const kk of kks) {
+    for (const r of rows) {
+      for (const c of groupsN) fmas.push(`acc${r}_${c} = fma(vec4<f32>(${a(r, kk)}), ${b(kk, c)}, acc${r}_${c});`);
+    }
+  }
+
+  // Scalar access for the K % 4 tail, whatever the binding's element type.
+  const at = (buf: string, vec: boolean, idx: string) =>
+    vec ? `${buf}[(${idx}) / 4u][(${idx}) % 4u]` : `${buf}[${idx}]`;
+  const aIdx = (r: number) => p.transA ? `k * u.M + rc${r}` : `rc${r} * u.K + k`;
+  const bIdx = (j: number) => p.transB ? `cc${j} * u.K + k` : `k * u.N + cc${j}`;
+  const tail: string[] = [];
+  for (const j of cols) tail.push(`let t${j} = ${at("in1", vecB, bIdx(j))};`);
+  for (const r of rows) {
+    tail.push(`let s${r} = ${at("in0", vecA, aIdx(r))};`);
+    for (const c of groupsN) {
+      tail.push(
+        `acc${r}_${c} = fma(vec4<f32>(s${r}), vec4<f32>(${range(4).map((i) => `t${4 * c + i}`)}), acc${r}_${c});`,
+      );
+    }
+  }
+
+  const stores: string[] = [];
+  for (const r of rows) {
+    stores.push(`if (row0 + ${r}u < u.M) {`);
+    stores.push(`  let o${r} = (row0 + ${r}u) * u.N + col0;`);
+    for (const j of cols) {
+      stores.push(`  if (col0 + ${j}u < u.N) { out0[o${r} + ${j}u] = acc${r}_${j >> 2}.${XYZW[j & 3]}; }`);
+    }
+    stores.push(`}`);
+  }
+
+  const indent = (xs: string[], n: number) => xs.map((x) => " ".repeat(n) + x).join("\n");
+  return `
+@compute @workgroup_size(${t.wx * t.wy})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let block = wid.x + wid.y * nwg.x;
+  if (block >= u.blocks) { return; }
+  let row0 = ((block / u.blocksX) * ${t.wy}u + lid / ${t.wx}u) * ${tm}u;
+  let col0 = ((block % u.blocksX) * ${t.wx}u + lid % ${t.wx}u) * ${tn}u;
+  if (row0 >= u.M || col0 >= u.N) { return; }
+  let K4 = u.K / 4u;
+${indent(L, 2)}
+  for (var kq = 0u; kq < K4; kq++) {
+    let k = kq * 4u;
+${indent(loads, 4)}
+${indent(fmas, 4)}
+  }
+  for (var k = K4 * 4u; k < u.K; k++) {
+${indent(tail, 4)}
+  }
+${indent(stores, 2)}
+}
+`;
+}
+
+/** Builds a matmul kernel with the given tiling; {@link matmul} is the tuned one. */
+export function createMatmul(tiling: MatmulTiling): KernelSpec<MatmulParams> {
+  if (tiling.tm % 4 !== 0 || tiling.tn % 4 !== 0) {
+    throw new RangeError(
+      `Cannot build a matmul with tiling ${tiling.tm}x${tiling.tn}: both must be multiples of 4`,
+    );
+  }
+  const tag = `${tiling.tm}x${tiling.tn}@${tiling.wx}x${tiling.wy}`;
+  return {
+    name: "matmul",
+    inputTypes: (p) => {
+      const { vecA, vecB } = vectorised(p);
+      return [vecA ? "vec4<f32>" : "f32", vecB ? "vec4<f32>" : "f32"];
+    },
+    outputTypes: () => ["f32"],
+    uniformFields: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["blocksX", "u32"], [
+      "blocks",
+      "u32",
+    ]],
+    uniforms: (p) => {
+      const b = blocks(p, tiling);
+      return [p.M, p.N, p.K, b.x, b.x * b.y];
+    },
+    wgsl: (p) => body(p, tiling),
+    variant: (p) => {
+      const { vecA, vecB } = vectorised(p);
+      return `${tag}|${p.transA ? "t" : "n"}${p.transB ? "t" : "n"}|${vecA ? "v" : "s"}${
+        vecB ? "v" : "s"
+      }`;
+    },
+    workgroups: (p) => {
+      const b = blocks(p, tiling);
+      return spreadWorkgroups(b.x * b.y);
+    },
+    cpu: ([a, b], p) => [matmulCpu(a, b, p)],
+  };
+}
+
+/**
+ * The CPU twin: i-k-j loops over float32 accumulators.
+ *
+ * @example
+ * ```ts
+ * import { matmulCpu } from "./matmul.ts";
+ * const out = matmulCpu(new Float32Array([1, 2]), new Float32Array([3, 4]), {
+ *   M: 1, N: 1, K: 2, transA: false, transB: false,
+ * });
+ * console.assert(out[0] === 11);
+ * ```
+ */
+export function matmulCpu(a: Float32Array, b: Float32Array, p: MatmulParams): Float32Array {
+  const { M, N, K, transA, transB } = p;
+  const out = new Float32Array(M * N);
+  for (let i = 0; i < M; i++) {
+    const row = i * N;
+    for (let k = 0; k < K; k++) {
+      const aik = transA ? a[k * M + i] : a[i * K + k];
+      if (transB) {
+        for (let j = 0; j < N; j++) out[row + j] += aik * b[j * K + k];
+      } else {
+        const bk = k * N;
+        for (let j = 0; j < N; j++) out[row + j] += aik * b[bk + j];
+      }
+    }
+  }
+  return out;
+}
+
+/** Matrix product `out0[M, N] = op(in0) * op(in1)`, row-major float32. */
+export const matmul: KernelSpec<MatmulParams> = createMatmul(DEFAULT_MATMUL_TILING);

@@ -1,0 +1,26 @@
+/**
+ * Every kernel, registered in one explicit list; device Workers and the host look kernels
+ * up here by name.
+ *
+ * @module
+ */
+import type { KernelParams, KernelSpec } from "./kernel.ts";
+import { binary, fill, random, unary } from "./elementwise.ts";
+import { sumCols, sumRows, transpose } from "./layout.ts";
+import { matmul } from "./matmul.ts";
+
+/** All kernels by name. */
+export const KERNELS: ReadonlyMap<string, KernelSpec<KernelParams>> = new Map(
+  ([matmul, binary, unary, fill, random, transpose, sumRows, sumCols] as unknown as KernelSpec<
+    KernelParams
+  >[]).map((k) => [k.name, k]),
+);
+
+/** The kernel called `name`; throws a TypeError naming the known kernels when there is none. */
+export function kernel(name: string): KernelSpec<KernelParams> {
+  const spec = KERNELS.get(name);
+  if (!spec) {
+    throw new TypeError(`Cannot find kernel "${name}": known kernels are ${[...KERNELS.keys()].join(", ")}`);
+  }
+  return spec;
+}

@@ -1,0 +1,117 @@
+/**
+ * Creating tensors: `rand`, `zeros`, `ones`, `fromArray`. Values are made on the device
+ * itself (no upload) except for `fromArray`.
+ *
+ * @module
+ */
+import { cpu, type Device } from "../devices/device.ts";
+import { engine } from "../engine/engine.ts";
+import { checkDevice, checkShape, type Tensor, wrap } from "./tensor.ts";
+
+/** Options of the creation functions. */
+export interface CreateOptions {
+  /**
+   * Where the tensor lives.
+   * @default {cpu()}
+   */
+  device?: Device;
+}
+
+/** Options of {@link rand}. */
+export interface RandOptions extends CreateOptions {
+  /**
+   * A whole number in [0, 2^32): the same seed gives the same values on every device.
+   * @default {a fresh random seed}
+   */
+  seed?: number;
+}
+
+function place(options: CreateOptions, shape: unknown, what: string) {
+  const device = checkDevice(options.device ?? cpu(), what);
+  return { device, shape: checkShape(shape, device, what) };
+}
+
+const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * Uniform random values in [0, 1), like `torch.rand`. Throws a RangeError for a bad shape
+ * or seed.
+ *
+ * @example
+ * ```ts
+ * import { rand } from "./creation.ts";
+ * const a = await rand([2, 3], { seed: 7 }).data();
+ * const b = await rand([2, 3], { seed: 7 }).data();
+ * console.log(a.every((v, i) => v === b[i])); // true
+ * ```
+ */
+export function rand(shape: readonly number[], options: RandOptions = {}): Tensor {
+  const { device, shape: s } = place(options, shape, "make a random tensor");
+  const seed = options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
+    throw new RangeError(`Cannot use seed ${seed}: it must be a whole number in [0, 2^32)`);
+  }
+  return made("rand", device, "random", { n: sizeOf(s), seed }, s);
+}
+
+/** A tensor of zeros. Throws a RangeError for a bad shape. */
+export function zeros(shape: readonly number[], options: CreateOptions = {}): Tensor {
+  const { device, shape: s } = place(options, shape, "make a tensor of zeros");
+  return made("zeros", device, "fill", { n: sizeOf(s), value: 0 }, s);
+}
+
+/** A tensor of ones. Throws a RangeError for a bad shape. */
+export function ones(shape: readonly number[], options: CreateOptions = {}): Tensor {
+  const { device, shape: s } = place(options, shape, "make a tensor of ones");
+  return made("ones", device, "fill", { n: sizeOf(s), value: 1 }, s);
+}
+
+/**
+ * A tensor holding `data` (copied), row-major in `shape`. Throws a RangeError when the
+ * lengths differ.
+ *
+ * @example
+ * ```ts
+ * import { fromArray } from "./creation.ts";
+ * const t = fromArray([1, 2, 3, 4, 5, 6], [2, 3]);
+ * console.log(t.shape); // [2, 3]
+ * ```
+ */
+export function fromArray(
+  data: ArrayLike<number>,
+  shape: readonly number[],
+  options: CreateOptions = {},
+): Tensor {
+  const { device, shape: s } = place(options, shape, "make a tensor from an array");
+  if (data?.length !== sizeOf(s)) {
+    throw new RangeError(
+      `Cannot make a tensor of shape [${s.join(", ")}] from ${data?.length} values: it needs ${sizeOf(s)}`,
+    );
+  }
+  const e = engine();
+  const host = e.hostTensor(Float32Array.from(data), s, cpu());
+  if (device.kind === "cpu") return wrap(host);
+  host.internal = true; // ours alone: its buffer is handed to the Worker without another copy
+  const [out] = e.submit({ name: "fromArray", kind: "write", device, inputs: [host], outputShapes: [s] });
+  e.dispose(host);
+  return wrap(out);
+}
+
+function made(
+  name: string,
+  device: Device,
+  kernelName: string,
+  params: Record<string, number>,
+  shape: readonly number[],
+): Tensor {
+  const [out] = engine().submit({
+    name,
+    kind: "run",
+    device,
+    kernel: kernelName,
+    params,
+    inputs: [],
+    outputShapes: [shape],
+  });
+  return wrap(out);
+}

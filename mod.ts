@@ -1,0 +1,33 @@
+/**
+ * autopar: automatic parallelism for TypeScript on Deno. Write tensor work the way you
+ * would in PyTorch; autopar records the dependencies, dispatches the work asynchronously,
+ * and runs independent work on several WebGPU devices at the same time.
+ *
+ * @example
+ * ```ts
+ * import { rand, synchronize, tryAllGpus } from "./mod.ts";
+ * const devices = await tryAllGpus();
+ * const xs = devices.map((device) => rand([64, 64], { device, seed: 1 }));
+ * const ys = xs.map((x) => x.mm(x)); // both devices compute at once
+ * await synchronize();
+ * console.log(ys.length === devices.length); // true
+ * ```
+ *
+ * @module
+ */
+export { cpu } from "./lib/devices/device.ts";
+export type { Device, DeviceInfo } from "./lib/devices/device.ts";
+export { tryAllGpus, tryGpu } from "./lib/devices/discovery.ts";
+export type { TryAllGpusOptions } from "./lib/devices/discovery.ts";
+export { configureEngine } from "./lib/engine/engine.ts";
+export type { EngineMode, EngineOptions } from "./lib/engine/engine.ts";
+export { OpError } from "./lib/engine/errors.ts";
+export { synchronize, waitAll } from "./lib/engine/sync.ts";
+export { Tensor } from "./lib/tensor/tensor.ts";
+export type { ToOptions } from "./lib/tensor/tensor.ts";
+export { fromArray, ones, rand, zeros } from "./lib/tensor/creation.ts";
+export type { CreateOptions, RandOptions } from "./lib/tensor/creation.ts";
+export { trace$ } from "./lib/trace/trace.ts";
+export type { TraceEvent } from "./lib/trace/trace.ts";
+export { benchmark } from "./lib/bench/benchmark.ts";
+export type { Benchmark, BenchmarkOptions } from "./lib/bench/benchmark.ts";

@@ -141,6 +141,8 @@ export class Engine {
   #hostBusy = false;
   #serialBusy = 0;
   #fence: OpNode | undefined;
+  #live = 0;
+  #liveBytes = 0;
 
   /** Makes an engine with the given options. */
   constructor(options: EngineOptions = {}) {
@@ -272,6 +274,16 @@ export class Engine {
     return out;
   }
 
+  /** Device buffers allocated and not yet freed, and their bytes (for tests and dashboards). */
+  liveBuffers(): { count: number; bytes: number } {
+    return { count: this.#live, bytes: this.#liveBytes };
+  }
+
+  #countLive(t: TensorRecord, delta: 1 | -1): void {
+    this.#live += delta;
+    this.#liveBytes += delta * t.bytes;
+  }
+
   /** Emits a span that is not an op (benchmark blocks), on the host lane. */
   recordSpan(op: string, start: number, end: number, label?: string): void {
     this.events.next({ id: this.nextId(), op, device: "cpu", lane: "host", queued: start, start, end, deps: [], label });
@@ -388,7 +400,10 @@ export class Engine {
         lane.outbox.push({ t: "write", op: op.id, buf: op.outputs[0].id, data: data.buffer as ArrayBuffer });
       }
     }
-    for (const o of op.outputs) o.state = "sent";
+    for (const o of op.outputs) {
+      o.state = "sent";
+      if (o.device instanceof WebGpuDevice) this.#countLive(o, 1);
+    }
     for (const t of op.inputs) {
       t.unsentReaders--;
       this.#maybeFree(t);
@@ -565,6 +580,7 @@ export class Engine {
     if (!t.disposed || t.freed || t.unsentReaders > 0 || t.state === "pending") return;
     t.freed = true;
     if (t.device instanceof WebGpuDevice) {
+      this.#countLive(t, -1);
       this.#lane(t.device).outbox.push({ t: "free", buf: t.id });
       this.#schedulePump();
     } else t.host = undefined;

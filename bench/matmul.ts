@@ -249,9 +249,10 @@ if (import.meta.main) {
       const [tm, tn, wx, wy] = s.split(/[x@]/).map(Number);
       return [s, createMatmul({ tm, tn, wx, wy })];
     }));
-    const r = await compare(device, { ...kernels, reference }, sweepSize, 5);
+    const sweepReps = Number(Deno.env.get("SWEEP_REPS") ?? 5);
+    const r = await compare(device, { ...kernels, reference }, sweepSize, sweepReps);
     sweep = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.gflops]));
-    console.log(`\nsweep at ${sweepSize} (median GFLOP/s of 5):`);
+    console.log(`\nsweep at ${sweepSize} (median GFLOP/s of ${sweepReps}):`);
     for (const [k, v] of Object.entries(r)) {
       console.log(`  ${k.padEnd(22)} ${v.gflops.toFixed(3)}   [${v.runs.map((x) => x.toFixed(2)).join(" ")}]`);
     }

@@ -14,6 +14,17 @@ export function isSoftwareAdapter(a: { description: string; isFallbackAdapter: b
   return a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(a.description);
 }
 
+/**
+ * The Worker's module. node:worker_threads (whose Workers can be unreferenced, so an idle
+ * device does not keep the process alive) takes only file: and data: URLs; when autopar
+ * is imported over http, a one-line data: module imports the Worker's remote module.
+ */
+function workerUrl(): URL {
+  const url = new URL("./webgpu_worker.ts", import.meta.url);
+  if (url.protocol === "file:") return url;
+  return new URL(`data:text/javascript,${encodeURIComponent(`import ${JSON.stringify(url.href)};`)}`);
+}
+
 /** A WebGPU device living in its own Worker. */
 export class WebGpuDevice implements Device {
   readonly kind = "webgpu" as const;
@@ -44,7 +55,7 @@ export class WebGpuDevice implements Device {
 
   /** Starts the Worker and its GPUDevice; rejects when the Worker finds no adapter. */
   static start(index: number, threads?: number): Promise<WebGpuDevice> {
-    const worker = new Worker(new URL("./webgpu_worker.ts", import.meta.url));
+    const worker = new Worker(workerUrl());
     return new Promise((resolve, reject) => {
       const first = (msg: FromWorker) => {
         worker.off("message", first);

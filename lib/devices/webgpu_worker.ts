@@ -65,11 +65,14 @@ function pipeline(cmd: RunCommand): Promise<GPUComputePipeline> {
   let p = pipelines.get(key);
   if (!p) {
     const code = spec ? wgslModule(spec, cmd.params) : cmd.source!;
+    // A scope of its own, so a shader that fails to compile fails this op, not the batch.
+    device.pushErrorScope("validation");
     p = device.createComputePipelineAsync({
       label: key,
       layout: "auto",
       compute: { module: device.createShaderModule({ label: key, code }), entryPoint: "main" },
     });
+    device.popErrorScope();
     pipelines.set(key, p);
     p.catch(() => pipelines.delete(key));
   }
@@ -183,17 +186,22 @@ async function runBatch(commands: Command[]): Promise<void> {
     buffers.delete(id);
     failed.delete(id);
   }
-  Promise.all([validation, device.queue.onSubmittedWorkDone()]).then(([error]) => {
-    if (error) {
-      // The batch's command buffer was invalid: no op in it can be trusted.
-      for (const op of done) failures.push({ op, message: error.message, skipped: false });
-      post({ type: "done", ops: [], start, end: clock(), failures });
-    } else {
+  // The whole submission is complete when onSubmittedWorkDone or any of its readbacks
+  // resolves, whichever comes first; the batch is reported once, before its readbacks.
+  let reported: Promise<void> | undefined;
+  const reportDone = () =>
+    reported ??= validation.then((error) => {
+      if (error) {
+        // The batch's command buffer was invalid: no op in it can be trusted.
+        for (const op of done) failures.push({ op, message: error.message, skipped: false });
+        done.length = 0;
+      }
       post({ type: "done", ops: done, start, end: clock(), failures });
-    }
-  });
+    });
+  device.queue.onSubmittedWorkDone().then(reportDone);
   for (const { cmd, staging: s } of reads) {
-    s.mapAsync(GPUMapMode.READ).then(() => {
+    s.mapAsync(GPUMapMode.READ).then(async () => {
+      await reportDone();
       // The one copy out of mapped memory; the new ArrayBuffer is transferred, not copied.
       const data = s.getMappedRange().slice(0, cmd.bytes);
       s.unmap();

@@ -512,6 +512,7 @@ export class Engine {
       t.unsentReaders--;
       this.#maybeFree(t);
     }
+    for (const o of op.outputs) if (o.device instanceof WebGpuDevice) this.#countLive(o, 1);
     const now = performance.now();
     if (this.mode === "serial") this.#serialBusy++;
     this.#fail(lane, op, "an input failed", true, now, now);

@@ -36,7 +36,9 @@ export interface BenchmarkOptions {
  * ```
  */
 export function benchmark(label: string, options: BenchmarkOptions = {}): Benchmark {
-  if (typeof label !== "string") throw new TypeError(`Cannot benchmark with label ${label}: it must be a string`);
+  if (typeof label !== "string") {
+    throw new TypeError(`Cannot benchmark with label ${label}: it must be a string`);
+  }
   const print = options.print === undefined ? console.log : options.print;
   const start = performance.now();
   let seconds = NaN;

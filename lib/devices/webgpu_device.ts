@@ -11,7 +11,8 @@ import type { AdapterReport, Command, FromWorker, ToWorker } from "./protocol.ts
 
 /** Software adapters run "GPU" work on the CPU. */
 export function isSoftwareAdapter(a: { description: string; isFallbackAdapter: boolean }): boolean {
-  return a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(a.description);
+  return a.isFallbackAdapter ||
+    /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(a.description);
 }
 
 /**
@@ -22,7 +23,9 @@ export function isSoftwareAdapter(a: { description: string; isFallbackAdapter: b
 function workerUrl(): URL {
   const url = new URL("./webgpu_worker.ts", import.meta.url);
   if (url.protocol === "file:") return url;
-  return new URL(`data:text/javascript,${encodeURIComponent(`import ${JSON.stringify(url.href)};`)}`);
+  return new URL(
+    `data:text/javascript,${encodeURIComponent(`import ${JSON.stringify(url.href)};`)}`,
+  );
 }
 
 /** A WebGPU device living in its own Worker. */
@@ -55,8 +58,8 @@ export class WebGpuDevice implements Device {
 
   /** Starts the Worker and its GPUDevice; rejects when the Worker finds no adapter. */
   static start(index: number, threads?: number): Promise<WebGpuDevice> {
-    const worker = new Worker(workerUrl());
     return new Promise((resolve, reject) => {
+      const worker = new Worker(workerUrl());
       const first = (msg: FromWorker) => {
         worker.off("message", first);
         if (msg.type === "ready") resolve(new WebGpuDevice(index, worker, msg.adapter, threads));

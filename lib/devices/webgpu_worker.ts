@@ -8,7 +8,14 @@
 import { parentPort } from "node:worker_threads";
 import { kernel } from "../kernels/registry.ts";
 import { packUniforms, pipelineKey, wgslModule } from "../kernels/kernel.ts";
-import type { Command, FromWorker, OpFailure, ReadCommand, RunCommand, ToWorker } from "./protocol.ts";
+import type {
+  Command,
+  FromWorker,
+  OpFailure,
+  ReadCommand,
+  RunCommand,
+  ToWorker,
+} from "./protocol.ts";
 import { StagingRing } from "./staging_ring.ts";
 
 const port = parentPort!;
@@ -154,14 +161,24 @@ async function runBatch(commands: Command[]): Promise<void> {
           slot++;
           const pass = encoder.beginComputePass({ label: `op${cmd.op}` });
           pass.setPipeline(pipe);
-          pass.setBindGroup(0, device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }));
+          pass.setBindGroup(
+            0,
+            device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }),
+          );
           pass.dispatchWorkgroups(...spec.workgroups(cmd.params));
           pass.end();
         } else {
-          const [x, y, z] = [Number(cmd.params.x ?? 1), Number(cmd.params.y ?? 1), Number(cmd.params.z ?? 1)];
+          const [x, y, z] = [
+            Number(cmd.params.x ?? 1),
+            Number(cmd.params.y ?? 1),
+            Number(cmd.params.z ?? 1),
+          ];
           const pass = encoder.beginComputePass({ label: `op${cmd.op}` });
           pass.setPipeline(pipe);
-          pass.setBindGroup(0, device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }));
+          pass.setBindGroup(
+            0,
+            device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }),
+          );
           pass.dispatchWorkgroups(x, y, z);
           pass.end();
         }
@@ -209,7 +226,11 @@ async function runBatch(commands: Command[]): Promise<void> {
       post({ type: "read", op: cmd.op, data, start, end: clock() }, [data]);
     }, (e) => {
       staging.give(s);
-      post({ type: "read-failed", op: cmd.op, message: e instanceof Error ? e.message : String(e) });
+      post({
+        type: "read-failed",
+        op: cmd.op,
+        message: e instanceof Error ? e.message : String(e),
+      });
     });
   }
 }

@@ -269,7 +269,11 @@ export class Engine {
   load(): Record<string, { waiting: number; inflight: number; inflightBytes: number }> {
     const out: Record<string, { waiting: number; inflight: number; inflightBytes: number }> = {};
     for (const [d, l] of this.#lanes) {
-      out[d.name] = { waiting: l.waiting.length, inflight: l.inflight, inflightBytes: l.inflightBytes };
+      out[d.name] = {
+        waiting: l.waiting.length,
+        inflight: l.inflight,
+        inflightBytes: l.inflightBytes,
+      };
     }
     return out;
   }
@@ -286,7 +290,17 @@ export class Engine {
 
   /** Emits a span that is not an op (benchmark blocks), on the host lane. */
   recordSpan(op: string, start: number, end: number, label?: string): void {
-    this.events.next({ id: this.nextId(), op, device: "cpu", lane: "host", queued: start, start, end, deps: [], label });
+    this.events.next({
+      id: this.nextId(),
+      op,
+      device: "cpu",
+      lane: "host",
+      queued: start,
+      start,
+      end,
+      deps: [],
+      label,
+    });
   }
 
   #finished(op: OpNode): Promise<void> {
@@ -397,7 +411,12 @@ export class Engine {
         // An internal staging copy is handed over; a user's host tensor is copied first.
         const data = src.internal && src.unsentReaders === 1 ? src.host! : src.host!.slice();
         if (src.internal) src.host = undefined;
-        lane.outbox.push({ t: "write", op: op.id, buf: op.outputs[0].id, data: data.buffer as ArrayBuffer });
+        lane.outbox.push({
+          t: "write",
+          op: op.id,
+          buf: op.outputs[0].id,
+          data: data.buffer as ArrayBuffer,
+        });
       }
     }
     for (const o of op.outputs) {
@@ -438,7 +457,15 @@ export class Engine {
       op.outputs.forEach((o, i) => (o.host = results[i]));
       this.#complete(lane, op, start, performance.now());
     } catch (e) {
-      this.#fail(lane, op, e instanceof Error ? e.message : String(e), false, start, performance.now(), e);
+      this.#fail(
+        lane,
+        op,
+        e instanceof Error ? e.message : String(e),
+        false,
+        start,
+        performance.now(),
+        e,
+      );
     }
   }
 
@@ -538,7 +565,11 @@ export class Engine {
         id: op.id,
         op: op.name,
         device: op.device.name,
-        lane: op.kind === "run" ? (op.device.kind === "cpu" ? "host" : "compute") : op.kind === "host" ? "host" : "copy",
+        lane: op.kind === "run"
+          ? (op.device.kind === "cpu" ? "host" : "compute")
+          : op.kind === "host"
+          ? "host"
+          : "copy",
         queued: op.queued,
         start,
         end,
@@ -624,7 +655,9 @@ export function configureEngine(options: EngineOptions): void {
   for (const key of ["maxOpsInFlight", "maxBytesInFlight"] as const) {
     const v = options[key];
     if (v === undefined) continue;
-    if (!Number.isFinite(v) || v < 1) throw new RangeError(`Cannot set ${key} to ${v}: it must be >= 1`);
+    if (!Number.isFinite(v) || v < 1) {
+      throw new RangeError(`Cannot set ${key} to ${v}: it must be >= 1`);
+    }
     e[key] = v;
   }
 }

@@ -32,9 +32,12 @@ export class OpError extends Error {
     info: { op: string; opId: number; device: string; site: Error; cause?: unknown },
   ) {
     const createdAt = creationSite(info.site);
-    super(`${info.op} (op #${info.opId}) on ${info.device} failed: ${detail}; created at ${createdAt}`, {
-      cause: info.cause,
-    });
+    super(
+      `${info.op} (op #${info.opId}) on ${info.device} failed: ${detail}; created at ${createdAt}`,
+      {
+        cause: info.cause,
+      },
+    );
     this.op = info.op;
     this.opId = info.opId;
     this.device = info.device;

@@ -46,7 +46,11 @@ export const binary: KernelSpec<BinaryParams> = {
   uniforms: (p) => [p.n, p.cols, p.scalar],
   variant: (p) => `${p.op}-${p.broadcast}`,
   wgsl: (p) => {
-    const b = p.broadcast === "same" ? "in1[i]" : p.broadcast === "row" ? "in1[i % u.cols]" : "u.scalar";
+    const b = p.broadcast === "same"
+      ? "in1[i]"
+      : p.broadcast === "row"
+      ? "in1[i % u.cols]"
+      : "u.scalar";
     return `${ENTRY} {${INDEX}
   out0[i] = in0[i] ${SYMBOL[p.op]} ${b};
 }`;
@@ -55,9 +59,12 @@ export const binary: KernelSpec<BinaryParams> = {
   cpu: ([a, b], p) => {
     const out = new Float32Array(p.n);
     const f = APPLY[p.op];
-    if (p.broadcast === "same") for (let i = 0; i < p.n; i++) out[i] = f(a[i], b[i]);
-    else if (p.broadcast === "row") for (let i = 0; i < p.n; i++) out[i] = f(a[i], b[i % p.cols]);
-    else { for (let i = 0; i < p.n; i++) out[i] = f(a[i], Math.fround(p.scalar)); }
+    if (p.broadcast === "same") { for (let i = 0; i < p.n; i++) out[i] = f(a[i], b[i]); }
+    else if (p.broadcast === "row") {
+      for (let i = 0; i < p.n; i++) {
+        out[i] = f(a[i], b[i % p.cols]);
+      }
+    } else for (let i = 0; i < p.n; i++) out[i] = f(a[i], Math.fround(p.scalar));
     return [out];
   },
 };

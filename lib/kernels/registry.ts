@@ -20,7 +20,9 @@ export const KERNELS: ReadonlyMap<string, KernelSpec<KernelParams>> = new Map(
 export function kernel(name: string): KernelSpec<KernelParams> {
   const spec = KERNELS.get(name);
   if (!spec) {
-    throw new TypeError(`Cannot find kernel "${name}": known kernels are ${[...KERNELS.keys()].join(", ")}`);
+    throw new TypeError(
+      `Cannot find kernel "${name}": known kernels are ${[...KERNELS.keys()].join(", ")}`,
+    );
   }
   return spec;
 }

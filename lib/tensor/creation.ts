@@ -85,14 +85,22 @@ export function fromArray(
   const { device, shape: s } = place(options, shape, "make a tensor from an array");
   if (data?.length !== sizeOf(s)) {
     throw new RangeError(
-      `Cannot make a tensor of shape [${s.join(", ")}] from ${data?.length} values: it needs ${sizeOf(s)}`,
+      `Cannot make a tensor of shape [${s.join(", ")}] from ${data?.length} values: it needs ${
+        sizeOf(s)
+      }`,
     );
   }
   const e = engine();
   const host = e.hostTensor(Float32Array.from(data), s, cpu());
   if (device.kind === "cpu") return wrap(host);
   host.internal = true; // ours alone: its buffer is handed to the Worker without another copy
-  const [out] = e.submit({ name: "fromArray", kind: "write", device, inputs: [host], outputShapes: [s] });
+  const [out] = e.submit({
+    name: "fromArray",
+    kind: "write",
+    device,
+    inputs: [host],
+    outputShapes: [s],
+  });
   e.dispose(host);
   return wrap(out);
 }

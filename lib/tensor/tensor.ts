@@ -7,7 +7,7 @@
 import { cpu, type Device } from "../devices/device.ts";
 import { WebGpuDevice } from "../devices/webgpu_device.ts";
 import { engine, type TensorRecord } from "../engine/engine.ts";
-import type { Broadcast, BinaryOp } from "../kernels/elementwise.ts";
+import type { BinaryOp, Broadcast } from "../kernels/elementwise.ts";
 
 /** Options of {@link Tensor.to}. */
 export interface ToOptions {
@@ -99,7 +99,9 @@ export class Tensor {
     const [a, b] = this.#operands("mm", other);
     if (this.shape.length !== 2 || other.shape.length !== 2) {
       throw new RangeError(
-        `Cannot multiply shapes ${fmt(this.shape)} and ${fmt(other.shape)}: mm needs two 2-D tensors`,
+        `Cannot multiply shapes ${fmt(this.shape)} and ${
+          fmt(other.shape)
+        }: mm needs two 2-D tensors`,
       );
     }
     const [M, K] = this.shape;
@@ -111,7 +113,14 @@ export class Tensor {
       );
     }
     const shape = checkShape([M, N], this.device, "mm");
-    return this.#run("mm", "matmul", { M, N, K, transA: false, transB: false }, [a, b], shape, 2 * M * N * K);
+    return this.#run(
+      "mm",
+      "matmul",
+      { M, N, K, transA: false, transB: false },
+      [a, b],
+      shape,
+      2 * M * N * K,
+    );
   }
 
   /** Elementwise `this + other`; `other` is a tensor of the same shape, a row vector, or a number. */
@@ -139,7 +148,9 @@ export class Tensor {
   transpose(): Tensor {
     const [a] = this.#operands("transpose");
     if (this.shape.length !== 2) {
-      throw new RangeError(`Cannot transpose shape ${fmt(this.shape)}: transpose needs a 2-D tensor`);
+      throw new RangeError(
+        `Cannot transpose shape ${fmt(this.shape)}: transpose needs a 2-D tensor`,
+      );
     }
     const [rows, cols] = this.shape;
     return this.#run("transpose", "transpose", { rows, cols }, [a], [cols, rows], 0);
@@ -159,7 +170,9 @@ export class Tensor {
     if (!Number.isInteger(axis) || axis < -rank || axis >= rank || rank > 2) {
       throw new RangeError(
         `Cannot sum shape ${fmt(this.shape)} along axis ${axis}: ` +
-          (rank > 2 ? "sum along an axis needs a 1-D or 2-D tensor" : `axis must be in [${-rank}, ${rank - 1}]`),
+          (rank > 2
+            ? "sum along an axis needs a 1-D or 2-D tensor"
+            : `axis must be in [${-rank}, ${rank - 1}]`),
       );
     }
     const ax = axis < 0 ? axis + rank : axis;
@@ -287,7 +300,14 @@ export class Tensor {
       if (!Number.isFinite(other)) {
         throw new RangeError(`Cannot ${op} ${this} and ${other}: the scalar must be finite`);
       }
-      return this.#run(op, "binary", this.#bparams(op, "scalar", other), [a], this.shape, this.size);
+      return this.#run(
+        op,
+        "binary",
+        this.#bparams(op, "scalar", other),
+        [a],
+        this.shape,
+        this.size,
+      );
     }
     const [a, b] = this.#operands(op, other);
     const same = other.shape.length === this.shape.length &&
@@ -296,11 +316,20 @@ export class Tensor {
       other.shape[0] === this.shape[this.shape.length - 1];
     if (!same && !row) {
       throw new RangeError(
-        `Cannot ${op} shapes ${fmt(this.shape)} and ${fmt(other.shape)}: the second must have the ` +
+        `Cannot ${op} shapes ${fmt(this.shape)} and ${
+          fmt(other.shape)
+        }: the second must have the ` +
           `same shape or be a row vector of length ${this.shape[this.shape.length - 1] ?? 1}`,
       );
     }
-    return this.#run(op, "binary", this.#bparams(op, same ? "same" : "row", 0), [a, b], this.shape, this.size);
+    return this.#run(
+      op,
+      "binary",
+      this.#bparams(op, same ? "same" : "row", 0),
+      [a, b],
+      this.shape,
+      this.size,
+    );
   }
 
   #bparams(op: BinaryOp, broadcast: Broadcast, scalar: number) {

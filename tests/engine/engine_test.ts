@@ -3,8 +3,8 @@ import {
   configureEngine,
   cpu,
   fromArray,
-  OpError,
   ones,
+  OpError,
   rand,
   synchronize,
   type Tensor,
@@ -37,13 +37,17 @@ Deno.test("a chain of 200 dependent ops gives the right answer", opts, async () 
   assert.ok(v.every((e) => Math.abs(e - 2) < 1e-6), `got ${v[0]}`);
 });
 
-Deno.test("a chain that crosses both devices and the host gives the right answer", opts, async () => {
-  const places = [gpu0, gpu1, cpu()];
-  let x: Tensor = fromArray([1, 2, 3], [3], { device: gpu0 });
-  for (let i = 0; i < 30; i++) x = x.to(places[i % 3]).add(1);
-  assert.deepEqual(await x.data(), new Float32Array([31, 32, 33]));
-  assert.equal(x.device, cpu());
-});
+Deno.test(
+  "a chain that crosses both devices and the host gives the right answer",
+  opts,
+  async () => {
+    const places = [gpu0, gpu1, cpu()];
+    let x: Tensor = fromArray([1, 2, 3], [3], { device: gpu0 });
+    for (let i = 0; i < 30; i++) x = x.to(places[i % 3]).add(1);
+    assert.deepEqual(await x.data(), new Float32Array([31, 32, 33]));
+    assert.equal(x.device, cpu());
+  },
+);
 
 Deno.test("independent ops on two devices run at the same time", opts, async () => {
   const x0 = rand([256, 256], { device: gpu0, seed: 1 });
@@ -59,7 +63,10 @@ Deno.test("independent ops on two devices run at the same time", opts, async () 
   const span = (d: string) => {
     const mine = events.filter((e) => e.device === d && e.op === "mm");
     assert.equal(mine.length, 4, `4 products on ${d}`);
-    return { start: Math.min(...mine.map((e) => e.start)), end: Math.max(...mine.map((e) => e.end)) };
+    return {
+      start: Math.min(...mine.map((e) => e.start)),
+      end: Math.max(...mine.map((e) => e.end)),
+    };
   };
   const a = span(gpu0.name);
   const b = span(gpu1.name);
@@ -84,7 +91,10 @@ Deno.test("serial mode runs each op to completion before the next", opts, async 
     const ops = events.filter((e) => e.op !== "benchmark").sort((p, q) => p.start - q.start);
     assert.equal(ops.length, 6); // 4 ops, the copy and the host relu
     for (let i = 1; i < ops.length; i++) {
-      assert.ok(ops[i].start >= ops[i - 1].end, `${ops[i].op} started before ${ops[i - 1].op} ended`);
+      assert.ok(
+        ops[i].start >= ops[i - 1].end,
+        `${ops[i].op} started before ${ops[i - 1].op} ended`,
+      );
     }
   } finally {
     configureEngine({ mode: "parallel" });
@@ -118,7 +128,10 @@ Deno.test("bad input throws at the call, before anything is queued", opts, async
   );
   const c = rand([3, 3], { device: gpu0 });
   c.dispose();
-  assert.throws(() => c.relu(), { name: "TypeError", message: "Cannot relu Tensor[3, 3] on gpu:0: it was disposed" });
+  assert.throws(() => c.relu(), {
+    name: "TypeError",
+    message: "Cannot relu Tensor[3, 3] on gpu:0: it was disposed",
+  });
   await assert.rejects(() => c.data(), TypeError);
   await synchronize();
   assert.equal(JSON.stringify(engine().load()), before);
@@ -138,23 +151,27 @@ function brokenKernel(): Tensor {
   return wrap(out);
 }
 
-Deno.test("a failing kernel surfaces at synchronize as an AggregateError naming the op", opts, async () => {
-  const bad = brokenKernel();
-  const dependent = bad.add(1).mul(2); // fails too, with the same root error
-  const fine = ones([4], { device: gpu0 }).add(1);
-  const err = await synchronize(gpu0).then(() => undefined, (e) => e);
-  assert.ok(err instanceof AggregateError, `got ${err}`);
-  assert.equal(err.errors.length, 1);
-  const [opError] = err.errors;
-  assert.ok(opError instanceof OpError);
-  assert.equal(opError.op, "broken_kernel");
-  assert.equal(opError.device, "gpu:0");
-  assert.match(opError.createdAt, /engine_test\.ts/);
-  assert.match(err.message, /broken_kernel \(op #\d+\) on gpu:0 failed/);
-  await assert.rejects(() => dependent.data(), (e: AggregateError) => e.errors[0] === opError);
-  assert.deepEqual(await fine.data(), new Float32Array([2, 2, 2, 2]));
-  await synchronize(); // reported once, not again
-});
+Deno.test(
+  "a failing kernel surfaces at synchronize as an AggregateError naming the op",
+  opts,
+  async () => {
+    const bad = brokenKernel();
+    const dependent = bad.add(1).mul(2); // fails too, with the same root error
+    const fine = ones([4], { device: gpu0 }).add(1);
+    const err = await synchronize(gpu0).then(() => undefined, (e) => e);
+    assert.ok(err instanceof AggregateError, `got ${err}`);
+    assert.equal(err.errors.length, 1);
+    const [opError] = err.errors;
+    assert.ok(opError instanceof OpError);
+    assert.equal(opError.op, "broken_kernel");
+    assert.equal(opError.device, "gpu:0");
+    assert.match(opError.createdAt, /engine_test\.ts/);
+    assert.match(err.message, /broken_kernel \(op #\d+\) on gpu:0 failed/);
+    await assert.rejects(() => dependent.data(), (e: AggregateError) => e.errors[0] === opError);
+    assert.deepEqual(await fine.data(), new Float32Array([2, 2, 2, 2]));
+    await synchronize(); // reported once, not again
+  },
+);
 
 Deno.test("errors stay until the synchronisation point of their device", opts, async () => {
   brokenKernel();
@@ -190,7 +207,9 @@ Deno.test("the work in flight per device stays within the limit", opts, async ()
     const x = rand([32, 32], { device: gpu0 });
     await synchronize();
     const { events } = await traced(async () => {
-      const sub = trace$().subscribe(() => (most = Math.max(most, engine().load()[gpu0.name].inflight)));
+      const sub = trace$().subscribe(
+        () => (most = Math.max(most, engine().load()[gpu0.name].inflight)),
+      );
       for (let i = 0; i < 40; i++) x.mul(1.5).dispose();
       assert.ok(engine().load()[gpu0.name].waiting > 3, "ops wait on the main thread");
       await synchronize();

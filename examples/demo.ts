@@ -1,0 +1,70 @@
+// `deno task demo`: the chapter's experiments on the devices found, with a timings table.
+//
+//   deno task demo [--size N] [--iters N]
+//
+// On a real GPU the workload is the chapter's (50 products of 4000x4000 per device); on a
+// software adapter (llvmpipe) it is scaled down so each line takes a few seconds.
+import { parseArgs } from "node:util";
+import { benchmark, cpu, type Device, rand, synchronize, tryAllGpus } from "../mod.ts";
+import { gpu1Gpu2 } from "../lib/experiments/gpu1_gpu2.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    size: { type: "string" },
+    iters: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (values.help) {
+  console.log("deno task demo [--size N] [--iters N]");
+  Deno.exit(0);
+}
+
+function wholeNumber(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`--${name} must be a whole number >= 1, got "${raw}"`);
+    Deno.exit(2);
+  }
+  return n;
+}
+
+const devices = await tryAllGpus();
+const describe = (d: Device) =>
+  `${d.name}: ${d.info.adapter} (${d.info.software ? "software" : "hardware"}` +
+  `${d.info.threads ? `, ${d.info.threads} thread${d.info.threads === 1 ? "" : "s"}` : ""})`;
+
+console.log("autopar demo: the 'Automatic Parallelism' chapter of Dive into Deep Learning\n");
+if (devices.length === 0) {
+  console.log("No WebGPU adapter found: running on the host (cpu) only.");
+  const size = wholeNumber("size", values.size, 128);
+  const iters = wholeNumber("iters", values.iters, 10);
+  console.log(`Workload: ${iters} products of ${size}x${size} on the host\n`);
+  const x = rand([size, size], { device: cpu(), seed: 1 });
+  {
+    await using _ = benchmark("CPU time");
+    for (let i = 0; i < iters; i++) x.mm(x).dispose();
+    await synchronize();
+  }
+  Deno.exit(0);
+}
+
+console.log("Devices:");
+for (const d of devices) console.log(`  ${describe(d)}`);
+const software = devices[0].info.software;
+const size = wholeNumber("size", values.size, software ? 256 : 4000);
+const iters = wholeNumber("iters", values.iters, 50);
+const scaled = values.size === undefined && software
+  ? " (scaled down from the chapter's 4000x4000: the adapter is software)"
+  : "";
+console.log(`Workload: ${iters} products of ${size}x${size} per device${scaled}`);
+if (devices.length < 2) console.log("Only one device: GPU2 is the same device as GPU1.");
+
+console.log("\n1. Parallel computation on two devices");
+const t = await gpu1Gpu2(devices, { size, iters });
+console.log(
+  `Speedup of GPU1 & GPU2 against the sum: ${t.speedup.toFixed(2)}x ` +
+    `((${t.gpu1.toFixed(4)} + ${t.gpu2.toFixed(4)}) / ${t.both.toFixed(4)} s; 2.00x is perfect)`,
+);

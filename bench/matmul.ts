@@ -12,7 +12,6 @@ import {
   type KernelParams,
   type KernelSpec,
   packUniforms,
-  spreadWorkgroups,
   wgslModule,
 } from "../lib/kernels/kernel.ts";
 import {
@@ -170,21 +169,25 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-/** Median GFLOP/s of each kernel at one size, repetitions interleaved so drift hits all alike. */
+/** Median GFLOP/s of each kernel on one problem, repetitions interleaved so drift hits all alike. */
 async function compare(
   device: GPUDevice,
   kernels: Record<string, KernelSpec<MatmulParams>>,
-  n: number,
+  params: MatmulParams,
   reps: number,
 ): Promise<Record<string, { gflops: number; runs: number[] }>> {
-  const params: MatmulParams = { M: n, N: n, K: n, transA: false, transB: false };
-  const a = Float32Array.from({ length: n * n }, () => Math.random() - 0.5);
-  const b = Float32Array.from({ length: n * n }, () => Math.random() - 0.5);
-  const flops = 2 * n * n * n;
+  const { M, N, K } = params;
+  const a = Float32Array.from({ length: M * K }, () => Math.random() - 0.5);
+  const b = Float32Array.from({ length: K * N }, () => Math.random() - 0.5);
+  const flops = 2 * M * N * K;
   const prepared = Object.fromEntries(
-    Object.entries(kernels).map(([name, spec]) => [name, prepare(device, spec, params, [a, b], n * n)]),
+    Object.entries(kernels).map((
+      [name, spec],
+    ) => [name, prepare(device, spec, params, [a, b], M * N)]),
   );
-  const runs: Record<string, number[]> = Object.fromEntries(Object.keys(kernels).map((k) => [k, []]));
+  const runs: Record<string, number[]> = Object.fromEntries(
+    Object.keys(kernels).map((k) => [k, []]),
+  );
   // Warm up (compiles the shaders) and pick dispatches per submit for ~0.3 s batches.
   const perSubmit: Record<string, number> = {};
   for (const [name, k] of Object.entries(prepared)) {
@@ -202,6 +205,9 @@ async function compare(
   );
 }
 
+/** Median over repetitions of the per-repetition ratio (paired, so shared noise cancels). */
+const pairedRatio = (xs: number[], ys: number[]): number => median(xs.map((x, i) => x / ys[i]));
+
 if (import.meta.main) {
   const adapter = await navigator.gpu.requestAdapter();
   if (!adapter) throw new Error("Cannot benchmark matmul as navigator.gpu has no adapter");
@@ -210,21 +216,24 @@ if (import.meta.main) {
     : [];
   const device = await adapter.requestDevice({ requiredFeatures: features });
   const adapterName = adapter.info.description || adapter.info.vendor;
-  const threads = Deno.env.get("LP_NUM_THREADS") ?? `default (${navigator.hardwareConcurrency} cores)`;
+  const threads = Deno.env.get("LP_NUM_THREADS") ??
+    `default (${navigator.hardwareConcurrency} cores)`;
   const timing = features.length ? "timestamp-query" : "wall-clock";
   console.log(`adapter: ${adapterName}, LP_NUM_THREADS: ${threads}, timing: ${timing}`);
 
-  const rows: { size: number; matmul: number; reference: number; ratio: number; reps: number }[] = [];
+  const rows: { size: number; matmul: number; reference: number; ratio: number; reps: number }[] =
+    [];
   const raw: Record<string, unknown> = {};
   for (const size of [256, 512, 1024]) {
     const started = performance.now();
     const reps = size >= 1024 ? 3 : 5;
-    const r = await compare(device, { matmul, reference }, size, reps);
+    const square = { M: size, N: size, K: size, transA: false, transB: false };
+    const r = await compare(device, { matmul, reference }, square, reps);
     rows.push({
       size,
       matmul: r.matmul.gflops,
       reference: r.reference.gflops,
-      ratio: r.matmul.gflops / r.reference.gflops,
+      ratio: pairedRatio(r.matmul.runs, r.reference.runs),
       reps,
     });
     raw[size] = r;
@@ -239,22 +248,52 @@ if (import.meta.main) {
     );
   }
 
+  // The paths the reference cannot run: transposes, and sizes not divisible by 4 (scalar loads).
+  const variants: { shape: string; variant: string; gflops: number }[] = [];
+  for (
+    const [n, transA, transB] of [
+      [512, true, false],
+      [512, false, true],
+      [512, true, true],
+      [511, false, false],
+      [511, true, true],
+    ] as const
+  ) {
+    const params = { M: n, N: n, K: n, transA, transB };
+    const r = await compare(device, { matmul }, params, 3);
+    const shape = `${n}^3 ${transA ? "A^T" : "A"}*${transB ? "B^T" : "B"}`;
+    variants.push({ shape, variant: matmul.variant(params), gflops: r.matmul.gflops });
+  }
+  console.log("\nother paths of matmul (median GFLOP/s of 3):");
+  for (const v of variants) {
+    console.log(`  ${v.shape.padEnd(16)} ${v.variant.padEnd(22)} ${v.gflops.toFixed(3)}`);
+  }
+
   let sweep: Record<string, number> | undefined;
   const sweepArg = Deno.args.find((a) => a.startsWith("--sweep"));
   if (sweepArg) {
     const spec = sweepArg.split("=")[1] ??
       "4x4@8x8,8x8@8x8,8x8@8x2,8x8@8x1,8x8@4x4,16x16@4x4,16x16@2x2,8x16@4x4,16x8@4x4";
     const sweepSize = Number(Deno.env.get("SWEEP_SIZE") ?? 512);
-    const kernels = Object.fromEntries(spec.split(",").map((s) => {
-      const [tm, tn, wx, wy] = s.split(/[x@]/).map(Number);
-      return [s, createMatmul({ tm, tn, wx, wy })];
-    }));
+    const kernels = Object.fromEntries(
+      spec.split(",").map((s) => {
+        const [tm, tn, wx, wy] = s.split(/[x@]/).map(Number);
+        return [s, createMatmul({ tm, tn, wx, wy })];
+      }),
+    );
     const sweepReps = Number(Deno.env.get("SWEEP_REPS") ?? 5);
-    const r = await compare(device, { ...kernels, reference }, sweepSize, sweepReps);
+    const r = await compare(
+      device,
+      { ...kernels, reference },
+      { M: sweepSize, N: sweepSize, K: sweepSize, transA: false, transB: false },
+      sweepReps,
+    );
     sweep = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.gflops]));
     console.log(`\nsweep at ${sweepSize} (median GFLOP/s of ${sweepReps}):`);
     for (const [k, v] of Object.entries(r)) {
-      console.log(`  ${k.padEnd(22)} ${v.gflops.toFixed(3)}   [${v.runs.map((x) => x.toFixed(2)).join(" ")}]`);
+      console.log(
+        `  ${k.padEnd(22)} ${v.gflops.toFixed(3)}   [${v.runs.map((x) => x.toFixed(2)).join(" ")}]`,
+      );
     }
   }
 
@@ -269,6 +308,7 @@ if (import.meta.main) {
         timing,
         tiling: DEFAULT_MATMUL_TILING,
         rows,
+        variants,
         raw,
         sweep,
       },
@@ -278,6 +318,3 @@ if (import.meta.main) {
   );
   device.destroy();
 }
-
-// Unused import guard for spreadWorkgroups keeps the reference honest about limits.
-void spreadWorkgroups;

@@ -423,11 +423,26 @@ export class Engine {
       o.state = "sent";
       if (o.device instanceof WebGpuDevice) this.#countLive(o, 1);
     }
-    for (const t of op.inputs) {
+    // A Worker frees in order after the op; the host runs the op later, so it lets go then.
+    if (lane.device.kind !== "cpu") this.#release(op.inputs);
+    for (const o of op.outputs) this.#maybeFree(o);
+  }
+
+  #release(inputs: TensorRecord[]): void {
+    for (const t of inputs) {
       t.unsentReaders--;
       this.#maybeFree(t);
     }
-    for (const o of op.outputs) this.#maybeFree(o);
+  }
+
+  /** Keeps `t`'s storage until {@link Engine.release} (a pending `data()` of a host tensor). */
+  retain(t: TensorRecord): void {
+    t.unsentReaders++;
+  }
+
+  /** Lets go of a {@link Engine.retain}. */
+  release(t: TensorRecord): void {
+    this.#release([t]);
   }
 
   /** Runs one host op per macrotask, so Worker replies and user code interleave with host work. */
@@ -454,9 +469,11 @@ export class Engine {
         if (op.source !== undefined) throw new Error("custom WGSL kernels cannot run on the host");
         results = kernel(op.kernel!).cpu(op.inputs.map((t) => t.host!), op.params!);
       } else results = [op.inputs[0].host!.slice()];
+      this.#release(op.inputs);
       op.outputs.forEach((o, i) => (o.host = results[i]));
       this.#complete(lane, op, start, performance.now());
     } catch (e) {
+      this.#release(op.inputs);
       this.#fail(
         lane,
         op,
@@ -535,10 +552,7 @@ export class Engine {
     const lane = this.#lane(op.device);
     op.state = "sent";
     this.#inflight(lane, op, 1);
-    for (const t of op.inputs) {
-      t.unsentReaders--;
-      this.#maybeFree(t);
-    }
+    this.#release(op.inputs);
     for (const o of op.outputs) if (o.device instanceof WebGpuDevice) this.#countLive(o, 1);
     const now = performance.now();
     if (this.mode === "serial") this.#serialBusy++;

@@ -34,7 +34,7 @@ export interface MatmulTiling {
 }
 
 /** The tiling of {@link matmul}, chosen by measurement on llvmpipe (see bench/matmul.ts). */
-export const DEFAULT_MATMUL_TILING: MatmulTiling = { tm: 8, tn: 8, wx: 8, wy: 8 };
+export const DEFAULT_MATMUL_TILING: MatmulTiling = { tm: 32, tn: 32, wx: 8, wy: 1 };
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 const XYZW = ["x", "y", "z", "w"];
@@ -127,7 +127,9 @@ function body(p: MatmulParams, t: MatmulTiling): string {
   const fmas: string[] = [];
   for (const kk of kks) {
     for (const r of rows) {
-      for (const c of groupsN) fmas.push(`acc${r}_${c} = fma(vec4<f32>(${a(r, kk)}), ${b(kk, c)}, acc${r}_${c});`);
+      for (const c of groupsN) {
+        fmas.push(`acc${r}_${c} = fma(vec4<f32>(${a(r, kk)}), ${b(kk, c)}, acc${r}_${c});`);
+      }
     }
   }
 
@@ -142,7 +144,9 @@ function body(p: MatmulParams, t: MatmulTiling): string {
     tail.push(`let s${r} = ${at("in0", vecA, aIdx(r))};`);
     for (const c of groupsN) {
       tail.push(
-        `acc${r}_${c} = fma(vec4<f32>(s${r}), vec4<f32>(${range(4).map((i) => `t${4 * c + i}`)}), acc${r}_${c});`,
+        `acc${r}_${c} = fma(vec4<f32>(s${r}), vec4<f32>(${
+          range(4).map((i) => `t${4 * c + i}`)
+        }), acc${r}_${c});`,
       );
     }
   }
@@ -152,7 +156,9 @@ function body(p: MatmulParams, t: MatmulTiling): string {
     stores.push(`if (row0 + ${r}u < u.M) {`);
     stores.push(`  let o${r} = (row0 + ${r}u) * u.N + col0;`);
     for (const j of cols) {
-      stores.push(`  if (col0 + ${j}u < u.N) { out0[o${r} + ${j}u] = acc${r}_${j >> 2}.${XYZW[j & 3]}; }`);
+      stores.push(
+        `  if (col0 + ${j}u < u.N) { out0[o${r} + ${j}u] = acc${r}_${j >> 2}.${XYZW[j & 3]}; }`,
+      );
     }
     stores.push(`}`);
   }

@@ -246,15 +246,18 @@ export class Tensor {
         outputShapes: [a.shape],
         internal: true,
       });
+    } else e.retain(a); // a dispose() while this waits must not drop the values
+    try {
+      await e.settled(rec);
+      if (rec.state === "failed") {
+        e.markReported(rec.error!);
+        throw new AggregateError([rec.error!], `Cannot read ${this}: ${rec.error!.message}`);
+      }
+      return rec === a ? rec.host!.slice() : rec.host!;
+    } finally {
+      if (rec === a) e.release(a);
+      else e.dispose(rec);
     }
-    await e.settled(rec);
-    if (rec.state === "failed") {
-      e.markReported(rec.error!);
-      throw new AggregateError([rec.error!], `Cannot read ${this}: ${rec.error!.message}`);
-    }
-    const values = rec === a ? rec.host!.slice() : rec.host!;
-    if (rec !== a) e.dispose(rec);
-    return values;
   }
 
   /** Frees the storage once the work that reads it is done. Later use throws a TypeError. */

@@ -450,7 +450,7 @@ const choice = fc.record({
 const programSpec = fc.record({
   n: fc.integer({ min: 1, max: 24 }),
   m: fc.integer({ min: 1, max: 24 }),
-  steps: fc.array(choice, { minLength: 3, maxLength: MAX_NODES }),
+  steps: fc.array(choice, { minLength: 3, maxLength: MAX_NODES, size: "medium" }),
   readFirst: fc.boolean(),
 });
 
@@ -480,14 +480,18 @@ Deno.test({
         const p = build(spec, devices.length);
         const code = () => `\n${describe(p, devices)}`;
         const kept = keptNodes(p.nodes);
-        const parallel = await runOnEngine(p, devices);
-        configureEngine({ mode: "serial" });
-        let serial: Float32Array[];
-        try {
-          serial = await runOnEngine(p, devices);
-        } finally {
-          configureEngine({ mode: "parallel" });
-        }
+        const run = async (mode: "parallel" | "serial") => {
+          configureEngine({ mode });
+          try {
+            return await runOnEngine(p, devices);
+          } catch (e) {
+            throw new Error(`The program failed in ${mode} mode: ${e}:${code()}`, { cause: e });
+          } finally {
+            configureEngine({ mode: "parallel" });
+          }
+        };
+        const parallel = await run("parallel");
+        const serial = await run("serial");
         const expected = reference(p);
         kept.forEach((node, k) => {
           const got = bitsOf(parallel[k]);

@@ -1,10 +1,16 @@
 /**
- * Test helpers that run one kernel on a real WebGPU device, with nothing cached.
+ * Test helpers that run one kernel on a real WebGPU device.
  *
  * @module
  */
 
-import { type KernelParams, type KernelSpec, packUniforms, wgslModule } from "../../lib/kernels/kernel.ts";
+import {
+  type KernelParams,
+  type KernelSpec,
+  packUniforms,
+  pipelineKey,
+  wgslModule,
+} from "../../lib/kernels/kernel.ts";
 
 /**
  * Requests a fresh device whose buffer limits are raised to the adapter's maxima.
@@ -21,11 +27,18 @@ export async function getTestDevice(): Promise<GPUDevice> {
   });
 }
 
+/** Compiled pipelines per device, under {@link pipelineKey}: a variant compiles once per device. */
+const pipelines = new WeakMap<
+  GPUDevice,
+  Map<string, { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline }>
+>();
+
 /** Buffer sizes rounded up to 16 bytes, so a `vec4<f32>` binding always fits. */
 const paddedBytes = (floats: number): number => Math.max(16, Math.ceil((floats * 4) / 16) * 16);
 
 /**
  * Runs `spec` once on `device` and reads its outputs back (`outputLengths` floats each).
+ * The pipeline of each variant is compiled once per device and reused.
  * Throws the first GPU validation or out-of-memory error raised on the way.
  */
 export async function runKernel<P extends KernelParams>(
@@ -61,19 +74,28 @@ export async function runKernel<P extends KernelParams>(
     buffers.push(uniform);
     device.queue.writeBuffer(uniform, 0, uniformBytes);
 
-    // An explicit layout, so bindings the shader does not read are still accepted.
-    const entries: GPUBindGroupLayoutEntry[] = [
-      ...inBuffers.map(() => ({ type: "read-only-storage" as const })),
-      ...outBuffers.map(() => ({ type: "storage" as const })),
-      { type: "uniform" as const },
-    ].map((buffer, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer }));
-    const layout = device.createBindGroupLayout({ entries });
-    const module = device.createShaderModule({ code: wgslModule(spec, params), label: spec.name });
-    const pipeline = device.createComputePipeline({
-      layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-      compute: { module, entryPoint: "main" },
-      label: spec.name,
-    });
+    let cache = pipelines.get(device);
+    if (!cache) pipelines.set(device, cache = new Map());
+    const key = pipelineKey(spec, params);
+    let compiled = cache.get(key);
+    if (!compiled) {
+      // An explicit layout, so bindings the shader does not read are still accepted.
+      const entries: GPUBindGroupLayoutEntry[] = [
+        ...inBuffers.map(() => ({ type: "read-only-storage" as const })),
+        ...outBuffers.map(() => ({ type: "storage" as const })),
+        { type: "uniform" as const },
+      ].map((buffer, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer }));
+      const layout = device.createBindGroupLayout({ entries });
+      const module = device.createShaderModule({ code: wgslModule(spec, params), label: key });
+      const pipeline = device.createComputePipeline({
+        layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module, entryPoint: "main" },
+        label: key,
+      });
+      compiled = { layout, pipeline };
+      cache.set(key, compiled);
+    }
+    const { layout, pipeline } = compiled;
     const bindGroup = device.createBindGroup({
       layout,
       entries: [...inBuffers, ...outBuffers, uniform].map((buffer, binding) => ({
@@ -99,10 +121,13 @@ export async function runKernel<P extends KernelParams>(
     const memory = await device.popErrorScope();
     const error = validation ?? memory;
     if (error) {
+      cache.delete(key);
       throw new Error(`Cannot run kernel ${spec.name}: ${error.message}`, { cause: error });
     }
     await Promise.all(staging.map((b) => b.mapAsync(GPUMapMode.READ)));
-    return staging.map((b, i) => new Float32Array(b.getMappedRange().slice(0, outputLengths[i] * 4)));
+    return staging.map((b, i) =>
+      new Float32Array(b.getMappedRange().slice(0, outputLengths[i] * 4))
+    );
   } finally {
     if (scopesOpen) await Promise.all([device.popErrorScope(), device.popErrorScope()]);
     buffers.forEach((b) => b.destroy());

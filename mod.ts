@@ -31,3 +31,7 @@ export { trace$ } from "./lib/trace/trace.ts";
 export type { TraceEvent } from "./lib/trace/trace.ts";
 export { benchmark } from "./lib/bench/benchmark.ts";
 export type { Benchmark, BenchmarkOptions } from "./lib/bench/benchmark.ts";
+export { produce } from "./lib/streams/produce.ts";
+export type { ProduceOptions } from "./lib/streams/produce.ts";
+export { copyTo } from "./lib/streams/copy_to.ts";
+export type { CopyToOptions } from "./lib/streams/copy_to.ts";

@@ -89,7 +89,8 @@ function pipeline(cmd: RunCommand): Promise<GPUComputePipeline> {
 function bufferFor(id: number, bytes: number): GPUBuffer {
   const b = device.createBuffer({
     label: `t${id}`,
-    size: Math.max(4, Math.ceil(bytes / 4) * 4),
+    // Rounded up to 16 bytes, so a vec4<f32> binding of any kernel always fits.
+    size: Math.max(16, Math.ceil(bytes / 16) * 16),
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
   });
   buffers.set(id, b);

@@ -37,14 +37,22 @@ const APPLY: Record<BinaryOp, (a: number, b: number) => number> = {
   mul: (a, b) => a * b,
 };
 
-/** `out = a (op) b`, b broadcast as the parameters say. */
+/** Whether the binary op reads and writes `vec4<f32>`: every length involved divides by 4. */
+function binaryVec4(p: BinaryParams): boolean {
+  return p.n % 4 === 0 && (p.broadcast !== "row" || p.cols % 4 === 0);
+}
+
+/** `out = a (op) b`, b broadcast as the parameters say; four elements at a time when it can. */
 export const binary: KernelSpec<BinaryParams> = {
   name: "binary",
-  inputTypes: (p) => p.broadcast === "scalar" ? ["f32"] : ["f32", "f32"],
-  outputTypes: () => ["f32"],
+  inputTypes: (p) => {
+    const t = binaryVec4(p) ? "vec4<f32>" : "f32";
+    return p.broadcast === "scalar" ? [t] : [t, t];
+  },
+  outputTypes: (p) => [binaryVec4(p) ? "vec4<f32>" : "f32"],
   uniformFields: [["n", "u32"], ["cols", "u32"], ["scalar", "f32"]],
-  uniforms: (p) => [p.n, p.cols, p.scalar],
-  variant: (p) => `${p.op}-${p.broadcast}`,
+  uniforms: (p) => binaryVec4(p) ? [p.n / 4, p.cols / 4, p.scalar] : [p.n, p.cols, p.scalar],
+  variant: (p) => `${p.op}-${p.broadcast}-${binaryVec4(p) ? "vec4" : "f32"}`,
   wgsl: (p) => {
     const b = p.broadcast === "same"
       ? "in1[i]"
@@ -55,16 +63,17 @@ export const binary: KernelSpec<BinaryParams> = {
   out0[i] = in0[i] ${SYMBOL[p.op]} ${b};
 }`;
   },
-  workgroups: (p) => spreadWorkgroups(p.n / WG),
+  workgroups: (p) => spreadWorkgroups(p.n / (binaryVec4(p) ? 4 : 1) / WG),
   cpu: ([a, b], p) => {
     const out = new Float32Array(p.n);
     const f = APPLY[p.op];
     if (p.broadcast === "same") { for (let i = 0; i < p.n; i++) out[i] = f(a[i], b[i]); }
     else if (p.broadcast === "row") {
-      for (let i = 0; i < p.n; i++) {
-        out[i] = f(a[i], b[i % p.cols]);
-      }
-    } else for (let i = 0; i < p.n; i++) out[i] = f(a[i], Math.fround(p.scalar));
+      for (let i = 0; i < p.n; i++) out[i] = f(a[i], b[i % p.cols]);
+    } else {
+      const s = Math.fround(p.scalar);
+      for (let i = 0; i < p.n; i++) out[i] = f(a[i], s);
+    }
     return [out];
   },
 };
@@ -78,19 +87,19 @@ export interface UnaryParams extends KernelParams {
   n: number;
 }
 
-/** `out = f(a)`, elementwise. */
+/** `out = f(a)`, elementwise; four elements at a time when the length divides by 4. */
 export const unary: KernelSpec<UnaryParams> = {
   name: "unary",
-  inputTypes: () => ["f32"],
-  outputTypes: () => ["f32"],
+  inputTypes: (p) => [p.n % 4 === 0 ? "vec4<f32>" : "f32"],
+  outputTypes: (p) => [p.n % 4 === 0 ? "vec4<f32>" : "f32"],
   uniformFields: [["n", "u32"]],
-  uniforms: (p) => [p.n],
-  variant: (p) => p.op,
-  wgsl: () =>
+  uniforms: (p) => [p.n % 4 === 0 ? p.n / 4 : p.n],
+  variant: (p) => `${p.op}-${p.n % 4 === 0 ? "vec4" : "f32"}`,
+  wgsl: (p) =>
     `${ENTRY} {${INDEX}
-  out0[i] = max(in0[i], 0.0);
+  out0[i] = max(in0[i], ${p.n % 4 === 0 ? "vec4<f32>(0.0)" : "0.0"});
 }`,
-  workgroups: (p) => spreadWorkgroups(p.n / WG),
+  workgroups: (p) => spreadWorkgroups(p.n / (p.n % 4 === 0 ? 4 : 1) / WG),
   cpu: ([a], p) => {
     const out = new Float32Array(p.n);
     for (let i = 0; i < p.n; i++) out[i] = a[i] > 0 ? a[i] : 0;

@@ -35,3 +35,4 @@ export { produce } from "./lib/streams/produce.ts";
 export type { ProduceOptions } from "./lib/streams/produce.ts";
 export { copyTo } from "./lib/streams/copy_to.ts";
 export type { CopyToOptions } from "./lib/streams/copy_to.ts";
+export { closeDevices } from "./lib/devices/discovery.ts";

@@ -273,7 +273,7 @@ if (import.meta.main) {
   const sweepArg = Deno.args.find((a) => a.startsWith("--sweep"));
   if (sweepArg) {
     const spec = sweepArg.split("=")[1] ??
-      "4x4@8x8,8x8@8x8,8x8@8x2,8x8@8x1,8x8@4x4,16x16@4x4,16x16@2x2,8x16@4x4,16x8@4x4";
+      "4x4@8x8,8x8@8x8,8x8@4x4,16x16@4x4,16x16@8x2,16x32@8x2,32x32@8x1";
     const sweepSize = Number(Deno.env.get("SWEEP_SIZE") ?? 512);
     const kernels = Object.fromEntries(
       spec.split(",").map((s) => {

@@ -17,6 +17,24 @@ export interface TryAllGpusOptions {
 }
 
 const started: Promise<WebGpuDevice | undefined>[] = [];
+
+/**
+ * Destroys every WebGPU device and stops its Worker, freeing their memory; tensors on them
+ * are gone. Devices are made anew by the next `tryAllGpus()`.
+ */
+export function closeDevices(): Promise<void> {
+  const devices = started.splice(0);
+  threadsPerDevice = undefined;
+  return Promise.all(devices).then((ds) => Promise.all(ds.map((d) => d?.close()))).then(() => {});
+}
+
+// Ending with Workers that still hold a GPU device lets Deno tear them down while the
+// process runs its exit handlers: a Worker unloading the driver (Mesa's swrast_dri.so)
+// raced the main thread's exit into it, a segfault about one run in twenty. Exiting from
+// "unload", with the Workers idle and alive, skips that teardown.
+globalThis.addEventListener("unload", () => {
+  if (started.length > 0) Deno.exit();
+});
 let threadsPerDevice: number | undefined;
 
 /** The default device count: AUTOPAR_DEVICES, else 2. Throws a RangeError for a bad value. */
@@ -62,6 +80,7 @@ export async function tryAllGpus(options: TryAllGpusOptions = {}): Promise<Devic
   }
   if (typeof navigator === "undefined" || !navigator.gpu) return [];
   threadsPerDevice ??= splitSoftwareThreads(count);
+
   for (let i = started.length; i < count; i++) {
     started.push(WebGpuDevice.start(i, threadsPerDevice).catch(() => undefined));
   }

@@ -41,7 +41,8 @@ export type Command = RunCommand | WriteCommand | ReadCommand | FreeCommand;
 /** Main thread to Worker. */
 export type ToWorker =
   | { type: "init"; index: number }
-  | { type: "batch"; commands: Command[] };
+  | { type: "batch"; commands: Command[] }
+  | { type: "close" };
 
 /** What a device Worker says about its adapter. */
 export interface AdapterReport {
@@ -67,4 +68,5 @@ export type FromWorker =
   | { type: "init-failed"; message: string }
   | { type: "done"; ops: number[]; start: number; end: number; failures: OpFailure[] }
   | { type: "read"; op: number; data: ArrayBuffer; start: number; end: number }
-  | { type: "read-failed"; op: number; message: string };
+  | { type: "read-failed"; op: number; message: string }
+  | { type: "closed" };

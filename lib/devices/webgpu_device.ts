@@ -86,9 +86,20 @@ export class WebGpuDevice implements Device {
     else this.#worker.unref();
   }
 
-  /** Stops the Worker; its buffers are gone. */
-  close(): Promise<number> {
-    return this.#worker.terminate();
+  /** Destroys the GPUDevice and stops the Worker; its buffers are gone. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => {
+      const onClosed = (msg: FromWorker) => {
+        if (msg.type !== "closed") return;
+        this.#worker.off("message", onClosed);
+        resolve();
+      };
+      this.#worker.on("message", onClosed);
+    });
+    this.#worker.ref();
+    this.#worker.postMessage({ type: "close" } satisfies ToWorker);
+    await closed;
+    await this.#worker.terminate();
   }
 
   /** The device's name, for messages. */

@@ -32,6 +32,7 @@ let chain: Promise<void> = Promise.resolve();
 
 port.on("message", (msg: ToWorker) => {
   if (msg.type === "init") chain = chain.then(() => init());
+  else if (msg.type === "close") chain = chain.then(() => close());
   else chain = chain.then(() => runBatch(msg.commands));
 });
 
@@ -48,7 +49,9 @@ async function init(): Promise<void> {
       },
     });
     staging = new StagingRing(device);
-    device.lost.then((info) => console.error(`autopar: device lost: ${info.message}`));
+    device.lost.then((info) => {
+      if (info.reason !== "destroyed") console.error(`autopar: device lost: ${info.message}`);
+    });
     post({
       type: "ready",
       adapter: {
@@ -64,6 +67,15 @@ async function init(): Promise<void> {
   } catch (e) {
     post({ type: "init-failed", message: e instanceof Error ? e.message : String(e) });
   }
+}
+
+/** Destroys every buffer and the device, so the process can end without tearing down live GPU state. */
+async function close(): Promise<void> {
+  await device?.queue.onSubmittedWorkDone();
+  for (const b of buffers.values()) b.destroy();
+  buffers.clear();
+  device?.destroy();
+  post({ type: "closed" });
 }
 
 function pipeline(cmd: RunCommand): Promise<GPUComputePipeline> {
@@ -198,9 +210,12 @@ async function runBatch(commands: Command[]): Promise<void> {
   if (slot > 0) device.queue.writeBuffer(uniformBuffer, 0, uniforms, 0, slot * UNIFORM_STRIDE);
   device.queue.submit([encoder.finish()]);
   const validation = device.popErrorScope();
-  uniformBuffer.destroy();
+  // Freed buffers leave the table now; they are destroyed once the work using them is done
+  // (destroying them right after submit crashed Deno's GL backend now and then).
+  const retired = [uniformBuffer];
   for (const id of frees) {
-    buffers.get(id)?.destroy();
+    const b = buffers.get(id);
+    if (b) retired.push(b);
     buffers.delete(id);
     failed.delete(id);
   }
@@ -215,6 +230,7 @@ async function runBatch(commands: Command[]): Promise<void> {
         done.length = 0;
       }
       post({ type: "done", ops: done, start, end: clock(), failures });
+      for (const b of retired) b.destroy();
     });
   device.queue.onSubmittedWorkDone().then(reportDone);
   for (const { cmd, staging: s } of reads) {

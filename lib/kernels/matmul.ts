@@ -33,8 +33,12 @@ export interface MatmulTiling {
   wy: number;
 }
 
-/** The tiling of {@link matmul}, chosen by measurement on llvmpipe (see bench/matmul.ts). */
-export const DEFAULT_MATMUL_TILING: MatmulTiling = { tm: 32, tn: 32, wx: 8, wy: 1 };
+/**
+ * The tiling of {@link matmul}, chosen by measurement on llvmpipe (`bench/matmul.ts --sweep`):
+ * 32x32 outputs per invocation ran about 1.3x faster at 512, but LLVM then takes about 30 s
+ * to compile each variant (16x16: about 3 s; Mesa caches compiled shaders on disk).
+ */
+export const DEFAULT_MATMUL_TILING: MatmulTiling = { tm: 16, tn: 16, wx: 4, wy: 4 };
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 const XYZW = ["x", "y", "z", "w"];

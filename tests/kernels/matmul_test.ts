@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@4.11.0";
 import { MAX_WORKGROUPS_PER_DIM } from "../../lib/kernels/kernel.ts";
-import { createMatmul, matmul, matmulCpu, type MatmulParams } from "../../lib/kernels/matmul.ts";
+import {
+  createMatmul,
+  DEFAULT_MATMUL_TILING,
+  matmul,
+  matmulCpu,
+  type MatmulParams,
+} from "../../lib/kernels/matmul.ts";
 import { getTestDevice, runKernel } from "./harness.ts";
 
 /** Uniform floats in [-1, 1) from a small seeded generator (mulberry32). */
@@ -128,8 +134,9 @@ Deno.test("matmul on WebGPU matches its CPU twin", async (t) => {
     }
 
     await t.step("a product with more than 65535 workgroups of output rows is right", async () => {
-      // 2^21 + 5 rows need 65537 blocks of 32 rows: the dispatch spreads over x and y.
-      await checkShape(device, { M: 2 ** 21 + 5, N: 1, K: 1, transA: false, transB: false }, 7);
+      // One row more than 65535 blocks hold: the dispatch spreads over x and y.
+      const M = 65535 * DEFAULT_MATMUL_TILING.tm * DEFAULT_MATMUL_TILING.wy + 1;
+      await checkShape(device, { M, N: 1, K: 1, transA: false, transB: false }, 7);
     });
 
     await t.step("other tilings of the same generator are right at odd shapes", async () => {

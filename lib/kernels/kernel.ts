@@ -7,7 +7,7 @@
  */
 
 /** Plain, serialisable kernel parameters (sent to device Workers as they are). */
-export type KernelParams = Record<string, number | string | boolean>;
+export type KernelParams = Record<string, number | string | boolean | undefined>;
 
 /** One kernel: WGSL for the devices, a CPU twin for the host and the tests. */
 export interface KernelSpec<P extends KernelParams = KernelParams> {

@@ -19,6 +19,11 @@ export interface MatmulParams extends KernelParams {
   transA: boolean;
   /** `in1` is stored as `[N, K]` and used transposed. */
   transB: boolean;
+  /**
+   * The tiling as `"{tm}x{tn}@{wx}x{wy}"`; see {@link matmulTilingFor}.
+   * @default {DEFAULT_MATMUL_TILING}
+   */
+  tiling?: string;
 }
 
 /** How the work is cut: outputs per invocation (`tm` x `tn`) and invocations per workgroup. */
@@ -260,5 +265,43 @@ export function matmulCpu(a: Float32Array, b: Float32Array, p: MatmulParams): Fl
   return out;
 }
 
-/** Matrix product `out0[M, N] = op(in0) * op(in1)`, row-major float32. */
-export const matmul: KernelSpec<MatmulParams> = createMatmul(DEFAULT_MATMUL_TILING);
+/**
+ * The tiling for a device. On a software adapter, 16x16 outputs per invocation in 4x4
+ * workgroups (measured). On a GPU, 256 accumulators per invocation would spill registers:
+ * 4x4 outputs per invocation in 16x16 workgroups instead (not yet measured on a GPU).
+ */
+export function matmulTilingFor(software: boolean): string {
+  return software ? tagOf(DEFAULT_MATMUL_TILING) : tagOf(GPU_MATMUL_TILING);
+}
+
+/** The tiling for hardware GPUs, see {@link matmulTilingFor}. */
+export const GPU_MATMUL_TILING: MatmulTiling = { tm: 4, tn: 4, wx: 16, wy: 16 };
+
+const tagOf = (t: MatmulTiling) => `${t.tm}x${t.tn}@${t.wx}x${t.wy}`;
+const specs = new Map<string, KernelSpec<MatmulParams>>();
+
+function specFor(p: MatmulParams): KernelSpec<MatmulParams> {
+  const tag = p.tiling ?? tagOf(DEFAULT_MATMUL_TILING);
+  let spec = specs.get(tag);
+  if (!spec) {
+    const m = /^(\d+)x(\d+)@(\d+)x(\d+)$/.exec(tag);
+    if (!m) throw new RangeError(`Cannot use matmul tiling "${tag}": write it as 16x16@4x4`);
+    const [tm, tn, wx, wy] = m.slice(1).map(Number);
+    spec = createMatmul({ tm, tn, wx, wy });
+    specs.set(tag, spec);
+  }
+  return spec;
+}
+
+/** Matrix product `out0[M, N] = op(in0) * op(in1)`, row-major float32, tiled per `tiling`. */
+export const matmul: KernelSpec<MatmulParams> = {
+  name: "matmul",
+  inputTypes: (p) => specFor(p).inputTypes(p),
+  outputTypes: (p) => specFor(p).outputTypes(p),
+  uniformFields: createMatmul(DEFAULT_MATMUL_TILING).uniformFields,
+  uniforms: (p) => specFor(p).uniforms(p),
+  wgsl: (p) => specFor(p).wgsl(p),
+  variant: (p) => specFor(p).variant(p),
+  workgroups: (p) => specFor(p).workgroups(p),
+  cpu: (inputs, p) => specFor(p).cpu(inputs, p),
+};

@@ -8,6 +8,7 @@ import { cpu, type Device } from "../devices/device.ts";
 import { WebGpuDevice } from "../devices/webgpu_device.ts";
 import { engine, type TensorRecord } from "../engine/engine.ts";
 import type { BinaryOp, Broadcast } from "../kernels/elementwise.ts";
+import { matmulTilingFor } from "../kernels/matmul.ts";
 
 /** Options of {@link Tensor.to}. */
 export interface ToOptions {
@@ -113,14 +114,9 @@ export class Tensor {
       );
     }
     const shape = checkShape([M, N], this.device, "mm");
-    return this.#run(
-      "mm",
-      "matmul",
-      { M, N, K, transA: false, transB: false },
-      [a, b],
-      shape,
-      2 * M * N * K,
-    );
+    const tiling = matmulTilingFor(this.device.info.software);
+    const params = { M, N, K, transA: false, transB: false, tiling };
+    return this.#run("mm", "matmul", params, [a, b], shape, 2 * M * N * K);
   }
 
   /** Elementwise `this + other`; `other` is a tensor of the same shape, a row vector, or a number. */

@@ -18,7 +18,7 @@ if (devices.length < 2) {
   Deno.exit(0);
 }
 const software = devices[0].info.software;
-const size = Number(values.size ?? (software ? 256 : 4000));
+const size = Number(values.size ?? (software ? 384 : 4000));
 const iters = Number(values.iters ?? 50);
 const reps = Number(values.reps ?? 5);
 

@@ -54,7 +54,7 @@ if (devices.length === 0) {
 console.log("Devices:");
 for (const d of devices) console.log(`  ${describe(d)}`);
 const software = devices[0].info.software;
-const size = wholeNumber("size", values.size, software ? 256 : 4000);
+const size = wholeNumber("size", values.size, software ? 384 : 4000);
 const iters = wholeNumber("iters", values.iters, 50);
 const scaled = values.size === undefined && software
   ? " (scaled down from the chapter's 4000x4000: the adapter is software)"

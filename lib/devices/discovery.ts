@@ -32,9 +32,13 @@ export function closeDevices(): Promise<void> {
 // process runs its exit handlers: a Worker unloading the driver (Mesa's swrast_dri.so)
 // raced the main thread's exit into it, a segfault about one run in twenty. Exiting from
 // "unload", with the Workers idle and alive, skips that teardown.
-globalThis.addEventListener("unload", () => {
-  if (started.length > 0) Deno.exit();
-});
+// The "unload" listener is added when the loop first runs dry, so the program's own
+// "unload" listeners, added earlier, still run before it.
+globalThis.addEventListener("beforeunload", () => {
+  globalThis.addEventListener("unload", () => {
+    if (started.length > 0) Deno.exit();
+  }, { once: true });
+}, { once: true });
 let threadsPerDevice: number | undefined;
 
 /** The default device count: AUTOPAR_DEVICES, else 2. Throws a RangeError for a bad value. */
@@ -54,6 +58,9 @@ export function defaultDeviceCount(): number {
  * user set is kept. Real GPUs ignore the variable.
  */
 function splitSoftwareThreads(count: number): number {
+  // Mesa's Vulkan driver probes for a Wayland display and complains on every adapter
+  // request when XDG_RUNTIME_DIR is unset (headless machines, CI).
+  if (Deno.env.get("XDG_RUNTIME_DIR") === undefined) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
   const given = Number(Deno.env.get("LP_NUM_THREADS"));
   if (Number.isInteger(given) && given > 0) return given;
   const threads = Math.max(1, Math.floor(navigator.hardwareConcurrency / count));

@@ -209,6 +209,8 @@ async function compare(
 const pairedRatio = (xs: number[], ys: number[]): number => median(xs.map((x, i) => x / ys[i]));
 
 if (import.meta.main) {
+  // Mesa's Vulkan driver complains on every adapter request without XDG_RUNTIME_DIR.
+  if (Deno.env.get("XDG_RUNTIME_DIR") === undefined) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
   const adapter = await navigator.gpu.requestAdapter();
   if (!adapter) throw new Error("Cannot benchmark matmul as navigator.gpu has no adapter");
   const features: GPUFeatureName[] = adapter.features.has("timestamp-query")

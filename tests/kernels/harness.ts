@@ -17,6 +17,8 @@ import {
  * Throws if WebGPU has no adapter. Call `device.destroy()` when done.
  */
 export async function getTestDevice(): Promise<GPUDevice> {
+  // Mesa's Vulkan driver complains on every adapter request without XDG_RUNTIME_DIR.
+  if (Deno.env.get("XDG_RUNTIME_DIR") === undefined) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
   const adapter = await navigator.gpu.requestAdapter();
   if (!adapter) throw new Error("Cannot run GPU tests as navigator.gpu has no adapter");
   return await adapter.requestDevice({

@@ -6,8 +6,9 @@
  *
  * @module
  */
-import { from, Observable, type ObservableInput, type OperatorFunction } from "npm:rxjs@7.8.2";
+import { Observable, type ObservableInput, type OperatorFunction } from "npm:rxjs@7.8.2";
 import { hold, release } from "./holds.ts";
+import { whenDone } from "./when_done.ts";
 
 /** What {@link orderedMap} needs. */
 export interface OrderedMapOptions<T, R> {
@@ -56,18 +57,10 @@ export function orderedMap<T extends object, R>(
           }
           const slot: (typeof running)[number] = { result: step.result, done: false };
           running.push(slot);
-          let settled = false;
-          const done = () => {
-            if (settled) return;
-            settled = true;
+          slot.sub = whenDone(step.done, () => {
             slot.done = true;
             flush();
-          };
-          slot.sub = from(step.done).subscribe({
-            next: done,
-            complete: done,
-            error: (e) => subscriber.error(e),
-          });
+          }, (e) => subscriber.error(e));
           // Last: releasing may make the producer emit more, re-entering this loop.
           release(item);
         }

@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { from, Observable, type ObservableInput } from "npm:rxjs@7.8.2";
+import { Observable, type ObservableInput } from "npm:rxjs@7.8.2";
 import { whenReleased } from "./holds.ts";
+import { whenDone } from "./when_done.ts";
 
 /** What {@link paced} needs to know about the items it makes. */
 export interface PacedOptions<T> {
@@ -58,14 +59,10 @@ export function paced<T extends object>(options: PacedOptions<T>): Observable<T>
         taken++;
         const slot: (typeof slots)[number] = { item, ready: false };
         slots.push(slot);
-        let settled = false;
-        const done = () => {
-          if (settled) return;
-          settled = true;
+        slot.sub = whenDone(ready(item), () => {
           slot.ready = true;
           emitReady();
-        };
-        slot.sub = from(ready(item)).subscribe({ next: done, complete: done, error: fail });
+        }, fail);
       }
       emitReady();
     };

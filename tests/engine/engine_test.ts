@@ -218,7 +218,7 @@ Deno.test("the work in flight per device stays within the limit", opts, async ()
     assert.equal(events.length, 40);
     assert.ok(most <= 3, `${most} ops were in flight`);
   } finally {
-    configureEngine({ maxOpsInFlight: 64 });
+    configureEngine({ maxOpsInFlight: 256 });
   }
 });
 

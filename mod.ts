@@ -28,7 +28,19 @@ export type { ToOptions } from "./lib/tensor/tensor.ts";
 export { fromArray, ones, rand, zeros } from "./lib/tensor/creation.ts";
 export type { CreateOptions, RandOptions } from "./lib/tensor/creation.ts";
 export { trace$ } from "./lib/trace/trace.ts";
-export type { TraceEvent } from "./lib/trace/trace.ts";
+export type { TraceEvent, TraceOptions } from "./lib/trace/trace.ts";
+export { exportChromeTrace } from "./lib/trace/chrome_trace.ts";
+export type {
+  ChromeTrace,
+  ChromeTraceEvent,
+} from "./lib/trace/chrome_trace.ts";
+export { formatSummary, summarize } from "./lib/trace/summarize.ts";
+export type {
+  CopySummary,
+  LaneSummary,
+  SummarizeOptions,
+  TraceSummary,
+} from "./lib/trace/summarize.ts";
 export { benchmark } from "./lib/bench/benchmark.ts";
 export type { Benchmark, BenchmarkOptions } from "./lib/bench/benchmark.ts";
 export { produce } from "./lib/streams/produce.ts";

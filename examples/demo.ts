@@ -1,6 +1,6 @@
 // `deno task demo`: the chapter's experiments on the devices found, with a timings table.
 //
-//   deno task demo [--size N] [--iters N]
+//   deno task demo [--size N] [--iters N] [--trace out.json] [--dashboard]
 //
 // On a real GPU the workload is the chapter's (50 products of 4000x4000 per device); on a
 // software adapter (llvmpipe) it is scaled down so each line takes a few seconds.
@@ -8,17 +8,20 @@ import { parseArgs } from "node:util";
 import { benchmark, cpu, type Device, rand, synchronize, tryAllGpus } from "../mod.ts";
 import { gpu1Gpu2 } from "../lib/experiments/gpu1_gpu2.ts";
 import { copyHeavy, runAndCopy } from "../lib/experiments/copy_overlap.ts";
+import { exportChromeTrace, formatSummary, summarize, trace$, type TraceEvent } from "../mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     size: { type: "string" },
     iters: { type: "string" },
+    trace: { type: "string" },
+    dashboard: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   },
 });
 if (values.help) {
-  console.log("deno task demo [--size N] [--iters N]");
+  console.log("deno task demo [--size N] [--iters N] [--trace out.json] [--dashboard]");
   Deno.exit(0);
 }
 
@@ -62,6 +65,18 @@ const scaled = values.size === undefined && software
   : "";
 console.log(`Workload: ${iters} products of ${size}x${size} per device${scaled}`);
 if (devices.length < 2) console.log("Only one device: GPU2 is the same device as GPU1.");
+// --dashboard: the live dashboard (PORT, else 8000) watches the run, and serves until Ctrl-C.
+const dashboard = values.dashboard
+  ? await (await import("../server/serve.ts")).serveDashboard({
+    devices,
+    port: Number(Deno.env.get("PORT") ?? 8000),
+  })
+  : undefined;
+if (dashboard) console.log(`Dashboard: ${dashboard.url}`);
+const events: TraceEvent[] = []; // every op's trace event: the summaries and --trace read them
+trace$().subscribe((e) => events.push(e));
+const traceLine = (span: string) =>
+  console.log(`Trace of "${span}": ${formatSummary(summarize(events, { span }))}`);
 
 console.log("\n1. Parallel computation on two devices");
 const t = await gpu1Gpu2(devices, { size, iters });
@@ -69,6 +84,7 @@ console.log(
   `Speedup of GPU1 & GPU2 against the sum: ${t.speedup.toFixed(2)}x ` +
     `((${t.gpu1.toFixed(4)} + ${t.gpu2.toFixed(4)}) / ${t.both.toFixed(4)} s; 2.00x is perfect)`,
 );
+traceLine("GPU1 & GPU2");
 
 console.log("\n2. Parallel computation and communication (run on GPU1 and copy to CPU)");
 const c = await runAndCopy(devices[0], { size, iters });
@@ -76,6 +92,7 @@ console.log(
   `Time saved by running and copying at once: ${(c.saved * 100).toFixed(0)}% of the sum ` +
     `(${c.run.toFixed(4)} + ${c.copy.toFixed(4)} s against ${c.both.toFixed(4)} s)`,
 );
+traceLine("Run on GPU1 and copy to CPU");
 const heavySize = software ? 1024 : 4096;
 const heavyItems = software ? 40 : 200;
 console.log(
@@ -87,3 +104,13 @@ console.log(
   `Run and copy took ${h.overlapRatio.toFixed(2)}x the longer of the two alone ` +
     `(1.00x is perfect overlap); ${(h.saved * 100).toFixed(0)}% of the sum saved`,
 );
+traceLine("Run and copy to CPU (copy-heavy stream)");
+if (values.trace) {
+  await Deno.writeTextFile(values.trace, JSON.stringify(exportChromeTrace(events)));
+  console.log(`\nWrote ${events.length} trace events to ${values.trace} (open in ui.perfetto.dev)`);
+}
+if (dashboard) {
+  console.log(`\nThe dashboard keeps serving at ${dashboard.url}: Ctrl-C to stop.`);
+  Deno.addSignalListener("SIGINT", () => dashboard.shutdown().then(() => Deno.exit(0)));
+  await dashboard.finished;
+}

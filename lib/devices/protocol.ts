@@ -41,7 +41,7 @@ export type Command = RunCommand | WriteCommand | ReadCommand | FreeCommand;
 /** Main thread to Worker. */
 export type ToWorker =
   | { type: "init"; index: number }
-  | { type: "batch"; commands: Command[] }
+  | { type: "batch"; commands: Command[]; timing?: boolean }
   | { type: "close" };
 
 /** What a device Worker says about its adapter. */
@@ -62,11 +62,39 @@ export interface OpFailure {
   skipped: boolean;
 }
 
+/**
+ * Device times of one op of a timed batch: `start`/`end` in ms on the shared clock, and, for
+ * compute passes and copies, `gpuStart`/`gpuEnd` in ns on the device's timestamp clock.
+ */
+export interface OpTiming {
+  op: number;
+  start: number;
+  end: number;
+  gpuStart?: number;
+  gpuEnd?: number;
+}
+
 /** Worker to main thread. Times are milliseconds on the shared clock (`timeOrigin + now()`). */
 export type FromWorker =
   | { type: "ready"; adapter: AdapterReport }
   | { type: "init-failed"; message: string }
-  | { type: "done"; ops: number[]; start: number; end: number; failures: OpFailure[] }
-  | { type: "read"; op: number; data: ArrayBuffer; start: number; end: number }
+  | {
+    type: "done";
+    ops: number[];
+    start: number;
+    end: number;
+    failures: OpFailure[];
+    /** Per-op times, when the batch was timed. */
+    timings?: OpTiming[];
+  }
+  | {
+    type: "read";
+    op: number;
+    data: ArrayBuffer;
+    start: number;
+    end: number;
+    gpuStart?: number;
+    gpuEnd?: number;
+  }
   | { type: "read-failed"; op: number; message: string }
   | { type: "closed" };

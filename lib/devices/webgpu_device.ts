@@ -74,10 +74,13 @@ export class WebGpuDevice implements Device {
     });
   }
 
-  /** Sends one batch; the ArrayBuffers of writes are transferred, not copied. */
-  send(commands: Command[]): void {
+  /**
+   * Sends one batch, timed with device timestamps when `timing` is set and the adapter can;
+   * the ArrayBuffers of writes are transferred, not copied.
+   */
+  send(commands: Command[], timing = false): void {
     const transfer = commands.flatMap((c) => c.t === "write" ? [c.data] : []);
-    this.#worker.postMessage({ type: "batch", commands } satisfies ToWorker, transfer);
+    this.#worker.postMessage({ type: "batch", commands, timing } satisfies ToWorker, transfer);
   }
 
   /** The Worker keeps the process alive only while work is in flight on it. */

@@ -12,11 +12,13 @@ import type {
   Command,
   FromWorker,
   OpFailure,
+  OpTiming,
   ReadCommand,
   RunCommand,
   ToWorker,
 } from "./protocol.ts";
 import { StagingRing } from "./staging_ring.ts";
+import { BatchTimer, DeviceClock, type DeviceSpan, QueryPool } from "./batch_timer.ts";
 
 const port = parentPort!;
 const clock = () => performance.timeOrigin + performance.now();
@@ -24,6 +26,9 @@ const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage
 
 let device: GPUDevice;
 let staging: StagingRing;
+/** Set when the device has "timestamp-query". */
+let queries: QueryPool | undefined;
+const deviceClock = new DeviceClock();
 const buffers = new Map<number, GPUBuffer>();
 /** Buffers whose producing op failed; ops reading them are skipped. */
 const failed = new Map<number, string>();
@@ -33,7 +38,7 @@ let chain: Promise<void> = Promise.resolve();
 port.on("message", (msg: ToWorker) => {
   if (msg.type === "init") chain = chain.then(() => init());
   else if (msg.type === "close") chain = chain.then(() => close());
-  else chain = chain.then(() => runBatch(msg.commands));
+  else chain = chain.then(() => runBatch(msg.commands, msg.timing ?? false));
 });
 
 async function init(): Promise<void> {
@@ -49,6 +54,7 @@ async function init(): Promise<void> {
       },
     });
     staging = new StagingRing(device);
+    if (device.features.has("timestamp-query")) queries = new QueryPool(device);
     device.lost.then((info) => {
       if (info.reason !== "destroyed") console.error(`autopar: device lost: ${info.message}`);
     });
@@ -121,8 +127,11 @@ function badInput(ids: number[]): string | undefined {
 
 const UNIFORM_STRIDE = 256;
 
-async function runBatch(commands: Command[]): Promise<void> {
+async function runBatch(commands: Command[], timing: boolean): Promise<void> {
   const start = clock();
+  const timer = timing && queries ? new BatchTimer(queries) : undefined;
+  /** Writes of a timed batch: their times on this thread's clock. */
+  const writes: OpTiming[] = [];
   const done: number[] = [];
   const failures: OpFailure[] = [];
   const reads: { cmd: ReadCommand; staging: GPUBuffer }[] = [];
@@ -138,7 +147,9 @@ async function runBatch(commands: Command[]): Promise<void> {
   let slot = 0;
   for (const cmd of commands) {
     if (cmd.t === "write") {
+      const t0 = timer ? clock() : 0;
       device.queue.writeBuffer(bufferFor(cmd.buf, cmd.data.byteLength), 0, cmd.data);
+      if (timer) writes.push({ op: cmd.op, start: t0, end: clock() });
       done.push(cmd.op);
     } else if (cmd.t === "free") {
       frees.push(cmd.buf);
@@ -150,6 +161,7 @@ async function runBatch(commands: Command[]): Promise<void> {
       }
       const bytes = Math.max(4, cmd.bytes);
       const s = staging.take(bytes);
+      timer?.copy(encoder, cmd.op);
       encoder.copyBufferToBuffer(buffers.get(cmd.buf)!, 0, s, 0, bytes);
       reads.push({ cmd, staging: s });
     } else {
@@ -172,7 +184,10 @@ async function runBatch(commands: Command[]): Promise<void> {
             resource: { buffer: uniformBuffer, offset: slot * UNIFORM_STRIDE, size: 16 * 4 },
           });
           slot++;
-          const pass = encoder.beginComputePass({ label: `op${cmd.op}` });
+          const pass = encoder.beginComputePass({
+            label: `op${cmd.op}`,
+            timestampWrites: timer?.pass(cmd.op),
+          });
           pass.setPipeline(pipe);
           pass.setBindGroup(
             0,
@@ -186,7 +201,10 @@ async function runBatch(commands: Command[]): Promise<void> {
             Number(cmd.params.y ?? 1),
             Number(cmd.params.z ?? 1),
           ];
-          const pass = encoder.beginComputePass({ label: `op${cmd.op}` });
+          const pass = encoder.beginComputePass({
+            label: `op${cmd.op}`,
+            timestampWrites: timer?.pass(cmd.op),
+          });
           pass.setPipeline(pipe);
           pass.setBindGroup(
             0,
@@ -208,7 +226,10 @@ async function runBatch(commands: Command[]): Promise<void> {
     }
   }
   if (slot > 0) device.queue.writeBuffer(uniformBuffer, 0, uniforms, 0, slot * UNIFORM_STRIDE);
-  device.queue.submit([encoder.finish()]);
+  timer?.resolve(encoder, staging);
+  const commandBuffer = encoder.finish();
+  const submitted = clock();
+  device.queue.submit([commandBuffer]);
   const validation = device.popErrorScope();
   // Freed buffers leave the table now; they are destroyed once the work using them is done
   // (destroying them right after submit crashed Deno's GL backend now and then).
@@ -219,20 +240,46 @@ async function runBatch(commands: Command[]): Promise<void> {
     buffers.delete(id);
     failed.delete(id);
   }
-  // The whole submission is complete when onSubmittedWorkDone or any of its readbacks
-  // resolves, whichever comes first; the batch is reported once, before its readbacks.
+  // The whole submission is complete when onSubmittedWorkDone, its timestamps' readback or any
+  // of its readbacks resolves, whichever comes first; the batch is reported once, before its
+  // readbacks. A timed batch is reported once its timestamps are in: that readback lands at
+  // the same poll as onSubmittedWorkDone would, so waiting for it costs no extra time.
+  const copies = new Map<number, OpTiming>();
   let reported: Promise<void> | undefined;
   const reportDone = () =>
-    reported ??= validation.then((error) => {
+    reported ??= Promise.all([
+      validation,
+      timer?.timed ? timer.read(staging).catch(() => undefined) : undefined,
+    ]).then(([error, stamps]) => {
+      const end = clock();
       if (error) {
         // The batch's command buffer was invalid: no op in it can be trusted.
         for (const op of done) failures.push({ op, message: error.message, skipped: false });
         done.length = 0;
       }
-      post({ type: "done", ops: done, start, end: clock(), failures });
+      let timings: OpTiming[] | undefined;
+      if (timer) {
+        timings = writes;
+        if (stamps && stamps.spans.size > 0) {
+          const offset = deviceClock.align(submitted, end, stamps.first, stamps.last);
+          const onClock = (op: number, d: DeviceSpan): OpTiming => ({
+            op,
+            start: offset + d.gpuStart / 1e6,
+            end: offset + d.gpuEnd / 1e6,
+            ...d,
+          });
+          const isRead = new Set(reads.map((r) => r.cmd.op));
+          for (const [op, d] of stamps.spans) {
+            if (isRead.has(op)) copies.set(op, onClock(op, d));
+            else timings.push(onClock(op, d));
+          }
+        }
+      }
+      post({ type: "done", ops: done, start, end, failures, timings });
       for (const b of retired) b.destroy();
     });
-  device.queue.onSubmittedWorkDone().then(reportDone);
+  if (timer?.timed) reportDone();
+  else device.queue.onSubmittedWorkDone().then(reportDone);
   for (const { cmd, staging: s } of reads) {
     s.mapAsync(GPUMapMode.READ).then(async () => {
       await reportDone();
@@ -240,7 +287,17 @@ async function runBatch(commands: Command[]): Promise<void> {
       const data = s.getMappedRange().slice(0, cmd.bytes);
       s.unmap();
       staging.give(s);
-      post({ type: "read", op: cmd.op, data, start, end: clock() }, [data]);
+      // A timed copy to the host spans from its device copy's start to the bytes' arrival.
+      const t = copies.get(cmd.op);
+      post({
+        type: "read",
+        op: cmd.op,
+        data,
+        start: t?.start ?? start,
+        end: clock(),
+        gpuStart: t?.gpuStart,
+        gpuEnd: t?.gpuEnd,
+      }, [data]);
     }, (e) => {
       staging.give(s);
       post({

@@ -8,24 +8,35 @@
 import { Subject } from "npm:rxjs@7.8.2";
 import { cpu, type Device } from "../devices/device.ts";
 import { WebGpuDevice } from "../devices/webgpu_device.ts";
-import type { Command, FromWorker } from "../devices/protocol.ts";
+import type { Command, FromWorker, OpTiming } from "../devices/protocol.ts";
 import type { KernelParams } from "../kernels/kernel.ts";
 import { kernel } from "../kernels/registry.ts";
 import { OpError } from "./errors.ts";
 
-/** One span of work, as plain serialisable data (ms on the main thread's performance.now() clock). */
+/**
+ * One span of work, as plain serialisable data. Times are ms on the main thread's
+ * `performance.now()` clock; with device timing, `start`/`end` of compute passes and copies
+ * are their device timestamps put on that clock.
+ */
 export interface TraceEvent {
+  /** The op's id (benchmark spans get ids of their own). */
   id: number;
   op: string;
+  /** The device's name ("gpu:0", "cpu"). */
   device: string;
   lane: "compute" | "copy" | "host";
+  /** When the op was created. */
   queued: number;
   start: number;
   end: number;
+  /** Device timestamps (ns, the device's own clock), when the adapter has "timestamp-query". */
   gpuStart?: number;
   gpuEnd?: number;
+  /** The shape of the op's first output. */
+  shape?: readonly number[];
   bytes?: number;
   flops?: number;
+  /** Ids of the ops that produced this op's inputs. */
   deps: number[];
   label?: string;
   error?: string;
@@ -52,6 +63,12 @@ export interface EngineOptions {
    * @default {1 GiB}
    */
   maxBytesInFlight?: number;
+  /**
+   * Time compute passes and copies with device timestamps (adapters with "timestamp-query"),
+   * while someone observes `trace$()`.
+   * @default {AUTOPAR_DEVICE_TIMING, else true}
+   */
+  deviceTiming?: boolean;
 }
 
 /** A tensor's storage as the engine sees it. */
@@ -134,6 +151,7 @@ export class Engine {
   mode: EngineMode;
   maxOpsInFlight: number;
   maxBytesInFlight: number;
+  deviceTiming: boolean;
   readonly #lanes = new Map<Device, Lane>();
   readonly #serial: OpNode[] = [];
   #errors: OpError[] = [];
@@ -150,6 +168,7 @@ export class Engine {
     this.mode = options.mode ?? engineModeFromEnv();
     this.maxOpsInFlight = options.maxOpsInFlight ?? 256;
     this.maxBytesInFlight = options.maxBytesInFlight ?? 2 ** 30;
+    this.deviceTiming = options.deviceTiming ?? deviceTimingFromEnv();
   }
 
   /** A fresh id for ops and tensors. */
@@ -337,11 +356,13 @@ export class Engine {
     else {
       for (const lane of this.#lanes.values()) this.#pumpLane(lane);
     }
+    // Timestamps are taken only while someone reads the events.
+    const timing = this.deviceTiming && this.events.observed;
     for (const lane of this.#lanes.values()) {
       if (lane.outbox.length > 0 && lane.device instanceof WebGpuDevice) {
         const batch = lane.outbox;
         lane.outbox = [];
-        lane.device.send(batch);
+        lane.device.send(batch, timing);
       }
     }
     this.#runHost();
@@ -496,9 +517,13 @@ export class Engine {
   #onWorkerMessage(lane: Lane, msg: FromWorker): void {
     const origin = performance.timeOrigin;
     if (msg.type === "done") {
+      const timings = msg.timings && new Map(msg.timings.map((t) => [t.op, t]));
       for (const id of msg.ops) {
         const op = lane.sent.get(id);
-        if (op) this.#complete(lane, op, msg.start - origin, msg.end - origin);
+        if (!op) continue;
+        const t = timings?.get(id);
+        if (t) this.#complete(lane, op, t.start - origin, t.end - origin, t);
+        else this.#complete(lane, op, msg.start - origin, msg.end - origin);
       }
       for (const f of msg.failures) {
         const op = lane.sent.get(f.op);
@@ -508,7 +533,7 @@ export class Engine {
       const op = lane.sent.get(msg.op);
       if (op) {
         op.outputs[0].host = new Float32Array(msg.data);
-        this.#complete(lane, op, msg.start - origin, msg.end - origin);
+        this.#complete(lane, op, msg.start - origin, msg.end - origin, msg);
       }
     } else if (msg.type === "read-failed") {
       const op = lane.sent.get(msg.op);
@@ -518,13 +543,19 @@ export class Engine {
     this.#schedulePump();
   }
 
-  #complete(lane: Lane, op: OpNode, start: number, end: number): void {
+  #complete(
+    lane: Lane,
+    op: OpNode,
+    start: number,
+    end: number,
+    device?: Pick<OpTiming, "gpuStart" | "gpuEnd">,
+  ): void {
     for (const o of op.outputs) {
       o.state = "done";
       this.#settle(o);
       this.#maybeFree(o);
     }
-    this.#finish(lane, op, "done", start, end);
+    this.#finish(lane, op, "done", start, end, undefined, device);
   }
 
   #fail(
@@ -573,6 +604,7 @@ export class Engine {
     start: number,
     end: number,
     error?: string,
+    device?: Pick<OpTiming, "gpuStart" | "gpuEnd">,
   ): void {
     op.state = state;
     this.#inflight(lane, op, -1);
@@ -594,6 +626,9 @@ export class Engine {
         queued: op.queued,
         start,
         end,
+        gpuStart: device?.gpuStart,
+        gpuEnd: device?.gpuEnd,
+        shape: op.outputs[0]?.shape,
         bytes: op.bytes,
         flops: op.flops,
         deps: op.inputs.flatMap((t) => t.producer ? [t.producer.id] : []),
@@ -640,6 +675,13 @@ export class Engine {
   }
 }
 
+function deviceTimingFromEnv(): boolean {
+  const v = Deno.env.get("AUTOPAR_DEVICE_TIMING");
+  if (v === undefined || v === "" || v === "1" || v === "true") return true;
+  if (v === "0" || v === "false") return false;
+  throw new RangeError(`Cannot use AUTOPAR_DEVICE_TIMING="${v}": it must be 1 or 0`);
+}
+
 function engineModeFromEnv(): EngineMode {
   const v = Deno.env.get("AUTOPAR_ENGINE");
   if (v === undefined || v === "" || v === "parallel") return "parallel";
@@ -663,6 +705,8 @@ export function engine(): Engine {
  * import { configureEngine } from "./engine.ts";
  * configureEngine({ mode: "serial" });
  * configureEngine({ mode: "parallel" });
+ * configureEngine({ deviceTiming: false }); // events keep the batch's times
+ * configureEngine({ deviceTiming: true });
  * ```
  */
 export function configureEngine(options: EngineOptions): void {
@@ -680,5 +724,13 @@ export function configureEngine(options: EngineOptions): void {
       throw new RangeError(`Cannot set ${key} to ${v}: it must be >= 1`);
     }
     e[key] = v;
+  }
+  if (options.deviceTiming !== undefined) {
+    if (typeof options.deviceTiming !== "boolean") {
+      throw new RangeError(
+        `Cannot set deviceTiming to ${options.deviceTiming}: it must be a boolean`,
+      );
+    }
+    e.deviceTiming = options.deviceTiming;
   }
 }

@@ -30,10 +30,7 @@ export type { CreateOptions, RandOptions } from "./lib/tensor/creation.ts";
 export { trace$ } from "./lib/trace/trace.ts";
 export type { TraceEvent, TraceOptions } from "./lib/trace/trace.ts";
 export { exportChromeTrace } from "./lib/trace/chrome_trace.ts";
-export type {
-  ChromeTrace,
-  ChromeTraceEvent,
-} from "./lib/trace/chrome_trace.ts";
+export type { ChromeTrace, ChromeTraceEvent } from "./lib/trace/chrome_trace.ts";
 export { formatSummary, summarize } from "./lib/trace/summarize.ts";
 export type {
   CopySummary,

@@ -130,7 +130,11 @@ export async function smallOps(
             encoding: {
               x: { field: "size", type: "quantitative", scale: { type: "log", base: 2 } },
               y: { field: "speedup", type: "quantitative", scale: { type: "log", base: 2 } },
-              color: { field: "comparison", type: "nominal", legend: { orient: "bottom" } },
+              color: {
+                field: "comparison",
+                type: "nominal",
+                legend: { orient: "bottom", columns: 1, labelLimit: 600 },
+              },
             },
           },
           { mark: { type: "rule", strokeDash: [4, 4] }, encoding: { y: { datum: 1 } } },

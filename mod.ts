@@ -24,7 +24,12 @@ export type { EngineMode, EngineOptions } from "./lib/engine/engine.ts";
 export { OpError } from "./lib/engine/errors.ts";
 export { synchronize, waitAll } from "./lib/engine/sync.ts";
 export { Tensor } from "./lib/tensor/tensor.ts";
-export type { ToOptions } from "./lib/tensor/tensor.ts";
+export type {
+  MmOptions,
+  SoftmaxCrossEntropyOptions,
+  SubOptions,
+  ToOptions,
+} from "./lib/tensor/tensor.ts";
 export { fromArray, ones, rand, zeros } from "./lib/tensor/creation.ts";
 export type { CreateOptions, RandOptions } from "./lib/tensor/creation.ts";
 export { trace$ } from "./lib/trace/trace.ts";

@@ -15,6 +15,8 @@ export interface RunCommand {
   source?: string;
   inputs: number[];
   outputs: { id: number; bytes: number }[];
+  /** In place: the first output takes over this buffer (it holds the old values). */
+  inPlace?: number;
 }
 /** Creates buffer `buf` holding `data`. */
 export interface WriteCommand {

@@ -165,15 +165,25 @@ async function runBatch(commands: Command[], timing: boolean): Promise<void> {
       encoder.copyBufferToBuffer(buffers.get(cmd.buf)!, 0, s, 0, bytes);
       reads.push({ cmd, staging: s });
     } else {
-      const bad = badInput(cmd.inputs);
+      const bad = badInput(cmd.inPlace === undefined ? cmd.inputs : [...cmd.inputs, cmd.inPlace]);
       if (bad !== undefined) {
         for (const o of cmd.outputs) failed.set(o.id, bad);
         failures.push({ op: cmd.op, message: bad, skipped: true });
+        if (cmd.inPlace !== undefined) frees.push(cmd.inPlace);
         continue;
       }
+      let adopted: number | undefined;
       try {
         const pipe = await pipeline(cmd);
-        const outs = cmd.outputs.map((o) => bufferFor(o.id, o.bytes));
+        const outs = cmd.outputs.map((o, i) => {
+          if (i > 0 || cmd.inPlace === undefined) return bufferFor(o.id, o.bytes);
+          // In place: the output is the old buffer under the new version's id.
+          const b = buffers.get(cmd.inPlace)!;
+          buffers.delete(cmd.inPlace);
+          buffers.set(o.id, b);
+          adopted = o.id;
+          return b;
+        });
         const entries: GPUBindGroupEntry[] = [...cmd.inputs.map((id) => buffers.get(id)!), ...outs]
           .map((buffer, binding) => ({ binding, resource: { buffer } }));
         if (cmd.source === undefined) {
@@ -217,10 +227,15 @@ async function runBatch(commands: Command[], timing: boolean): Promise<void> {
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
         for (const o of cmd.outputs) {
-          buffers.get(o.id)?.destroy();
-          buffers.delete(o.id);
+          // An adopted buffer may still be read by earlier work of this batch: it is freed
+          // with the output's record, later.
+          if (o.id !== adopted) {
+            buffers.get(o.id)?.destroy();
+            buffers.delete(o.id);
+          }
           failed.set(o.id, message);
         }
+        if (cmd.inPlace !== undefined && adopted === undefined) frees.push(cmd.inPlace);
         failures.push({ op: cmd.op, message, skipped: false });
       }
     }

@@ -13,6 +13,12 @@ export type KernelParams = Record<string, number | string | boolean | undefined>
 export interface KernelSpec<P extends KernelParams = KernelParams> {
   /** Unique name, used in errors, traces and the pipeline cache key. */
   readonly name: string;
+  /**
+   * The kernel updates a tensor in place: `out0` is bound to the target's buffer and holds
+   * its old value; the CPU twin gets the old value as its last input.
+   * @default {false}
+   */
+  readonly inPlace?: boolean;
   /** Element type of each input binding, for example `"f32"` or `"vec4<f32>"`. */
   inputTypes(params: P): readonly string[];
   /** Element type of each output binding. */

@@ -8,12 +8,23 @@ import type { KernelParams, KernelSpec } from "./kernel.ts";
 import { binary, fill, random, unary } from "./elementwise.ts";
 import { sumCols, sumRows, transpose } from "./layout.ts";
 import { matmul } from "./matmul.ts";
+import { reluBackward, softmaxCrossEntropy, subInPlace } from "./training.ts";
 
 /** All kernels by name. */
 export const KERNELS: ReadonlyMap<string, KernelSpec<KernelParams>> = new Map(
-  ([matmul, binary, unary, fill, random, transpose, sumRows, sumCols] as unknown as KernelSpec<
-    KernelParams
-  >[]).map((k) => [k.name, k]),
+  ([
+    matmul,
+    binary,
+    unary,
+    fill,
+    random,
+    transpose,
+    sumRows,
+    sumCols,
+    reluBackward,
+    softmaxCrossEntropy,
+    subInPlace,
+  ] as unknown as KernelSpec<KernelParams>[]).map((k) => [k.name, k]),
 );
 
 /** The kernel called `name`; throws a TypeError naming the known kernels when there is none. */

@@ -20,6 +20,38 @@ export interface ToOptions {
   nonBlocking?: boolean;
 }
 
+/** Options of {@link Tensor.mm}. */
+export interface MmOptions {
+  /**
+   * Use this tensor transposed (it is read as stored, never copied).
+   * @default {false}
+   */
+  transA?: boolean;
+  /**
+   * Use the other tensor transposed.
+   * @default {false}
+   */
+  transB?: boolean;
+}
+
+/** Options of {@link Tensor.softmaxCrossEntropy}. */
+export interface SoftmaxCrossEntropyOptions {
+  /**
+   * Factor of the gradient: 1 / batch size gives the gradient of the mean loss.
+   * @default {1}
+   */
+  scale?: number;
+}
+
+/** Options of {@link Tensor.sub_}. */
+export interface SubOptions {
+  /**
+   * Factor of the subtrahend: `this -= alpha * other`.
+   * @default {1}
+   */
+  alpha?: number;
+}
+
 const records = new WeakMap<Tensor, TensorRecord>();
 const collected = new FinalizationRegistry<TensorRecord>((rec) => engine().dispose(rec));
 
@@ -86,18 +118,28 @@ export class Tensor {
   }
 
   /**
-   * Matrix product `this @ other` of 2-D tensors on the same device. Throws a RangeError when
-   * the shapes do not align, a TypeError for tensors on different devices or disposed ones.
+   * Matrix product `op(this) @ op(other)` of 2-D tensors on the same device, where `op`
+   * transposes an operand whose option says so, without materialising the transpose. Throws
+   * a RangeError when the shapes do not align, a TypeError for tensors on different devices
+   * or disposed ones.
    *
    * @example
    * ```ts
    * import { fromArray } from "./creation.ts";
    * const a = fromArray([1, 2, 3, 4], [2, 2]);
    * console.log(await a.mm(a).data()); // Float32Array [7, 10, 15, 22]
+   * console.log(await a.mm(a, { transA: true }).data()); // Float32Array [10, 14, 14, 20]
    * ```
    */
-  mm(other: Tensor): Tensor {
+  mm(other: Tensor, options: MmOptions = {}): Tensor {
     const [a, b] = this.#operands("mm", other);
+    const transA = options.transA ?? false;
+    const transB = options.transB ?? false;
+    if (typeof transA !== "boolean" || typeof transB !== "boolean") {
+      throw new TypeError(
+        `Cannot multiply with transA ${transA} and transB ${transB}: both must be booleans`,
+      );
+    }
     if (this.shape.length !== 2 || other.shape.length !== 2) {
       throw new RangeError(
         `Cannot multiply shapes ${fmt(this.shape)} and ${
@@ -105,17 +147,18 @@ export class Tensor {
         }: mm needs two 2-D tensors`,
       );
     }
-    const [M, K] = this.shape;
-    const [K2, N] = other.shape;
+    const [M, K] = transA ? [this.shape[1], this.shape[0]] : this.shape;
+    const [K2, N] = transB ? [other.shape[1], other.shape[0]] : other.shape;
     if (K !== K2) {
+      const t = (s: readonly number[], tr: boolean) => tr ? `${fmt(s)} transposed` : fmt(s);
       throw new RangeError(
-        `Cannot multiply as shapes ${fmt(this.shape)} and ${fmt(other.shape)} do not align: ` +
-          `inner sizes are ${K} and ${K2}`,
+        `Cannot multiply as shapes ${t(this.shape, transA)} and ${t(other.shape, transB)} ` +
+          `do not align: inner sizes are ${K} and ${K2}`,
       );
     }
     const shape = checkShape([M, N], this.device, "mm");
     const tiling = matmulTilingFor(this.device.info.software);
-    const params = { M, N, K, transA: false, transB: false, tiling };
+    const params = { M, N, K, transA, transB, tiling };
     return this.#run("mm", "matmul", params, [a, b], shape, 2 * M * N * K);
   }
 
@@ -138,6 +181,117 @@ export class Tensor {
   relu(): Tensor {
     const [a] = this.#operands("relu");
     return this.#run("relu", "unary", { op: "relu", n: this.size }, [a], this.shape, this.size);
+  }
+
+  /**
+   * The gradient through relu at this tensor: `dy` where this tensor is positive, else 0.
+   * This tensor may be relu's input or its output. Throws a RangeError unless `dy` has this
+   * tensor's shape.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "./creation.ts";
+   * const x = fromArray([-1, 2, 0, 3], [4]);
+   * console.log(await x.reluBackward(fromArray([5, 6, 7, 8], [4])).data()); // [0, 6, 0, 8]
+   * ```
+   */
+  reluBackward(dy: Tensor): Tensor {
+    const [x, g] = this.#operands("take the relu gradient of", dy);
+    this.#sameShape("take the relu gradient of", dy);
+    return this.#run("relu_backward", "relu_backward", { n: this.size }, [x, g], this.shape, 0);
+  }
+
+  /**
+   * Softmax cross-entropy of each row of these logits (`[rows, classes]`) against `labels`,
+   * a 1-D tensor of `rows` class indices: per-row `losses` (`[rows]`) and the gradient of
+   * `scale * sum(losses)` with respect to the logits. Numerically stable for large logits.
+   * Throws a RangeError for shapes that do not fit; a label outside [0, classes) gives NaN.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "./creation.ts";
+   * const logits = fromArray([0, 0, 1000, 0], [2, 2]);
+   * const { losses, grad } = logits.softmaxCrossEntropy(fromArray([1, 0], [2]), { scale: 0.5 });
+   * console.log(await losses.data()); // Float32Array [0.6931..., 0]
+   * console.log(await grad.data()); // Float32Array [0.25, -0.25, 0, 0]
+   * ```
+   */
+  softmaxCrossEntropy(
+    labels: Tensor,
+    options: SoftmaxCrossEntropyOptions = {},
+  ): { losses: Tensor; grad: Tensor } {
+    const what = "take the softmax cross-entropy of";
+    const [z, y] = this.#operands(what, labels);
+    const scale = options.scale ?? 1;
+    if (!Number.isFinite(scale)) {
+      throw new RangeError(`Cannot ${what} ${this} with scale ${scale}: it must be finite`);
+    }
+    if (this.shape.length !== 2 || labels.shape.length !== 1 || labels.shape[0] !== this.shape[0]) {
+      throw new RangeError(
+        `Cannot ${what} shape ${fmt(this.shape)} against labels of shape ${fmt(labels.shape)}: ` +
+          `it needs 2-D logits [rows, classes] and labels [rows]`,
+      );
+    }
+    const [rows, cols] = this.shape;
+    const [losses, grad] = engine().submit({
+      name: "softmax_xent",
+      kind: "run",
+      device: this.device,
+      kernel: "softmax_cross_entropy",
+      params: { rows, cols, scale },
+      inputs: [z, y],
+      outputShapes: [[rows], this.shape],
+      flops: 5 * rows * cols,
+    });
+    return { losses: wrap(losses), grad: wrap(grad) };
+  }
+
+  /**
+   * In place: `this -= alpha * other` (PyTorch's `sub_`), the SGD update. Returns this tensor,
+   * which now names the new values. Work queued earlier that reads this tensor still sees the
+   * old values; work queued later sees the new ones. Throws a RangeError unless `other` has
+   * this tensor's shape and `alpha` is finite.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "./creation.ts";
+   * const w = fromArray([1, 2], [2]);
+   * const before = w.mul(1);
+   * w.sub_(fromArray([10, 10], [2]), { alpha: 0.1 });
+   * console.log(await w.data(), await before.data()); // Float32Array [0, 1] Float32Array [1, 2]
+   * ```
+   */
+  sub_(other: Tensor, options: SubOptions = {}): this {
+    const [target, g] = this.#operands("update", other);
+    this.#sameShape("update", other);
+    if (g === target) {
+      throw new TypeError(
+        `Cannot update ${this} in place from itself: WebGPU cannot bind one buffer as both ` +
+          `input and output (use this.mul(1 - alpha) instead)`,
+      );
+    }
+    const alpha = options.alpha ?? 1;
+    if (!Number.isFinite(alpha)) {
+      throw new RangeError(`Cannot update ${this} with alpha ${alpha}: it must be finite`);
+    }
+    const e = engine();
+    const [updated] = e.submit({
+      name: "sub_",
+      kind: "run",
+      device: this.device,
+      kernel: "sub_inplace",
+      params: { n: this.size, alpha },
+      inputs: [g],
+      inPlace: target,
+      outputShapes: [this.shape],
+      flops: 2 * this.size,
+    });
+    // This tensor now names the new version; the old one lives on for the work that reads it.
+    collected.unregister(target);
+    records.set(this, updated);
+    collected.register(this, updated, updated);
+    e.dispose(target);
+    return this;
   }
 
   /** The transpose of a 2-D tensor. Throws a RangeError for other ranks. */
@@ -291,6 +445,18 @@ export class Tensor {
       }
     }
     return recs;
+  }
+
+  #sameShape(what: string, other: Tensor): void {
+    if (
+      other.shape.length !== this.shape.length || other.shape.some((n, i) => n !== this.shape[i])
+    ) {
+      throw new RangeError(
+        `Cannot ${what} ${this} with ${other}: the shapes ${fmt(this.shape)} and ${
+          fmt(other.shape)
+        } differ`,
+      );
+    }
   }
 
   #binary(op: BinaryOp, other: Tensor | number): Tensor {

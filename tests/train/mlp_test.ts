@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import { cpu, synchronize, tryAllGpus } from "../../mod.ts";
+import { DataParallelMlp, PARAMETER_NAMES } from "../../lib/train/mlp.ts";
+import { loadMnist, mulberry32 } from "../../lib/train/mnist.ts";
+import { trainEpoch } from "../../lib/train/epoch.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const [gpu0, gpu1] = await tryAllGpus({ count: 2 });
+
+type Params = Record<(typeof PARAMETER_NAMES)[number], Float32Array>;
+
+/** The mean loss of the MLP in float64, written apart from the kernels. */
+function lossRef(
+  p: { [K in keyof Params]: Float64Array },
+  x: Float32Array,
+  y: Float32Array,
+  dims: { inputs: number; hidden: number; outputs: number },
+): number {
+  const { inputs, hidden, outputs } = dims;
+  let total = 0;
+  for (let r = 0; r < y.length; r++) {
+    const h = Array.from({ length: hidden }, (_, j) => {
+      let s = p.b1[j];
+      for (let k = 0; k < inputs; k++) s += x[r * inputs + k] * p.w1[k * hidden + j];
+      return Math.max(0, s);
+    });
+    const z = Array.from({ length: outputs }, (_, j) => {
+      let s = p.b2[j];
+      for (let k = 0; k < hidden; k++) s += h[k] * p.w2[j * hidden + k]; // w2 is [outputs, hidden]
+      return s;
+    });
+    const m = Math.max(...z);
+    total += Math.log(z.reduce((s, v) => s + Math.exp(v - m), 0)) + m - z[y[r]];
+  }
+  return total / y.length;
+}
+
+function uniform(length: number, seed: number): Float32Array {
+  const r = mulberry32(seed);
+  return Float32Array.from({ length }, () => r() * 2 - 1);
+}
+
+Deno.test(
+  "one SGD step moves every parameter by lr times the finite-difference gradient",
+  opts,
+  async () => {
+    const dims = { inputs: 5, hidden: 4, outputs: 3 };
+    const rows = 6;
+    const x = uniform(rows * dims.inputs, 1);
+    const y = Float32Array.from({ length: rows }, (_, r) => r % dims.outputs);
+    const lr = 1;
+    const mlp = new DataParallelMlp([cpu()], { ...dims, lr, seed: 3 });
+    const before = await mlp.parameters();
+    mlp.step(x, y, rows);
+    const after = await mlp.parameters();
+    const p64 = Object.fromEntries(
+      PARAMETER_NAMES.map((n) => [n, Float64Array.from(before[n])]),
+    ) as { [K in keyof Params]: Float64Array };
+    const eps = 1e-6;
+    let checked = 0;
+    for (const name of PARAMETER_NAMES) {
+      for (let i = 0; i < p64[name].length; i++) {
+        const v = p64[name][i];
+        p64[name][i] = v + eps;
+        const up = lossRef(p64, x, y, dims);
+        p64[name][i] = v - eps;
+        const down = lossRef(p64, x, y, dims);
+        p64[name][i] = v;
+        const numeric = (up - down) / (2 * eps);
+        const analytic = (before[name][i] - after[name][i]) / lr;
+        assert.ok(
+          Math.abs(analytic - numeric) <= 1e-4 + 1e-3 * Math.abs(numeric),
+          `d loss / d ${name}[${i}]: the step gives ${analytic}, finite differences ${numeric}`,
+        );
+        checked++;
+      }
+    }
+    assert.equal(checked, 5 * 4 + 4 + 4 * 3 + 3);
+  },
+);
+
+Deno.test(
+  "one data-parallel step on two devices gives the parameters of one step on one device",
+  opts,
+  async () => {
+    const dims = { inputs: 64, hidden: 32, outputs: 10 };
+    const rows = 50;
+    const x = uniform(rows * dims.inputs, 2);
+    const y = Float32Array.from({ length: rows }, (_, r) => (r * 7) % 10);
+    const one = new DataParallelMlp([gpu0], { ...dims, lr: 0.5, seed: 9 });
+    const two = new DataParallelMlp([gpu0, gpu1], { ...dims, lr: 0.5, seed: 9 });
+    const start = await two.parameters(0);
+    one.step(x, y, rows);
+    two.step(x, y, rows);
+    const [p1, p20, p21] = await Promise.all([
+      one.parameters(),
+      two.parameters(0),
+      two.parameters(1),
+    ]);
+    for (const name of PARAMETER_NAMES) {
+      assert.deepEqual(p20[name], p21[name], `${name}: the replicas differ`);
+      let moved = 0;
+      for (let i = 0; i < p1[name].length; i++) {
+        const d = Math.abs(p20[name][i] - p1[name][i]);
+        assert.ok(
+          d <= 1e-5,
+          `${name}[${i}]: ${p20[name][i]} on two devices, ${p1[name][i]} on one`,
+        );
+        moved = Math.max(moved, Math.abs(p1[name][i] - start[name][i]));
+      }
+      assert.ok(moved > 1e-3, `${name} did not move`);
+    }
+  },
+);
+
+Deno.test(
+  "50 steps on 1,000 digits lower the loss clearly and classify test digits well above chance",
+  opts,
+  async () => {
+    const { train, test } = loadMnist();
+    const mlp = new DataParallelMlp([gpu0, gpu1], { lr: 0.5, seed: 1 });
+    const initial = await mlp.evaluate(test);
+    let steps = 0;
+    let last = { loss: Infinity, steps: 0 };
+    for (let epoch = 0; steps < 50; epoch++) {
+      const r = await trainEpoch(mlp, train, { batch: 100, limit: 1000, seed: epoch });
+      steps += r.steps;
+      last = r;
+    }
+    await synchronize();
+    const final = await mlp.evaluate(test);
+    assert.equal(steps, 50);
+    // Chance is a loss of ln 10 = 2.3 and an accuracy of 10%.
+    assert.ok(initial.loss > 2, `initial test loss ${initial.loss}`);
+    assert.ok(last.loss < 0.6 * initial.loss, `training loss ${last.loss} vs ${initial.loss}`);
+    assert.ok(final.loss < 0.6 * initial.loss, `test loss ${final.loss} vs ${initial.loss}`);
+    assert.ok(final.accuracy > 0.6, `test accuracy ${final.accuracy}`);
+  },
+);

@@ -29,15 +29,13 @@ export function closeDevices(): Promise<void> {
 }
 
 // Ending with Workers that still hold a GPU device lets Deno tear them down while the
-// process runs its exit handlers: a Worker unloading the driver (Mesa's swrast_dri.so)
-// raced the main thread's exit into it, a segfault about one run in twenty. Exiting from
-// "unload", with the Workers idle and alive, skips that teardown.
-// The "unload" listener is added when the loop first runs dry, so the program's own
-// "unload" listeners, added earlier, still run before it.
+// process runs its exit handlers, which crashed now and then. When the loop first runs dry,
+// the devices are closed (destroyed, their Workers stopped) while the process still lives.
 globalThis.addEventListener("beforeunload", () => {
-  globalThis.addEventListener("unload", () => {
-    if (started.length > 0) Deno.exit();
-  }, { once: true });
+  if (started.length === 0) return;
+  // A stopped Worker's thread goes on unloading the driver for a moment after terminate():
+  // give it that moment before the process exits.
+  closeDevices().then(() => new Promise((resolve) => setTimeout(resolve, 100)));
 }, { once: true });
 let threadsPerDevice: number | undefined;
 

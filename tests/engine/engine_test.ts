@@ -54,15 +54,15 @@ Deno.test("independent ops on two devices run at the same time", opts, async () 
   const x1 = rand([256, 256], { device: gpu1, seed: 2 });
   await synchronize();
   const { events } = await traced(async () => {
-    for (let i = 0; i < 4; i++) {
-      x0.mm(x0);
-      x1.mm(x1);
+    for (let i = 0; i < 8; i++) {
+      x0.mm(x0).dispose();
+      x1.mm(x1).dispose();
     }
     await synchronize();
   });
   const span = (d: string) => {
     const mine = events.filter((e) => e.device === d && e.op === "mm");
-    assert.equal(mine.length, 4, `4 products on ${d}`);
+    assert.equal(mine.length, 8, `8 products on ${d}`);
     return {
       start: Math.min(...mine.map((e) => e.start)),
       end: Math.max(...mine.map((e) => e.end)),

@@ -6,6 +6,7 @@
  * @module
  */
 import { Observable, type ObservableInput } from "npm:rxjs@7.8.2";
+import { countWaiting } from "./backpressure.ts";
 import { whenReleased } from "./holds.ts";
 import { whenDone } from "./when_done.ts";
 
@@ -31,6 +32,12 @@ export function paced<T extends object>(options: PacedOptions<T>): Observable<T>
     let next = 0;
     let taken = 0; // made, and not yet emitted-and-released
     let closed = false;
+    let stalled = false; // out of slots while a consumer holds an emitted item
+    const markStalled = (on: boolean) => {
+      if (on === stalled) return;
+      stalled = on;
+      countWaiting(on);
+    };
 
     const fail = (e: unknown) => {
       if (closed) return;
@@ -45,6 +52,7 @@ export function paced<T extends object>(options: PacedOptions<T>): Observable<T>
           fill();
         });
       }
+      markStalled(!closed && next < count && taken >= inFlight && taken > slots.length);
       if (!closed && next >= count && taken === 0 && slots.length === 0) subscriber.complete();
     };
     const fill = () => {
@@ -69,6 +77,7 @@ export function paced<T extends object>(options: PacedOptions<T>): Observable<T>
     fill();
     return () => {
       closed = true;
+      markStalled(false);
       for (const s of slots.splice(0)) {
         s.sub?.unsubscribe();
         discard(s.item);

@@ -1,0 +1,133 @@
+/**
+ * Buttons that start the chapter's experiments (with size and iterations), the run's
+ * status, and the timings table filling in as each line is timed.
+ *
+ * @module
+ */
+import type { VNode } from "npm:preact@10.29.8";
+import { useEffect } from "npm:preact@10.29.8/hooks";
+import { useSignal } from "npm:@preact/signals@2.11.4";
+import type { Experiment, RunLimits, RunRecord } from "../components/protocol.ts";
+import { labelsOf, SECTIONS } from "../components/timings.ts";
+import { TimingsTable } from "../components/TimingsTable.tsx";
+import { connect, run, timings } from "./live.ts";
+
+/** Props of {@link RunPanel}: what the server knew when it rendered the page. */
+export interface RunPanelProps {
+  limits: RunLimits;
+  timings: Record<string, number>;
+  run: RunRecord | null;
+}
+
+/** The run controls and the timings table. */
+export function RunPanel(props: RunPanelProps): VNode {
+  useEffect(connect, []);
+  const message = useSignal("");
+  // The values typed in, per experiment: a re-render must not reset them.
+  const values = useSignal<Record<string, { size: string; iters: string }>>(
+    Object.fromEntries(
+      SECTIONS.map((s) => {
+        const d = props.limits.defaults[s.experiment];
+        return [s.experiment, { size: String(d.size), iters: String(d.iters) }];
+      }),
+    ),
+  );
+  const edit = (experiment: Experiment, field: "size" | "iters", value: string) => {
+    values.value = {
+      ...values.value,
+      [experiment]: { ...values.value[experiment], [field]: value },
+    };
+  };
+  const current = run.value === undefined ? props.run : run.value;
+  const busy = current?.status === "running";
+
+  const start = async (experiment: Experiment) => {
+    const typed = values.value[experiment];
+    message.value = "";
+    const response = await fetch("/api/runs", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        experiment,
+        size: Number(typed.size),
+        iters: Number(typed.iters),
+      }),
+    });
+    const body = await response.json();
+    if (!response.ok) message.value = body.error ?? `HTTP ${response.status}`;
+    else run.value = body;
+  };
+
+  return (
+    <section class="runs" aria-label="Experiments">
+      <div class="run-forms">
+        {SECTIONS.map((s) => {
+          const typed = values.value[s.experiment];
+          return (
+            <form
+              key={s.experiment}
+              class="run-form"
+              onSubmit={(e) => {
+                e.preventDefault();
+                start(s.experiment);
+              }}
+            >
+              <span class="run-title">{s.title}</span>
+              <label>
+                size{" "}
+                <input
+                  name="size"
+                  type="number"
+                  min={1}
+                  max={props.limits.maxSize}
+                  value={typed.size}
+                  onInput={(e) => edit(s.experiment, "size", e.currentTarget.value)}
+                />
+              </label>
+              <label>
+                iters{" "}
+                <input
+                  name="iters"
+                  type="number"
+                  min={1}
+                  max={props.limits.maxIters}
+                  value={typed.iters}
+                  onInput={(e) => edit(s.experiment, "iters", e.currentTarget.value)}
+                />
+              </label>
+              <button type="submit" data-experiment={s.experiment} disabled={busy}>
+                Run {s.experiment}
+              </button>
+            </form>
+          );
+        })}
+      </div>
+      <p class="run-status" id="run-status" role="status">
+        {message.value
+          ? `Not started: ${message.value}`
+          : current
+          ? `Run ${current.id} (${current.experiment}, ${current.size}x${current.size}, ` +
+            `${current.iters} iters): ${current.status}` +
+            (current.seconds !== undefined ? ` in ${current.seconds.toFixed(2)} s` : "") +
+            (current.error ? `: ${current.error}` : "") +
+            (current.summary
+              ? `; "${labelsOf(current.experiment)[2]}": ${
+                (current.summary.copy.hiddenFraction * 100).toFixed(0)
+              }% of copy time hidden, ${
+                (current.summary.efficiency * 100).toFixed(0)
+              }% of the best makespan the lanes allow`
+              : "")
+          : "No run yet."}
+        {current && current.status !== "running"
+          ? (
+            <>
+              {" "}
+              <a href="/api/trace.json" download="autopar-trace.json">Chrome trace</a>
+            </>
+          )
+          : null}
+      </p>
+      <TimingsTable timings={timings.value ?? props.timings} />
+    </section>
+  );
+}

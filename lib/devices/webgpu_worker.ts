@@ -186,6 +186,7 @@ async function runBatch(commands: Command[], timing: boolean): Promise<void> {
         });
         const entries: GPUBindGroupEntry[] = [...cmd.inputs.map((id) => buffers.get(id)!), ...outs]
           .map((buffer, binding) => ({ binding, resource: { buffer } }));
+        let workgroups: readonly [number, number, number];
         if (cmd.source === undefined) {
           const spec = kernel(cmd.kernel);
           uniforms.set(new Uint8Array(packUniforms(spec, cmd.params)), slot * UNIFORM_STRIDE);
@@ -194,35 +195,23 @@ async function runBatch(commands: Command[], timing: boolean): Promise<void> {
             resource: { buffer: uniformBuffer, offset: slot * UNIFORM_STRIDE, size: 16 * 4 },
           });
           slot++;
-          const pass = encoder.beginComputePass({
-            label: `op${cmd.op}`,
-            timestampWrites: timer?.pass(cmd.op),
-          });
-          pass.setPipeline(pipe);
-          pass.setBindGroup(
-            0,
-            device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }),
-          );
-          pass.dispatchWorkgroups(...spec.workgroups(cmd.params));
-          pass.end();
+          workgroups = spec.workgroups(cmd.params);
         } else {
-          const [x, y, z] = [
-            Number(cmd.params.x ?? 1),
-            Number(cmd.params.y ?? 1),
-            Number(cmd.params.z ?? 1),
-          ];
-          const pass = encoder.beginComputePass({
-            label: `op${cmd.op}`,
-            timestampWrites: timer?.pass(cmd.op),
-          });
-          pass.setPipeline(pipe);
-          pass.setBindGroup(
-            0,
-            device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }),
-          );
-          pass.dispatchWorkgroups(x, y, z);
-          pass.end();
+          // A custom kernel: the workgroup counts come as params x, y, z.
+          const { x = 1, y = 1, z = 1 } = cmd.params;
+          workgroups = [Number(x), Number(y), Number(z)];
         }
+        const pass = encoder.beginComputePass({
+          label: `op${cmd.op}`,
+          timestampWrites: timer?.pass(cmd.op),
+        });
+        pass.setPipeline(pipe);
+        pass.setBindGroup(
+          0,
+          device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }),
+        );
+        pass.dispatchWorkgroups(...workgroups);
+        pass.end();
         done.push(cmd.op);
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);

@@ -52,6 +52,8 @@ Deno.test(
 Deno.test("independent ops on two devices run at the same time", opts, async () => {
   const x0 = rand([256, 256], { device: gpu0, seed: 1 });
   const x1 = rand([256, 256], { device: gpu1, seed: 2 });
+  x0.mm(x0).dispose(); // compile the kernel on both devices first: a first use compiles it
+  x1.mm(x1).dispose(); // inside the batch, and one device could finish before the other began
   await synchronize();
   const { events } = await traced(async () => {
     for (let i = 0; i < 8; i++) {

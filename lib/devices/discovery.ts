@@ -30,12 +30,10 @@ export function closeDevices(): Promise<void> {
 
 // Ending with Workers that still hold a GPU device lets Deno tear them down while the
 // process runs its exit handlers, which crashed now and then. When the loop first runs dry,
-// the devices are closed (destroyed, their Workers stopped) while the process still lives.
+// the devices are closed (destroyed, their Workers stopped and their threads gone) while the
+// process still lives.
 globalThis.addEventListener("beforeunload", () => {
-  if (started.length === 0) return;
-  // A stopped Worker's thread goes on unloading the driver for a moment after terminate():
-  // give it that moment before the process exits.
-  closeDevices().then(() => new Promise((resolve) => setTimeout(resolve, 100)));
+  if (started.length > 0) closeDevices();
 }, { once: true });
 let threadsPerDevice: number | undefined;
 
@@ -83,7 +81,7 @@ export async function tryAllGpus(options: TryAllGpusOptions = {}): Promise<Devic
   if (!Number.isInteger(count) || count < 1) {
     throw new RangeError(`Cannot make ${count} devices: count must be a whole number >= 1`);
   }
-  if (typeof navigator === "undefined" || !navigator.gpu) return [];
+  if (typeof navigator === "undefined" || !("gpu" in navigator)) return []; // "in": no GPU instance on this thread
   threadsPerDevice ??= splitSoftwareThreads(count);
 
   for (let i = started.length; i < count; i++) {

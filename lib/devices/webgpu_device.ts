@@ -28,6 +28,33 @@ function workerUrl(): URL {
   );
 }
 
+/**
+ * Waits until no thread of the process is called `name` (at most `limitMs`). A stopped
+ * Worker's threads (its own and the driver's) go on tearing the driver down for some
+ * milliseconds after terminate(); a process that exits meanwhile can crash in the driver.
+ * Where /proc is not readable, it waits 100 ms instead.
+ */
+async function threadsGone(name: string, limitMs = 2000): Promise<void> {
+  const alive = () => {
+    for (const task of Deno.readDirSync("/proc/self/task")) {
+      try {
+        if (Deno.readTextFileSync(`/proc/self/task/${task.name}/comm`).trim() === name) return true;
+      } catch {
+        // the thread ended while we looked
+      }
+    }
+    return false;
+  };
+  const start = performance.now();
+  try {
+    while (alive() && performance.now() - start < limitMs) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  } catch {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** A WebGPU device living in its own Worker. */
 export class WebGpuDevice implements Device {
   readonly kind = "webgpu" as const;
@@ -102,7 +129,9 @@ export class WebGpuDevice implements Device {
     this.#worker.ref();
     this.#worker.postMessage({ type: "close" } satisfies ToWorker);
     await closed;
+    const threadId = this.#worker.threadId;
     await this.#worker.terminate();
+    await threadsGone(`worker-${threadId}`);
   }
 
   /** The device's name, for messages. */

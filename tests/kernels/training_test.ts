@@ -2,30 +2,13 @@ import assert from "node:assert/strict";
 import { reluBackward, softmaxCrossEntropy, subInPlace } from "../../lib/kernels/training.ts";
 import { mulberry32 } from "../../lib/train/mnist.ts";
 import { getTestDevice, runKernel } from "./harness.ts";
+import { assertClose } from "../assert_close.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 function uniform(length: number, seed: number, lo = -1, hi = 1): Float32Array {
   const r = mulberry32(seed);
   return Float32Array.from({ length }, () => lo + (hi - lo) * r());
-}
-
-/** Within `tol` times the larger of 1, the expected value and `magnitude` (the inputs' size). */
-function assertClose(
-  actual: Float32Array,
-  expected: ArrayLike<number>,
-  tol: number,
-  what: string,
-  magnitude = 1,
-) {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < actual.length; i++) {
-    const e = expected[i];
-    const ok = Number.isNaN(e)
-      ? Number.isNaN(actual[i])
-      : Math.abs(actual[i] - e) <= tol * Math.max(1, Math.abs(e), magnitude);
-    if (!ok) assert.fail(`${what}: element ${i} is ${actual[i]}, expected ${e} (tolerance ${tol})`);
-  }
 }
 
 /** Softmax cross-entropy in float64, written apart from the CPU twin. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { cpu, type Device, fromArray, rand, type Tensor, tryAllGpus } from "../../mod.ts";
 import { kernel } from "../../lib/kernels/registry.ts";
+import { assertClose } from "../assert_close.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const gpus = await tryAllGpus({ count: 2 });
@@ -21,16 +22,6 @@ const ref = {
     return out;
   },
 };
-
-function assertClose(actual: Float32Array, expected: ArrayLike<number>, tol: number, what: string) {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < actual.length; i++) {
-    const e = expected[i];
-    if (!(Math.abs(actual[i] - e) <= tol * Math.max(1, Math.abs(e)))) {
-      assert.fail(`${what}: element ${i} is ${actual[i]}, expected ${e} (tolerance ${tol})`);
-    }
-  }
-}
 
 const values = (t: Tensor) => t.data();
 

@@ -12,20 +12,11 @@ import {
   zeros,
 } from "../../mod.ts";
 import { engine } from "../../lib/engine/engine.ts";
+import { assertClose } from "../assert_close.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const [gpu0, gpu1] = await tryAllGpus({ count: 2 });
 const devices: Device[] = [gpu0, cpu()];
-
-function assertClose(actual: Float32Array, expected: ArrayLike<number>, tol: number, what: string) {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < actual.length; i++) {
-    const e = expected[i];
-    if (!(Math.abs(actual[i] - e) <= tol * Math.max(1, Math.abs(e)))) {
-      assert.fail(`${what}: element ${i} is ${actual[i]}, expected ${e} (tolerance ${tol})`);
-    }
-  }
-}
 
 /** `op(A) @ op(B)` in float64 from row-major storage. */
 function mmRef(

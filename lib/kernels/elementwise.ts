@@ -4,14 +4,12 @@
  *
  * @module
  */
-import { type KernelParams, type KernelSpec, spreadWorkgroups } from "./kernel.ts";
-
-const WG = 256;
-const INDEX = `
-  let i = gid.x + gid.y * nwg.x * ${WG}u;
-  if (i >= u.n) { return; }`;
-const ENTRY =
-  `@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
+import {
+  ELEMENTWISE_MAIN,
+  elementwiseWorkgroups,
+  type KernelParams,
+  type KernelSpec,
+} from "./kernel.ts";
 
 /** The binary operators. */
 export type BinaryOp = "add" | "sub" | "mul";
@@ -59,11 +57,11 @@ export const binary: KernelSpec<BinaryParams> = {
       : p.broadcast === "row"
       ? "in1[i % u.cols]"
       : "u.scalar";
-    return `${ENTRY} {${INDEX}
+    return `${ELEMENTWISE_MAIN}
   out0[i] = in0[i] ${SYMBOL[p.op]} ${b};
 }`;
   },
-  workgroups: (p) => spreadWorkgroups(p.n / (binaryVec4(p) ? 4 : 1) / WG),
+  workgroups: (p) => elementwiseWorkgroups(p.n, binaryVec4(p) ? 4 : 1),
   cpu: ([a, b], p) => {
     const out = new Float32Array(p.n);
     const f = APPLY[p.op];
@@ -96,10 +94,10 @@ export const unary: KernelSpec<UnaryParams> = {
   uniforms: (p) => [p.n % 4 === 0 ? p.n / 4 : p.n],
   variant: (p) => `${p.op}-${p.n % 4 === 0 ? "vec4" : "f32"}`,
   wgsl: (p) =>
-    `${ENTRY} {${INDEX}
+    `${ELEMENTWISE_MAIN}
   out0[i] = max(in0[i], ${p.n % 4 === 0 ? "vec4<f32>(0.0)" : "0.0"});
 }`,
-  workgroups: (p) => spreadWorkgroups(p.n / (p.n % 4 === 0 ? 4 : 1) / WG),
+  workgroups: (p) => elementwiseWorkgroups(p.n, p.n % 4 === 0 ? 4 : 1),
   cpu: ([a], p) => {
     const out = new Float32Array(p.n);
     for (let i = 0; i < p.n; i++) out[i] = a[i] > 0 ? a[i] : 0;
@@ -122,10 +120,10 @@ export const fill: KernelSpec<FillParams> = {
   uniforms: (p) => [p.n, p.value],
   variant: () => "",
   wgsl: () =>
-    `${ENTRY} {${INDEX}
+    `${ELEMENTWISE_MAIN}
   out0[i] = u.value;
 }`,
-  workgroups: (p) => spreadWorkgroups(p.n / WG),
+  workgroups: (p) => elementwiseWorkgroups(p.n),
   cpu: (_, p) => [new Float32Array(p.n).fill(p.value)],
 };
 
@@ -162,10 +160,10 @@ export const random: KernelSpec<RandomParams> = {
   let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
   return (word >> 22u) ^ word;
 }
-${ENTRY} {${INDEX}
+${ELEMENTWISE_MAIN}
   out0[i] = f32(pcg(i ^ pcg(u.seed)) >> 8u) / 16777216.0;
 }`,
-  workgroups: (p) => spreadWorkgroups(p.n / WG),
+  workgroups: (p) => elementwiseWorkgroups(p.n),
   cpu: (_, p) => {
     const out = new Float32Array(p.n);
     const s = pcgHash(p.seed);

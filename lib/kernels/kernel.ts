@@ -48,6 +48,23 @@ export function spreadWorkgroups(count: number): [number, number, number] {
   return [Math.ceil(n / y), y, 1];
 }
 
+/** Invocations per workgroup of the one-element-per-invocation kernels. */
+export const ELEMENTWISE_WG = 256;
+
+/**
+ * The entry point and index of a one-element-per-invocation kernel: WGSL that opens `main`,
+ * sets `i` to the element and returns past `u.n`. The body follows; close it with `}`.
+ */
+export const ELEMENTWISE_MAIN = `@compute @workgroup_size(${ELEMENTWISE_WG}) fn main(` +
+  `@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${ELEMENTWISE_WG}u;
+  if (i >= u.n) { return; }`;
+
+/** Workgroups for `n` elements, read `width` (1 or 4) at a time. */
+export function elementwiseWorkgroups(n: number, width = 1): [number, number, number] {
+  return spreadWorkgroups(n / width / ELEMENTWISE_WG);
+}
+
 /** Builds the full WGSL module of a kernel: bindings and `Params` struct, then the body. */
 export function wgslModule<P extends KernelParams>(spec: KernelSpec<P>, params: P): string {
   const inputs = spec.inputTypes(params);

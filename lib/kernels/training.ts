@@ -4,14 +4,14 @@
  *
  * @module
  */
-import { type KernelParams, type KernelSpec, spreadWorkgroups } from "./kernel.ts";
+import {
+  ELEMENTWISE_MAIN,
+  elementwiseWorkgroups,
+  type KernelParams,
+  type KernelSpec,
+  spreadWorkgroups,
+} from "./kernel.ts";
 
-const WG = 256;
-const INDEX = `
-  let i = gid.x + gid.y * nwg.x * ${WG}u;
-  if (i >= u.n) { return; }`;
-const ENTRY =
-  `@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
 const vec = (n: number) => n % 4 === 0;
 
 /** Parameters of {@link reluBackward}: elements of `x` and of `dy`. */
@@ -32,12 +32,12 @@ export const reluBackward: KernelSpec<ReluBackwardParams> = {
   uniforms: (p) => [vec(p.n) ? p.n / 4 : p.n],
   variant: (p) => vec(p.n) ? "vec4" : "f32",
   wgsl: (p) =>
-    `${ENTRY} {${INDEX}
+    `${ELEMENTWISE_MAIN}
   out0[i] = select(${vec(p.n) ? "vec4<f32>(0.0)" : "0.0"}, in1[i], in0[i] > ${
       vec(p.n) ? "vec4<f32>(0.0)" : "0.0"
     });
 }`,
-  workgroups: (p) => spreadWorkgroups(p.n / (vec(p.n) ? 4 : 1) / WG),
+  workgroups: (p) => elementwiseWorkgroups(p.n, vec(p.n) ? 4 : 1),
   cpu: ([x, dy], p) => {
     const out = new Float32Array(p.n);
     for (let i = 0; i < p.n; i++) out[i] = x[i] > 0 ? dy[i] : 0;
@@ -137,10 +137,10 @@ export const subInPlace: KernelSpec<SubInPlaceParams> = {
   uniforms: (p) => [vec(p.n) ? p.n / 4 : p.n, p.alpha],
   variant: (p) => vec(p.n) ? "vec4" : "f32",
   wgsl: () =>
-    `${ENTRY} {${INDEX}
+    `${ELEMENTWISE_MAIN}
   out0[i] = out0[i] - u.alpha * in0[i];
 }`,
-  workgroups: (p) => spreadWorkgroups(p.n / (vec(p.n) ? 4 : 1) / WG),
+  workgroups: (p) => elementwiseWorkgroups(p.n, vec(p.n) ? 4 : 1),
   cpu: ([grad, old], p) => {
     const out = new Float32Array(p.n);
     const alpha = Math.fround(p.alpha);

@@ -9,16 +9,33 @@ import type { TraceSummary } from "../lib/trace/summarize.ts";
 
 export type { TraceEvent };
 
-/** The experiments the dashboard can start: the chapter's two sections and a variant. */
-export type Experiment = "gpu1-gpu2" | "run-and-copy" | "copy-heavy";
+/**
+ * The experiments the dashboard can start: the chapter's two sections, a variant, and the
+ * training of its two-layer MLP on MNIST, data parallel over the devices.
+ */
+export type Experiment = "gpu1-gpu2" | "run-and-copy" | "copy-heavy" | "train";
 
 /** A request to start an experiment (`POST /api/runs`). */
 export interface RunRequest {
   experiment: Experiment;
-  /** Rows and columns of the matrix. */
+  /** Rows and columns of the matrix; for "train", samples per minibatch. */
   size: number;
-  /** Products (or stream items) per line. */
+  /** Products (or stream items) per line; for "train", epochs. */
   iters: number;
+}
+
+/** One epoch of a "train" run. */
+export interface TrainEpoch {
+  epoch: number;
+  /** Mean training loss over the epoch. */
+  loss: number;
+  trainAccuracy: number;
+  /** Accuracy on the 2,000 test digits after the epoch. */
+  testAccuracy: number;
+  seconds: number;
+  samplesPerSecond: number;
+  /** Share of the gradient copies' time during which some device computed (null: none). */
+  gradientHidden: number | null;
 }
 
 /** One experiment run, as `GET /api/runs/:id` returns it. */
@@ -33,6 +50,8 @@ export interface RunRecord extends RunRequest {
   timings?: Record<string, number>;
   /** The trace summary of the combined line ("GPU1 & GPU2", ...), once done. */
   summary?: TraceSummary;
+  /** A "train" run's epochs so far. */
+  epochs?: TrainEpoch[];
   /** Why it failed. */
   error?: string;
 }
@@ -92,5 +111,8 @@ export interface State {
 export interface RunLimits {
   maxSize: number;
   maxIters: number;
+  /** Largest minibatch and most epochs of a "train" run. */
+  maxBatch: number;
+  maxEpochs: number;
   defaults: Record<Experiment, { size: number; iters: number }>;
 }

@@ -1,6 +1,7 @@
 /**
- * Buttons that start the chapter's experiments (with size and iterations), the run's
- * status, and the timings table filling in as each line is timed.
+ * Buttons that start the chapter's experiments (with size and iterations) and the training
+ * of its MLP (with batch and epochs), the run's status, the timings table filling in as
+ * each line is timed, and a training run's epochs as they end.
  *
  * @module
  */
@@ -10,6 +11,7 @@ import { useSignal } from "npm:@preact/signals@2.11.4";
 import type { Experiment, RunLimits, RunRecord } from "../components/protocol.ts";
 import { labelsOf, SECTIONS } from "../components/timings.ts";
 import { TimingsTable } from "../components/TimingsTable.tsx";
+import { TrainTable } from "../components/TrainTable.tsx";
 import { connect, run, timings } from "./live.ts";
 
 /** Props of {@link RunPanel}: what the server knew when it rendered the page. */
@@ -19,16 +21,48 @@ export interface RunPanelProps {
   run: RunRecord | null;
 }
 
+/** One form: an experiment and what its two numbers are called, with their largest values. */
+interface RunForm {
+  experiment: Experiment;
+  title: string;
+  size: { label: string; max: number };
+  iters: { label: string; max: number };
+}
+
+function forms(limits: RunLimits): RunForm[] {
+  return [
+    ...SECTIONS.map((s) => ({
+      experiment: s.experiment,
+      title: s.title,
+      size: { label: "size", max: limits.maxSize },
+      iters: { label: "iters", max: limits.maxIters },
+    })),
+    {
+      experiment: "train",
+      title: "Train the MLP on MNIST (data parallel)",
+      size: { label: "batch", max: limits.maxBatch },
+      iters: { label: "epochs", max: limits.maxEpochs },
+    },
+  ];
+}
+
+/** What a run is, in words: "gpu1-gpu2, 256x256, 20 iters" or "train, batch 256, 1 epoch". */
+function describe(r: RunRecord): string {
+  if (r.experiment !== "train") return `${r.experiment}, ${r.size}x${r.size}, ${r.iters} iters`;
+  return `train, batch ${r.size}, ${r.iters} epoch${r.iters === 1 ? "" : "s"}`;
+}
+
 /** The run controls and the timings table. */
 export function RunPanel(props: RunPanelProps): VNode {
   useEffect(connect, []);
   const message = useSignal("");
+  const runForms = forms(props.limits);
   // The values typed in, per experiment: a re-render must not reset them.
   const values = useSignal<Record<string, { size: string; iters: string }>>(
     Object.fromEntries(
-      SECTIONS.map((s) => {
-        const d = props.limits.defaults[s.experiment];
-        return [s.experiment, { size: String(d.size), iters: String(d.iters) }];
+      runForms.map((f) => {
+        const d = props.limits.defaults[f.experiment];
+        return [f.experiment, { size: String(d.size), iters: String(d.iters) }];
       }),
     ),
   );
@@ -61,7 +95,7 @@ export function RunPanel(props: RunPanelProps): VNode {
   return (
     <section class="runs" aria-label="Experiments">
       <div class="run-forms">
-        {SECTIONS.map((s) => {
+        {runForms.map((s) => {
           const typed = values.value[s.experiment];
           return (
             <form
@@ -74,23 +108,23 @@ export function RunPanel(props: RunPanelProps): VNode {
             >
               <span class="run-title">{s.title}</span>
               <label>
-                size{" "}
+                {s.size.label}{" "}
                 <input
                   name="size"
                   type="number"
                   min={1}
-                  max={props.limits.maxSize}
+                  max={s.size.max}
                   value={typed.size}
                   onInput={(e) => edit(s.experiment, "size", e.currentTarget.value)}
                 />
               </label>
               <label>
-                iters{" "}
+                {s.iters.label}{" "}
                 <input
                   name="iters"
                   type="number"
                   min={1}
-                  max={props.limits.maxIters}
+                  max={s.iters.max}
                   value={typed.iters}
                   onInput={(e) => edit(s.experiment, "iters", e.currentTarget.value)}
                 />
@@ -106,11 +140,10 @@ export function RunPanel(props: RunPanelProps): VNode {
         {message.value
           ? `Not started: ${message.value}`
           : current
-          ? `Run ${current.id} (${current.experiment}, ${current.size}x${current.size}, ` +
-            `${current.iters} iters): ${current.status}` +
+          ? `Run ${current.id} (${describe(current)}): ${current.status}` +
             (current.seconds !== undefined ? ` in ${current.seconds.toFixed(2)} s` : "") +
             (current.error ? `: ${current.error}` : "") +
-            (current.summary
+            (current.summary && current.experiment !== "train"
               ? `; "${labelsOf(current.experiment)[2]}": ${
                 (current.summary.copy.hiddenFraction * 100).toFixed(0)
               }% of copy time hidden, ${
@@ -127,6 +160,7 @@ export function RunPanel(props: RunPanelProps): VNode {
           )
           : null}
       </p>
+      {current?.epochs && current.epochs.length > 0 ? <TrainTable epochs={current.epochs} /> : null}
       <TimingsTable timings={timings.value ?? props.timings} />
     </section>
   );

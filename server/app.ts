@@ -25,6 +25,11 @@ export interface DashboardOptions extends GuardOptions {
   /** Options of the event hub (frame rate, history). */
   hub?: Omit<EventHubOptions, "devices">;
   /**
+   * Training digits per epoch of a "train" run.
+   * @default {8000}
+   */
+  trainSamples?: number;
+  /**
    * Makes the islands' browser bundle.
    * @default {bundleIslands}
    */
@@ -65,6 +70,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   const hub = new EventHub({ ...options.hub, devices });
   const runs = new RunManager({
     devices: options.devices,
+    trainSamples: options.trainSamples,
     onChange: (run) => {
       if (run.status === "running") hub.clearTimings(labelsOf(run.experiment));
       hub.setRun(run);

@@ -1,7 +1,8 @@
 /**
  * Experiment runs started from the dashboard: the request is validated against the
  * devices' limits, one run goes at a time, and the latest run keeps its trace events for
- * the Chrome trace.
+ * the Chrome trace. A "train" run trains the chapter's MLP on MNIST over all the devices
+ * (the host summing the gradients), its record growing by one line per epoch.
  *
  * @module
  */
@@ -10,6 +11,10 @@ import { copyHeavy, runAndCopy } from "../lib/experiments/copy_overlap.ts";
 import { gpu1Gpu2 } from "../lib/experiments/gpu1_gpu2.ts";
 import { summarize } from "../lib/trace/summarize.ts";
 import { trace$ } from "../lib/trace/trace.ts";
+import { DataParallelMlp } from "../lib/train/mlp.ts";
+import { loadMnist } from "../lib/train/mnist.ts";
+import { trainEpoch } from "../lib/train/epoch.ts";
+import { gradientTraffic } from "../lib/train/traffic.ts";
 import type {
   Experiment,
   RunLimits,
@@ -45,11 +50,18 @@ export interface RunManagerOptions {
    * @default {500_000}
    */
   maxRunEvents?: number;
-  /** Called when a run starts, changes or ends. */
+  /** Called when a run starts, changes (a "train" run: after each epoch) or ends. */
   onChange?: (run: RunRecord) => void;
+  /**
+   * Training digits per epoch of a "train" run (the first ones of the 8,000).
+   * @default {8000}
+   */
+  trainSamples?: number;
 }
 
-const EXPERIMENTS = SECTIONS.map((s) => s.experiment);
+const EXPERIMENTS: readonly Experiment[] = [...SECTIONS.map((s) => s.experiment), "train"];
+/** Learning rate of a "train" run (that of `deno task train`). */
+const TRAIN_LR = 0.5;
 
 /** Starts experiments one at a time and remembers their records. */
 export class RunManager {
@@ -58,6 +70,8 @@ export class RunManager {
   readonly #records = new Map<string, RunRecord>();
   readonly #maxRunEvents: number;
   readonly #onChange?: (run: RunRecord) => void;
+  readonly #trainSamples: number;
+  #mnist: ReturnType<typeof loadMnist> | undefined;
   #current: Promise<void> | undefined;
   #latest: RunRecord | undefined;
   #latestEvents: TraceEvent[] = [];
@@ -68,6 +82,7 @@ export class RunManager {
     this.devices = options.devices.length > 0 ? options.devices : [cpu()];
     this.#maxRunEvents = options.maxRunEvents ?? 500_000;
     this.#onChange = options.onChange;
+    this.#trainSamples = options.trainSamples ?? 8000;
     const bindable = Math.min(
       ...this.devices.map((d) =>
         Math.min(d.info.maxStorageBufferBindingSize, d.info.maxBufferSize)
@@ -77,16 +92,20 @@ export class RunManager {
     this.limits = {
       maxSize: Math.floor(Math.sqrt(bindable / 4)),
       maxIters: options.maxIters ?? 1000,
+      maxBatch: this.#trainSamples,
+      maxEpochs: 100,
       defaults: software
         ? {
           "gpu1-gpu2": { size: 256, iters: 20 },
           "run-and-copy": { size: 256, iters: 20 },
           "copy-heavy": { size: 512, iters: 20 },
+          "train": { size: 256, iters: 1 },
         }
         : {
           "gpu1-gpu2": { size: 4000, iters: 50 },
           "run-and-copy": { size: 4000, iters: 50 },
           "copy-heavy": { size: 4096, iters: 200 },
+          "train": { size: 256, iters: 10 },
         },
     };
   }
@@ -114,7 +133,8 @@ export class RunManager {
 
   /**
    * Checks a parsed request body; throws a {@link RunRequestError} (400) that names the bad
-   * value, such as a size whose tensor would exceed the device's storage binding limit.
+   * value, such as a size whose tensor would exceed the device's storage binding limit. For
+   * "train", `size` is the minibatch (at least one sample per device) and `iters` the epochs.
    */
   validate(body: unknown): RunRequest {
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
@@ -130,24 +150,30 @@ export class RunManager {
           EXPERIMENTS.map((e) => `"${e}"`).join(", "),
       );
     }
-    const whole = (name: string, v: unknown, max: number) => {
-      if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+    const whole = (name: string, v: unknown, max: number, min = 1) => {
+      if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
         throw new RunRequestError(
           `Cannot start a run with ${name} ${
             JSON.stringify(v)
-          }: ${name} must be a whole number >= 1`,
+          }: ${name} must be a whole number >= ${min}`,
         );
       }
       if (v > max) {
-        const why = name === "size"
+        const why = name === "size" && experiment !== "train"
           ? `a ${v}x${v} float32 tensor is ${v * v * 4} bytes, more than the ` +
             `${this.devices[0].name} adapter's maxStorageBufferBindingSize of ` +
             `${this.devices[0].info.maxStorageBufferBindingSize} bytes (largest size: ${max})`
-          : `${name} must be at most ${max}`;
+          : `${name} must be at most ${max}` +
+            (name === "size" ? ` (the training digits of an epoch)` : "");
         throw new RunRequestError(`Cannot start a run with ${name} ${v}: ${why}`);
       }
       return v;
     };
+    if (experiment === "train") {
+      const devices = this.devices.length;
+      const batch = whole("size", size, this.limits.maxBatch, devices);
+      return { experiment, size: batch, iters: whole("iters", iters, this.limits.maxEpochs) };
+    }
     return {
       experiment: experiment as Experiment,
       size: whole("size", size, this.limits.maxSize),
@@ -198,6 +224,11 @@ export class RunManager {
       const options = { size, iters, print: null };
       const [a, b, both] = labelsOf(experiment);
       let t: { parts: [number, number]; both: number };
+      if (experiment === "train") {
+        await this.#train(record, events);
+        record.status = "done";
+        return;
+      }
       if (experiment === "gpu1-gpu2") {
         const r = await gpu1Gpu2(this.devices, options);
         t = { parts: [r.gpu1, r.gpu2], both: r.both };
@@ -216,5 +247,34 @@ export class RunManager {
       record.seconds = (performance.now() - t0) / 1000;
       this.#onChange?.({ ...record });
     }
+  }
+
+  /** Trains a fresh MLP on all the devices, adding one line per epoch to `record`. */
+  async #train(record: RunRecord, events: readonly TraceEvent[]): Promise<void> {
+    const { train, test } = this.#mnist ??= loadMnist();
+    const mlp = new DataParallelMlp(this.devices, { lr: TRAIN_LR, seed: 1 });
+    using _ = { [Symbol.dispose]: () => mlp.dispose() };
+    record.epochs = [];
+    for (let epoch = 1; epoch <= record.iters; epoch++) {
+      const from = events.length;
+      const r = await trainEpoch(mlp, train, {
+        batch: record.size,
+        seed: epoch,
+        limit: this.#trainSamples,
+      });
+      const { accuracy } = await mlp.evaluate(test);
+      const traffic = gradientTraffic(events.slice(from));
+      record.epochs.push({
+        epoch,
+        loss: r.loss,
+        trainAccuracy: r.trainAccuracy,
+        testAccuracy: accuracy,
+        seconds: r.seconds,
+        samplesPerSecond: r.samplesPerSecond,
+        gradientHidden: traffic.total > 0 ? traffic.hiddenAnyDevice / traffic.total : null,
+      });
+      if (epoch < record.iters) this.#onChange?.({ ...record, epochs: [...record.epochs] });
+    }
+    record.summary = summarize(events);
   }
 }

@@ -70,6 +70,7 @@ export async function trainEpoch(
     const out = mlp.step(images, labels, n);
     outputs.push({ ...out, labels: labels.slice(0, n) });
   }
+  mlp.flush();
   await synchronize();
   const seconds = (performance.now() - start) / 1000;
   let loss = 0;

@@ -54,9 +54,18 @@ export interface MlpOptions {
    * @default {1}
    */
   seed?: number;
+  /**
+   * How many steps late an update is applied. 0 is plain synchronous SGD: the next step's
+   * forward pass waits for this step's gradients to go to the host and back. 1 applies each
+   * step's summed gradients after the next step's forward and backward passes are queued
+   * (one-step-delayed SGD), so the round trip through the host runs while the devices compute;
+   * {@link DataParallelMlp.flush} applies the update still pending.
+   * @default {0}
+   */
+  staleness?: 0 | 1;
 }
 
-/** Per-row losses and logits of one step, on the host; read them once the step is done. */
+/** Per-row losses and logits of one step, one tensor per device, where they were computed. */
 export interface StepOutputs {
   losses: Tensor[];
   logits: Tensor[];
@@ -101,6 +110,9 @@ export class DataParallelMlp {
   readonly hidden: number;
   readonly outputs: number;
   lr: number;
+  readonly staleness: 0 | 1;
+  /** With staleness 1: the summed gradients of the last step, already sent to each device. */
+  #pending: Tensor[][] | undefined;
 
   /** Makes identical replicas on `devices`. Throws a RangeError without devices. */
   constructor(readonly devices: readonly Device[], options: MlpOptions = {}) {
@@ -111,6 +123,10 @@ export class DataParallelMlp {
     this.hidden = options.hidden ?? 256;
     this.outputs = options.outputs ?? CLASSES;
     this.lr = options.lr ?? 0.1;
+    this.staleness = options.staleness ?? 0;
+    if (this.staleness !== 0 && this.staleness !== 1) {
+      throw new RangeError(`staleness must be 0 or 1, got ${this.staleness}`);
+    }
     const seed = options.seed ?? 1;
     this.aggregator = devices.length > 1 ? cpu() : devices[0];
     this.replicas = devices.map((device) => ({
@@ -153,8 +169,11 @@ export class DataParallelMlp {
         if (copy !== t) t.dispose();
         return copy;
       };
-      losses.push(move(l, cpu()));
-      logitsOut.push(logits.to(cpu(), { nonBlocking: true }));
+      // The losses and logits stay on the device until the epoch's end: a copy to the host
+      // per step would make the device's Worker wait for the step's work (see
+      // webgpu_worker.ts), and they are read all at once.
+      losses.push(l);
+      logitsOut.push(logits);
       const send = (g: Tensor) => move(g, this.aggregator);
       // Layer 2's gradients go to the host while layer 1's backward pass runs.
       const dw2 = send(dz2.mm(h, { transA: true }));
@@ -163,24 +182,50 @@ export class DataParallelMlp {
       const dw1 = send(x.mm(dz1, { transA: true }));
       const db1 = send(dz1.sum(0));
       for (const t of [x, y, h, dz2, dz1]) t.dispose();
-      if (logitsOut[d] !== logits) logits.dispose();
       return [dw2, db2, dw1, db1];
     });
-    PARAMETER_NAMES.forEach((name, i) => {
-      const sum = grads.map((g) => g[i]).reduce((a, b) => a.add(b));
-      this.replicas.forEach((p, d) => {
-        const g = sum.to(this.devices[d], { nonBlocking: true });
-        p[name].sub_(g, { alpha: this.lr });
-        if (g !== sum) g.dispose();
-      });
-      sum.dispose();
-    });
-    for (const g of grads.flat()) if (!g.disposed) g.dispose();
+    // The sums go to every device as soon as they are ready; with staleness 1 they are
+    // applied after the next step's passes.
+    const sums = PARAMETER_NAMES.map((_, i) => grads.map((g) => g[i]).reduce((a, b) => a.add(b)));
+    const sent = this.devices.map((device) =>
+      sums.map((sum) => sum.to(device, { nonBlocking: true }))
+    );
+    const kept = new Set(sent.flat());
+    for (const t of [...grads.flat(), ...sums]) if (!kept.has(t) && !t.disposed) t.dispose();
+    if (this.staleness === 0) this.#apply(sent);
+    else {
+      this.flush();
+      this.#pending = sent;
+    }
     return { losses, logits: logitsOut };
   }
 
-  /** The mean loss of the first replica on `count` rows (waits for the values). */
+  /** Applies the update still pending with staleness 1 (nothing otherwise); returns at once. */
+  flush(): void {
+    if (this.#pending) this.#apply(this.#pending);
+    this.#pending = undefined;
+  }
+
+  /** Frees every replica's parameters and a pending update; the MLP cannot be used after. */
+  dispose(): void {
+    for (const t of this.#pending?.flat() ?? []) t.dispose();
+    this.#pending = undefined;
+    for (const p of this.replicas) for (const name of PARAMETER_NAMES) p[name].dispose();
+  }
+
+  /** Subtracts `lr` times the summed gradients `sent[d]` (on device d) from replica d. */
+  #apply(sent: Tensor[][]): void {
+    this.replicas.forEach((p, d) => {
+      PARAMETER_NAMES.forEach((name, i) => {
+        p[name].sub_(sent[d][i], { alpha: this.lr });
+        sent[d][i].dispose();
+      });
+    });
+  }
+
+  /** The mean loss of the first replica on `count` rows, after {@link flush} (waits). */
   async loss(images: Float32Array, labels: Float32Array, count: number): Promise<number> {
+    this.flush();
     const p = this.replicas[0];
     const device = this.devices[0];
     const x = fromArray(images.subarray(0, count * this.inputs), [count, this.inputs], {
@@ -193,9 +238,11 @@ export class DataParallelMlp {
   }
 
   /**
-   * Accuracy and mean loss on `data`, in chunks of `chunk` rows spread over the replicas.
+   * Accuracy and mean loss on `data` after {@link flush}, in chunks of `chunk` rows spread
+   * over the replicas.
    */
   async evaluate(data: Dataset, chunk = 1000): Promise<{ accuracy: number; loss: number }> {
+    this.flush();
     const pending: Promise<[Float32Array, Float32Array]>[] = [];
     shards(data.count, Math.ceil(data.count / chunk)).forEach(([from, to], i) => {
       const d = i % this.devices.length;
@@ -221,8 +268,9 @@ export class DataParallelMlp {
     return { accuracy: correct / data.count, loss: loss / data.count };
   }
 
-  /** The values of one replica's parameters, by name. */
+  /** The values of one replica's parameters after {@link flush}, by name. */
   async parameters(replica = 0): Promise<Record<(typeof PARAMETER_NAMES)[number], Float32Array>> {
+    this.flush();
     const p = this.replicas[replica];
     const [w2, b2, w1, b1] = await Promise.all(PARAMETER_NAMES.map((n) => p[n].data()));
     return { w2, b2, w1, b1 };

@@ -6,8 +6,9 @@ import { createDashboard, type Dashboard } from "../../server/app.ts";
 export const ORIGIN = "http://127.0.0.1:8000";
 
 /** A dashboard on the machine's devices, without the browser bundle. */
-export async function dashboard(): Promise<Dashboard> {
+export async function dashboard(options: { trainSamples?: number } = {}): Promise<Dashboard> {
   return createDashboard({
+    ...options,
     devices: await tryAllGpus(),
     bundle: () => Promise.resolve("/* no bundle in route tests */"),
     hub: { frameMs: 50 },

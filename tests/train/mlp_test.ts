@@ -137,3 +137,64 @@ Deno.test(
     assert.ok(final.accuracy > 0.6, `test accuracy ${final.accuracy}`);
   },
 );
+
+Deno.test(
+  "with staleness 1 each step's gradients come from the weights before the last update",
+  opts,
+  async () => {
+    const dims = { inputs: 64, hidden: 32, outputs: 10 };
+    const rows = 40;
+    const x = uniform(rows * dims.inputs, 4);
+    const y = Float32Array.from({ length: rows }, (_, r) => (r * 3) % 10);
+    // Two delayed steps on one batch: both gradients are taken at the initial weights, so
+    // they move the weights as one synchronous step with twice the learning rate.
+    const stale = new DataParallelMlp([gpu0, gpu1], { ...dims, lr: 0.25, seed: 5, staleness: 1 });
+    const sync = new DataParallelMlp([gpu0], { ...dims, lr: 0.5, seed: 5 });
+    const start = await sync.parameters();
+    stale.step(x, y, rows);
+    stale.step(x, y, rows);
+    sync.step(x, y, rows);
+    const [a, b, c] = await Promise.all([
+      stale.parameters(0),
+      stale.parameters(1),
+      sync.parameters(),
+    ]);
+    for (const name of PARAMETER_NAMES) {
+      assert.deepEqual(a[name], b[name], `${name}: the replicas differ`);
+      let moved = 0;
+      for (let i = 0; i < c[name].length; i++) {
+        assert.ok(
+          Math.abs(a[name][i] - c[name][i]) <= 1e-5,
+          `${name}[${i}]: ${a[name][i]} after two delayed steps, ${c[name][i]} after one`,
+        );
+        moved = Math.max(moved, Math.abs(c[name][i] - start[name][i]));
+      }
+      assert.ok(moved > 1e-3, `${name} did not move`);
+    }
+  },
+);
+
+Deno.test("with staleness 1, flush applies the pending update once", opts, async () => {
+  const dims = { inputs: 16, hidden: 8, outputs: 4 };
+  const rows = 8;
+  const x = uniform(rows * dims.inputs, 6);
+  const y = Float32Array.from({ length: rows }, (_, r) => r % 4);
+  const stale = new DataParallelMlp([gpu0], { ...dims, lr: 0.5, seed: 2, staleness: 1 });
+  const sync = new DataParallelMlp([gpu0], { ...dims, lr: 0.5, seed: 2 });
+  stale.step(x, y, rows);
+  stale.flush();
+  stale.flush(); // nothing pending: no second update
+  sync.step(x, y, rows);
+  const [a, c] = await Promise.all([stale.parameters(), sync.parameters()]);
+  for (const name of PARAMETER_NAMES) assert.deepEqual(a[name], c[name], name);
+  stale.dispose();
+  sync.dispose();
+  assert.ok(stale.replicas[0].w1.disposed, "dispose frees the parameters");
+});
+
+Deno.test("a staleness other than 0 or 1 is a RangeError", () => {
+  assert.throws(
+    () => new DataParallelMlp([cpu()], { staleness: 2 as 0 }),
+    /staleness must be 0 or 1, got 2/,
+  );
+});

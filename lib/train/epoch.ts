@@ -75,9 +75,17 @@ export async function trainEpoch(
   const seconds = (performance.now() - start) / 1000;
   let loss = 0;
   let correct = 0;
-  for (const out of outputs) {
-    const losses = await Promise.all(out.losses.map((t) => t.data()));
-    const logits = await Promise.all(out.logits.map((t) => t.data()));
+  // Every step's losses and logits are read at once: one readback wait, not one per step.
+  const values = await Promise.all(
+    outputs.map((out) =>
+      Promise.all([
+        Promise.all(out.losses.map((t) => t.data())),
+        Promise.all(out.logits.map((t) => t.data())),
+      ])
+    ),
+  );
+  for (const [i, out] of outputs.entries()) {
+    const [losses, logits] = values[i];
     let row = 0;
     losses.forEach((l, d) => {
       loss += l.reduce((s, v) => s + v, 0);

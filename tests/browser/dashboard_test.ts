@@ -1,6 +1,6 @@
 // The dashboard in headless Chromium (Debian's /usr/bin/chromium): load the page, start
 // experiments with the buttons, see the task stream fill with rows and the timings table
-// fill, and save a screenshot under tests/artifacts/.
+// fill, train the MLP and see its epoch's line, and save a screenshot under tests/artifacts/.
 import assert from "node:assert/strict";
 import puppeteer from "npm:puppeteer-core@25.16.0";
 import { tryAllGpus } from "../../mod.ts";
@@ -16,7 +16,11 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const server = await serveDashboard({ devices: await tryAllGpus(), port: 0 });
+    const server = await serveDashboard({
+      devices: await tryAllGpus(),
+      port: 0,
+      trainSamples: 1024,
+    });
     const profile = await Deno.makeTempDir({ prefix: "autopar-chromium-" });
     const browser = await puppeteer.launch({
       executablePath: CHROMIUM,
@@ -40,7 +44,7 @@ Deno.test({
       await page.goto(server.url, { waitUntil: "load" });
       await page.waitForSelector("#connection.conn-live", { timeout: 20_000 });
 
-      const run = async (experiment: string, size: number, iters: number, last: string) => {
+      const start = async (experiment: string, size: number, iters: number) => {
         const form = `form:has(button[data-experiment="${experiment}"])`;
         for (const [name, value] of [["size", size], ["iters", iters]] as const) {
           await page.$eval(`${form} input[name=${name}]`, (el, v) => {
@@ -49,6 +53,14 @@ Deno.test({
           }, String(value));
         }
         await page.click(`button[data-experiment="${experiment}"]`);
+      };
+      const idle = () =>
+        page.waitForFunction(
+          () => !document.querySelector<HTMLButtonElement>("button[data-experiment]")?.disabled,
+          { timeout: 60_000 },
+        );
+      const run = async (experiment: string, size: number, iters: number, last: string) => {
+        await start(experiment, size, iters);
         await page.waitForFunction(
           (label) =>
             [...document.querySelectorAll("#timings tr[data-timed=yes] td:first-child")]
@@ -56,10 +68,7 @@ Deno.test({
           { timeout: 60_000 },
           last,
         );
-        await page.waitForFunction(
-          () => !document.querySelector<HTMLButtonElement>("button[data-experiment]")?.disabled,
-          { timeout: 60_000 },
-        );
+        await idle();
       };
       await run("gpu1-gpu2", 128, 8, "GPU1 & GPU2");
       await run("run-and-copy", 128, 8, "Run on GPU1 and copy to CPU");
@@ -87,6 +96,25 @@ Deno.test({
       assert.ok(Number(canvas.rows) >= 4, `rows with work: ${canvas.rows}`);
       const status = await page.$eval("#run-status", (el) => el.textContent ?? "");
       assert.match(status, /run-and-copy, 128x128, 8 iters\): done/);
+
+      // A training run: its epochs fill a table of their own.
+      await start("train", 128, 2);
+      await page.waitForSelector('#train-epochs tr[data-epoch="2"]', { timeout: 120_000 });
+      await idle();
+      const epochs = await page.$$eval(
+        "#train-epochs tbody tr",
+        (trs) => trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent ?? "")),
+      );
+      assert.equal(epochs.length, 2);
+      for (const [, loss, , testAcc] of epochs) {
+        assert.ok(Number(loss) > 0, `loss ${loss}`);
+        assert.match(testAcc, /^\d+\.\d%$/);
+      }
+      assert.ok(Number(epochs[1][1]) < Number(epochs[0][1]), "the loss went down");
+      assert.match(
+        await page.$eval("#run-status", (el) => el.textContent ?? ""),
+        /train, batch 128, 2 epochs\): done/,
+      );
 
       // Hovering a compute span shows its op.
       const box = (await (await page.$("#task-stream"))!.boundingBox())!;

@@ -40,6 +40,10 @@ const PALETTE: Record<string, string> = {
   rand: "#ff9f1c",
   ones: "#7f7f7f",
   zeros: "#7f7f7f",
+  // Training: the loss, the relu mask's backward pass, and the in-place SGD update.
+  softmax_xent: "#393b79",
+  relu_backward: "#8c6d31",
+  sub_: "#0b6e69",
   benchmark: "#dde3ea",
 };
 

@@ -74,8 +74,8 @@ function autopar(name: string, on: Device[], b: number, staleness: 0 | 1): Confi
 }
 
 /**
- * Two devices doing a data-parallel step's work, each replica updated with its own
- * gradients: nothing is copied, so this is what the second device can give at most.
+ * A data-parallel step's work with each replica updated by its own gradients: nothing is
+ * copied. Two devices of it over one is what the second device can give at most.
  */
 function noTraffic(on: Device[], b: number): Config {
   const mlp = new DataParallelMlp(on, { lr, seed: 1 });
@@ -109,7 +109,11 @@ function noTraffic(on: Device[], b: number): Config {
     await synchronize();
     return limit / ((performance.now() - start) / 1000);
   };
-  return { name: "two devices, no gradient traffic", mlp, slice };
+  return {
+    name: `${on.length === 1 ? "one device" : "two devices"}, no gradient traffic`,
+    mlp,
+    slice,
+  };
 }
 
 /** Medians of samples per second of `configs`, taking turns for `n` rounds of `limit`. */
@@ -226,6 +230,7 @@ const configs = [
   autopar("two devices", devices, batch, 0),
   autopar("one device, staleness 1", one, batch, 1),
   autopar("two devices, staleness 1", devices, batch, 1),
+  noTraffic(one, batch),
   noTraffic(devices, batch),
 ];
 const limit = 16 * batch;
@@ -284,7 +289,7 @@ async function accuracy(staleness: 0 | 1) {
 const accuracySync = await accuracy(0);
 const accuracyStale = await accuracy(1);
 
-const [oneSync, twoSync, oneStale, twoStale, twoNoTraffic] = speeds;
+const [oneSync, twoSync, oneStale, twoStale, oneNoTraffic, twoNoTraffic] = speeds;
 const result = {
   date: new Date().toISOString(),
   adapter: devices[0].info.adapter,
@@ -299,6 +304,7 @@ const result = {
     twoDevices: twoSync,
     oneDeviceStale: oneStale,
     twoDevicesStale: twoStale,
+    oneDeviceNoTraffic: oneNoTraffic,
     twoDevicesNoTraffic: twoNoTraffic,
     tfjsWebgpu: peer.samplesPerSecond,
   },
@@ -306,8 +312,8 @@ const result = {
   twoOverOne: twoSync / oneSync,
   /** Two devices over one, same algorithm: one-step-delayed SGD. */
   twoOverOneStale: twoStale / oneStale,
-  /** The ceiling: two devices that never exchange gradients, over one device. */
-  twoOverOneNoTraffic: twoNoTraffic / oneSync,
+  /** The ceiling: two devices that never exchange gradients, over one device doing the same. */
+  twoOverOneNoTraffic: twoNoTraffic / oneNoTraffic,
   twoOverTfjs: twoSync / peer.samplesPerSecond,
   twoStaleOverTfjs: twoStale / peer.samplesPerSecond,
   gradientTrafficHidden: { synchronous: hiddenSync, staleness1: hiddenStale },

@@ -63,7 +63,7 @@ interface Config {
   mlp: DataParallelMlp;
 }
 
-function autopar(name: string, on: Device[], b: number, staleness: 0 | 1): Config {
+function autopar(name: string, on: Device[], b: number, staleness: number): Config {
   const mlp = new DataParallelMlp(on, { lr, seed: 1, staleness });
   return {
     name,
@@ -264,7 +264,7 @@ for (const b of [64, 256, 1024, 2048]) {
 }
 
 /** Test accuracy of two devices after `epochs` epochs of `deno task train`'s settings. */
-async function accuracy(staleness: 0 | 1) {
+async function accuracy(staleness: number) {
   const mlp = new DataParallelMlp(devices, { lr, seed: 1, staleness });
   const speeds: number[] = [];
   for (let e = 1; e <= epochs; e++) {

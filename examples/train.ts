@@ -1,11 +1,11 @@
 // `deno task train`: the book's two-layer MLP (784 -> 256 -> 10) on real MNIST digits,
 // data parallel over the devices with the host summing the gradients.
 //
-//   deno task train [--devices cpu|1|2] [--epochs N] [--batch N] [--lr X] [--staleness 0|1]
+//   deno task train [--devices cpu|1|2] [--epochs N] [--batch N] [--lr X] [--staleness K]
 //                   [--trace step.json]
 //
-// --staleness 1 applies each step's summed gradients one step late, so their round trip
-// through the host runs while the devices compute the next step (one-step-delayed SGD).
+// --staleness K applies each step's summed gradients K steps late, so their round trip
+// through the host runs while the devices compute the next steps (K-step-delayed SGD).
 //
 // Per epoch: the training loss, training and test accuracy, seconds, samples per second,
 // and how much of the gradient traffic ran while some device was computing.
@@ -25,7 +25,7 @@ import { trainEpoch } from "../lib/train/epoch.ts";
 import { gradientTraffic } from "../lib/train/traffic.ts";
 
 const usage = "deno task train [--devices cpu|1|2] [--epochs N] [--batch N] [--lr X] " +
-  "[--staleness 0|1] [--trace step.json]";
+  "[--staleness K] [--trace step.json]";
 const { values } = parseArgs({
   args: Deno.args,
   options: {
@@ -55,11 +55,13 @@ function option(name: string, raw: string, integer: boolean): number {
 const epochs = option("epochs", values.epochs, true);
 const batch = option("batch", values.batch, true);
 const lr = option("lr", values.lr, false);
-if (values.staleness !== "0" && values.staleness !== "1") {
-  console.error(`--staleness must be 0 or 1, got "${values.staleness}"\n${usage}`);
+const staleness = Number(values.staleness);
+if (!/^[0-8]$/.test(values.staleness)) {
+  console.error(
+    `--staleness must be a whole number from 0 to 8, got "${values.staleness}"\n${usage}`,
+  );
   Deno.exit(2);
 }
-const staleness = Number(values.staleness) as 0 | 1;
 
 let devices: Device[];
 if (values.devices === "cpu") devices = [cpu()];
@@ -81,7 +83,7 @@ console.log(
 );
 console.log(
   `MNIST: ${train.count} training and ${test.count} test digits; batch ${batch}, lr ${lr}` +
-    (staleness ? "; updates one step late (--staleness 1)" : "") + "\n",
+    (staleness ? `; updates ${staleness} step(s) late (--staleness ${staleness})` : "") + "\n",
 );
 
 const mlp = new DataParallelMlp(devices, { lr, seed: 1, staleness });

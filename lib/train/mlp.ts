@@ -56,13 +56,13 @@ export interface MlpOptions {
   seed?: number;
   /**
    * How many steps late an update is applied. 0 is plain synchronous SGD: the next step's
-   * forward pass waits for this step's gradients to go to the host and back. 1 applies each
-   * step's summed gradients after the next step's forward and backward passes are queued
-   * (one-step-delayed SGD), so the round trip through the host runs while the devices compute;
-   * {@link DataParallelMlp.flush} applies the update still pending.
+   * forward pass waits for this step's gradients to go to the host and back. With k > 0,
+   * each step's summed gradients are applied after the forward and backward passes of the k
+   * steps after it are queued (k-step-delayed SGD), so the round trip through the host runs
+   * while the devices compute; {@link DataParallelMlp.flush} applies the updates still pending.
    * @default {0}
    */
-  staleness?: 0 | 1;
+  staleness?: number;
 }
 
 /** Per-row losses and logits of one step, one tensor per device, where they were computed. */
@@ -110,9 +110,9 @@ export class DataParallelMlp {
   readonly hidden: number;
   readonly outputs: number;
   lr: number;
-  readonly staleness: 0 | 1;
-  /** With staleness 1: the summed gradients of the last step, already sent to each device. */
-  #pending: Tensor[][] | undefined;
+  readonly staleness: number;
+  /** Summed gradients not yet applied, already sent to each device, oldest first. */
+  #pending: Tensor[][][] = [];
 
   /** Makes identical replicas on `devices`. Throws a RangeError without devices. */
   constructor(readonly devices: readonly Device[], options: MlpOptions = {}) {
@@ -124,8 +124,8 @@ export class DataParallelMlp {
     this.outputs = options.outputs ?? CLASSES;
     this.lr = options.lr ?? 0.1;
     this.staleness = options.staleness ?? 0;
-    if (this.staleness !== 0 && this.staleness !== 1) {
-      throw new RangeError(`staleness must be 0 or 1, got ${this.staleness}`);
+    if (!Number.isInteger(this.staleness) || this.staleness < 0 || this.staleness > 8) {
+      throw new RangeError(`staleness must be a whole number from 0 to 8, got ${this.staleness}`);
     }
     const seed = options.seed ?? 1;
     this.aggregator = devices.length > 1 ? cpu() : devices[0];
@@ -184,32 +184,27 @@ export class DataParallelMlp {
       for (const t of [x, y, h, dz2, dz1]) t.dispose();
       return [dw2, db2, dw1, db1];
     });
-    // The sums go to every device as soon as they are ready; with staleness 1 they are
-    // applied after the next step's passes.
+    // The sums go to every device as soon as they are ready; with staleness k they are
+    // applied after the passes of the k steps after this one.
     const sums = PARAMETER_NAMES.map((_, i) => grads.map((g) => g[i]).reduce((a, b) => a.add(b)));
     const sent = this.devices.map((device) =>
       sums.map((sum) => sum.to(device, { nonBlocking: true }))
     );
     const kept = new Set(sent.flat());
     for (const t of [...grads.flat(), ...sums]) if (!kept.has(t) && !t.disposed) t.dispose();
-    if (this.staleness === 0) this.#apply(sent);
-    else {
-      this.flush();
-      this.#pending = sent;
-    }
+    this.#pending.push(sent);
+    while (this.#pending.length > this.staleness) this.#apply(this.#pending.shift()!);
     return { losses, logits: logitsOut };
   }
 
-  /** Applies the update still pending with staleness 1 (nothing otherwise); returns at once. */
+  /** Applies the updates still pending (with staleness > 0), oldest first; returns at once. */
   flush(): void {
-    if (this.#pending) this.#apply(this.#pending);
-    this.#pending = undefined;
+    for (const sent of this.#pending.splice(0)) this.#apply(sent);
   }
 
   /** Frees every replica's parameters and a pending update; the MLP cannot be used after. */
   dispose(): void {
-    for (const t of this.#pending?.flat() ?? []) t.dispose();
-    this.#pending = undefined;
+    for (const t of this.#pending.splice(0).flat(2)) t.dispose();
     for (const p of this.replicas) for (const name of PARAMETER_NAMES) p[name].dispose();
   }
 

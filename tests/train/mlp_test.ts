@@ -192,9 +192,35 @@ Deno.test("with staleness 1, flush applies the pending update once", opts, async
   assert.ok(stale.replicas[0].w1.disposed, "dispose frees the parameters");
 });
 
-Deno.test("a staleness other than 0 or 1 is a RangeError", () => {
-  assert.throws(
-    () => new DataParallelMlp([cpu()], { staleness: 2 as 0 }),
-    /staleness must be 0 or 1, got 2/,
-  );
+Deno.test("a staleness that is not a whole number from 0 to 8 is a RangeError", () => {
+  for (const staleness of [-1, 1.5, 9]) {
+    assert.throws(
+      () => new DataParallelMlp([cpu()], { staleness }),
+      new RegExp(`staleness must be a whole number from 0 to 8, got ${staleness}`),
+    );
+  }
 });
+
+Deno.test(
+  "with staleness 2, three steps on one batch all take their gradients at the start",
+  opts,
+  async () => {
+    const dims = { inputs: 16, hidden: 8, outputs: 4 };
+    const rows = 8;
+    const x = uniform(rows * dims.inputs, 7);
+    const y = Float32Array.from({ length: rows }, (_, r) => r % 4);
+    const stale = new DataParallelMlp([gpu0], { ...dims, lr: 0.1, seed: 4, staleness: 2 });
+    const sync = new DataParallelMlp([gpu0], { ...dims, lr: 0.3, seed: 4 });
+    for (let i = 0; i < 3; i++) stale.step(x, y, rows);
+    sync.step(x, y, rows);
+    const [a, c] = await Promise.all([stale.parameters(), sync.parameters()]);
+    for (const name of PARAMETER_NAMES) {
+      for (let i = 0; i < c[name].length; i++) {
+        assert.ok(
+          Math.abs(a[name][i] - c[name][i]) <= 1e-5,
+          `${name}[${i}]: ${a[name][i]} vs ${c[name][i]}`,
+        );
+      }
+    }
+  },
+);

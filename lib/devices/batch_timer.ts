@@ -10,6 +10,7 @@
  * @module
  */
 import type { StagingRing } from "./staging_ring.ts";
+import type { Drains } from "./drains.ts";
 
 /** Most queries in one GPUQuerySet (WebGPU's limit). */
 const QUERIES_PER_SET = 4096;
@@ -146,12 +147,12 @@ export class BatchTimer {
    * Reads the timestamps back once the submission is done; resolves to each op's span and the
    * first and last timestamps of the batch. Rejects when the readback fails.
    */
-  async read(staging: StagingRing): Promise<
+  async read(staging: StagingRing, drains: Drains): Promise<
     { spans: Map<number, DeviceSpan>; first: number; last: number }
   > {
     const s = this.#staging!;
     try {
-      await s.mapAsync(GPUMapMode.READ, 0, this.#used * 8);
+      await drains.map(s, 0, this.#used * 8);
       const raw = new BigUint64Array(s.getMappedRange(0, this.#used * 8));
       const ts = Array.from(raw, Number);
       s.unmap();

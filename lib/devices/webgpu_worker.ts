@@ -1,7 +1,9 @@
 /**
  * The device Worker: owns one GPUDevice and runs the engine's batches in order, one
- * command buffer per batch. On a software adapter `queue.submit` runs the work on the
- * calling thread, so this thread is busy while the main thread and other devices go on.
+ * command buffer per batch (batches that queued up while the device was busy run as one).
+ * Deno's WebGPU calls that wait for the device block this thread, so it waits only right
+ * before a submission and when idle (see drains.ts), and encodes the next batch while the
+ * device runs the one before.
  *
  * @module
  */
@@ -18,6 +20,7 @@ import type {
   ToWorker,
 } from "./protocol.ts";
 import { StagingRing } from "./staging_ring.ts";
+import { Drains } from "./drains.ts";
 import { BatchTimer, DeviceClock, type DeviceSpan, QueryPool } from "./batch_timer.ts";
 
 const port = parentPort!;
@@ -33,13 +36,51 @@ const buffers = new Map<number, GPUBuffer>();
 /** Buffers whose producing op failed; ops reading them are skipped. */
 const failed = new Map<number, string>();
 const pipelines = new Map<string, Promise<GPUComputePipeline>>();
-let chain: Promise<void> = Promise.resolve();
+/** Messages not yet handled, in order. */
+const inbox: ToWorker[] = [];
+let running = false;
+/** When this thread waits for the device: see drains.ts. */
+let drains: Drains | undefined;
+/** Most ops in one command buffer when queued batches are merged. */
+const MAX_MERGED_OPS = 256;
 
 port.on("message", (msg: ToWorker) => {
-  if (msg.type === "init") chain = chain.then(() => init());
-  else if (msg.type === "close") chain = chain.then(() => close());
-  else chain = chain.then(() => runBatch(msg.commands, msg.timing ?? false));
+  inbox.push(msg);
+  if (!running) {
+    running = true;
+    setTimeout(handleInbox, 0);
+  }
 });
+
+/**
+ * Handles the inbox in order, one task per step, so what resolved meanwhile (completion
+ * reports, readbacks) is delivered in between. Batches that queued up while the device was
+ * busy run as one, so the next command buffer is encoded while the device runs this one.
+ * Once the inbox is empty, the Worker is idle and may wait for its device.
+ */
+async function handleInbox(): Promise<void> {
+  const msg = inbox.shift();
+  if (msg === undefined) {
+    running = false;
+    drains?.idle();
+    return;
+  }
+  try {
+    if (msg.type === "init") await init();
+    else if (msg.type === "close") await close();
+    else {
+      const commands = [...msg.commands];
+      const timing = msg.timing ?? false;
+      while (
+        inbox[0]?.type === "batch" && (inbox[0].timing ?? false) === timing &&
+        commands.length + inbox[0].commands.length <= MAX_MERGED_OPS
+      ) commands.push(...(inbox.shift() as { commands: Command[] }).commands);
+      await runBatch(commands, timing);
+    }
+  } finally {
+    setTimeout(handleInbox, 0);
+  }
+}
 
 async function init(): Promise<void> {
   try {
@@ -54,6 +95,7 @@ async function init(): Promise<void> {
       },
     });
     staging = new StagingRing(device);
+    drains = new Drains(device.queue, () => inbox.length === 0 && !running);
     if (device.features.has("timestamp-query")) queries = new QueryPool(device);
     device.lost.then((info) => {
       if (info.reason !== "destroyed") console.error(`autopar: device lost: ${info.message}`);
@@ -232,6 +274,7 @@ async function runBatch(commands: Command[], timing: boolean): Promise<void> {
   if (slot > 0) device.queue.writeBuffer(uniformBuffer, 0, uniforms, 0, slot * UNIFORM_STRIDE);
   timer?.resolve(encoder, staging);
   const commandBuffer = encoder.finish();
+  drains!.beforeSubmit();
   const submitted = clock();
   device.queue.submit([commandBuffer]);
   const validation = device.popErrorScope();
@@ -244,16 +287,15 @@ async function runBatch(commands: Command[], timing: boolean): Promise<void> {
     buffers.delete(id);
     failed.delete(id);
   }
-  // The whole submission is complete when onSubmittedWorkDone, its timestamps' readback or any
-  // of its readbacks resolves, whichever comes first; the batch is reported once, before its
-  // readbacks. A timed batch is reported once its timestamps are in: that readback lands at
-  // the same poll as onSubmittedWorkDone would, so waiting for it costs no extra time.
+  // The batch is reported once, when a later wait (see drains.ts) or one of its readbacks
+  // shows it complete, and before its readbacks. A timed batch is reported once its
+  // timestamps are in: their readback is mapped at the same wait.
   const copies = new Map<number, OpTiming>();
   let reported: Promise<void> | undefined;
   const reportDone = () =>
     reported ??= Promise.all([
       validation,
-      timer?.timed ? timer.read(staging).catch(() => undefined) : undefined,
+      timer?.timed ? timer.read(staging, drains!).catch(() => undefined) : undefined,
     ]).then(([error, stamps]) => {
       const end = clock();
       if (error) {
@@ -283,9 +325,9 @@ async function runBatch(commands: Command[], timing: boolean): Promise<void> {
       for (const b of retired) b.destroy();
     });
   if (timer?.timed) reportDone();
-  else device.queue.onSubmittedWorkDone().then(reportDone);
+  drains!.submitted(reportDone);
   for (const { cmd, staging: s } of reads) {
-    s.mapAsync(GPUMapMode.READ).then(async () => {
+    drains!.map(s).then(async () => {
       await reportDone();
       // The one copy out of mapped memory; the new ArrayBuffer is transferred, not copied.
       const data = s.getMappedRange().slice(0, cmd.bytes);

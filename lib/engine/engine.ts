@@ -383,9 +383,12 @@ export class Engine {
     const timing = this.deviceTiming && this.events.observed;
     for (const lane of this.#lanes.values()) {
       if (lane.outbox.length > 0 && lane.device instanceof WebGpuDevice) {
-        const batch = lane.outbox;
+        // In batches of at most MAX_BATCH_OPS, so the Worker encodes the next batch while
+        // the device runs this one.
+        for (let i = 0; i < lane.outbox.length; i += MAX_BATCH_OPS) {
+          lane.device.send(lane.outbox.slice(i, i + MAX_BATCH_OPS), timing);
+        }
         lane.outbox = [];
-        lane.device.send(batch, timing);
       }
     }
     this.#runHost();
@@ -715,6 +718,9 @@ export class Engine {
     } else t.host = undefined;
   }
 }
+
+/** Most ops in one batch sent to a device's Worker. */
+const MAX_BATCH_OPS = 64;
 
 function deviceTimingFromEnv(): boolean {
   const v = Deno.env.get("AUTOPAR_DEVICE_TIMING");

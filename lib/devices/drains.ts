@@ -10,8 +10,9 @@
  * So a Worker waits at two points only: right before it submits a batch it has already
  * encoded (the device then has the batch before it as work, and on a software adapter the
  * submission would wait for that batch anyway), and when it has nothing left to do. A wait
- * maps the readbacks asked for since the last one (all in one group) or, with none, asks
- * `onSubmittedWorkDone`; when it resolves, the submissions it covers are reported complete.
+ * maps the readbacks asked for since the last one (all in one group) or, with none and
+ * submissions no wait covers yet, asks `onSubmittedWorkDone`; when it resolves, the
+ * submissions it covers are reported complete.
  *
  * @module
  */
@@ -85,9 +86,9 @@ export class Drains {
     this.#wait();
   }
 
-  /** Call when the Worker has nothing to do: waits, unless a wait is in flight already. */
+  /** Call when the Worker has nothing to do: waits for what no wait covers yet. */
   idle(): void {
-    if (this.#inFlight === 0) this.#wait();
+    this.#wait();
   }
 
   #wait(): void {

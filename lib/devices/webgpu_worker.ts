@@ -48,23 +48,18 @@ port.on("message", (msg: ToWorker) => {
   inbox.push(msg);
   if (!running) {
     running = true;
-    setTimeout(handleInbox, 0);
+    handleInbox();
   }
 });
 
 /**
- * Handles the inbox in order, one task per step, so what resolved meanwhile (completion
- * reports, readbacks) is delivered in between. Batches that queued up while the device was
- * busy run as one, so the next command buffer is encoded while the device runs this one.
- * Once the inbox is empty, the Worker is idle and may wait for its device.
+ * Handles the inbox in order. Between two messages it lets a task pass, so what resolved
+ * meanwhile (completion reports, readbacks) is delivered; batches that queued up while the
+ * device was busy run as one, so the next command buffer is encoded while the device runs
+ * this one. Once the inbox is empty, the Worker is idle and may wait for its device.
  */
 async function handleInbox(): Promise<void> {
-  const msg = inbox.shift();
-  if (msg === undefined) {
-    running = false;
-    drains?.idle();
-    return;
-  }
+  const msg = inbox.shift()!;
   try {
     if (msg.type === "init") await init();
     else if (msg.type === "close") await close();
@@ -78,7 +73,11 @@ async function handleInbox(): Promise<void> {
       await runBatch(commands, timing);
     }
   } finally {
-    setTimeout(handleInbox, 0);
+    if (inbox.length > 0) setTimeout(handleInbox, 0);
+    else {
+      running = false;
+      drains?.idle();
+    }
   }
 }
 

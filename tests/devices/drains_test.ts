@@ -57,15 +57,17 @@ Deno.test("submissions are reported only once a wait after them resolves", async
   assert.equal(f.queueWaits.length, 2, "nothing left to wait for: no new wait");
 });
 
-Deno.test("idle() waits only when no wait is in flight, and again once it settles", async () => {
+Deno.test("idle() waits for what no wait covers, and again once a wait settles", async () => {
   const f = fakes();
-  const drains = new Drains(f.queue, () => true);
+  let idle = false;
+  const drains = new Drains(f.queue, () => idle);
   const reported: number[] = [];
   drains.submitted(() => reported.push(1));
   drains.idle();
-  drains.submitted(() => reported.push(2));
-  drains.idle(); // in flight: no second wait yet
+  drains.idle(); // covered already: no second wait
   assert.equal(f.queueWaits.length, 1);
+  drains.submitted(() => reported.push(2));
+  idle = true;
   f.queueWaits[0].resolve();
   await settle();
   assert.deepEqual(reported, [1]);
@@ -74,6 +76,18 @@ Deno.test("idle() waits only when no wait is in flight, and again once it settle
   await settle();
   assert.deepEqual(reported, [1, 2]);
   assert.equal(drains.inFlight, 0);
+});
+
+Deno.test("readbacks asked for while a wait is in flight are mapped when idle", () => {
+  const f = fakes();
+  const drains = new Drains(f.queue, () => true);
+  drains.submitted(() => {});
+  drains.map(f.buffer());
+  drains.idle();
+  drains.submitted(() => {});
+  drains.map(f.buffer());
+  drains.idle(); // the first group is in flight; the second maps at once
+  assert.equal(f.mapWaits.length, 2);
 });
 
 Deno.test("readbacks are mapped at the next wait, all together, after the report", async () => {

@@ -1,5 +1,6 @@
 // Shared by the route tests: a dashboard on the real devices, requests to it, and a reader
 // of its server-sent events.
+import assert from "node:assert/strict";
 import { tryAllGpus } from "../../mod.ts";
 import { createDashboard, type Dashboard } from "../../server/app.ts";
 
@@ -22,6 +23,16 @@ export function post(path: string, body: unknown, headers: Record<string, string
     headers: { "content-type": "application/json", origin: ORIGIN, ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
+}
+
+/** Asserts each body gets a 400 whose error matches its pattern, and that no run started. */
+export async function assertBadRequests(d: Dashboard, cases: [unknown, RegExp][]): Promise<void> {
+  for (const [body, message] of cases) {
+    const response = await d.fetch(post("/api/runs", body));
+    assert.equal(response.status, 400, JSON.stringify(body));
+    assert.match((await response.json()).error, message);
+  }
+  assert.equal(d.state.runs.busy, false, "no run started");
 }
 
 /** One server-sent event. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { dashboard, ORIGIN, post } from "./helpers.ts";
+import { assertBadRequests, dashboard, ORIGIN, post } from "./helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -23,12 +23,7 @@ Deno.test("bad run parameters get 400 with a message that names the value", opts
       [[1, 2], /send a JSON object/],
       ["{not json", /not JSON/],
     ];
-    for (const [body, message] of cases) {
-      const response = await d.fetch(post("/api/runs", body));
-      assert.equal(response.status, 400, JSON.stringify(body));
-      assert.match((await response.json()).error, message);
-    }
-    assert.equal(d.state.runs.busy, false, "no run started");
+    await assertBadRequests(d, cases);
   } finally {
     await d.close();
   }

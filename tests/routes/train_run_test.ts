@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Batch, RunRecord, State, TraceEvent } from "../../components/protocol.ts";
-import { dashboard, messages, ORIGIN, post } from "./helpers.ts";
+import { assertBadRequests, dashboard, messages, ORIGIN, post } from "./helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -14,12 +14,7 @@ Deno.test("bad training parameters get 400 with a message that names the value",
       [{ experiment: "train", size: 64, iters: 101 }, /iters 101: iters must be at most 100/],
       [{ experiment: "train", size: 64, iters: 1.5 }, /iters 1.5/],
     ];
-    for (const [body, message] of cases) {
-      const response = await d.fetch(post("/api/runs", body));
-      assert.equal(response.status, 400, JSON.stringify(body));
-      assert.match((await response.json()).error, message);
-    }
-    assert.equal(d.state.runs.busy, false, "no run started");
+    await assertBadRequests(d, cases);
   } finally {
     await d.close();
   }

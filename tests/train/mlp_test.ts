@@ -35,6 +35,24 @@ function lossRef(
   return total / y.length;
 }
 
+/**
+ * Asserts every parameter of `got` is within 1e-5 of `want` (`what` says how `got` was
+ * reached) and, given `start`, that every parameter moved away from it.
+ */
+function assertParams(got: Params, want: Params, what: string, start?: Params): void {
+  for (const name of PARAMETER_NAMES) {
+    let moved = 0;
+    for (let i = 0; i < want[name].length; i++) {
+      assert.ok(
+        Math.abs(got[name][i] - want[name][i]) <= 1e-5,
+        `${name}[${i}]: ${got[name][i]} ${what}, ${want[name][i]} expected`,
+      );
+      if (start) moved = Math.max(moved, Math.abs(want[name][i] - start[name][i]));
+    }
+    if (start) assert.ok(moved > 1e-3, `${name} did not move`);
+  }
+}
+
 function uniform(length: number, seed: number): Float32Array {
   const r = mulberry32(seed);
   return Float32Array.from({ length }, () => r() * 2 - 1);
@@ -99,17 +117,8 @@ Deno.test(
     ]);
     for (const name of PARAMETER_NAMES) {
       assert.deepEqual(p20[name], p21[name], `${name}: the replicas differ`);
-      let moved = 0;
-      for (let i = 0; i < p1[name].length; i++) {
-        const d = Math.abs(p20[name][i] - p1[name][i]);
-        assert.ok(
-          d <= 1e-5,
-          `${name}[${i}]: ${p20[name][i]} on two devices, ${p1[name][i]} on one`,
-        );
-        moved = Math.max(moved, Math.abs(p1[name][i] - start[name][i]));
-      }
-      assert.ok(moved > 1e-3, `${name} did not move`);
     }
+    assertParams(p20, p1, "on two devices", start);
   },
 );
 
@@ -161,16 +170,8 @@ Deno.test(
     ]);
     for (const name of PARAMETER_NAMES) {
       assert.deepEqual(a[name], b[name], `${name}: the replicas differ`);
-      let moved = 0;
-      for (let i = 0; i < c[name].length; i++) {
-        assert.ok(
-          Math.abs(a[name][i] - c[name][i]) <= 1e-5,
-          `${name}[${i}]: ${a[name][i]} after two delayed steps, ${c[name][i]} after one`,
-        );
-        moved = Math.max(moved, Math.abs(c[name][i] - start[name][i]));
-      }
-      assert.ok(moved > 1e-3, `${name} did not move`);
     }
+    assertParams(a, c, "after two delayed steps", start);
   },
 );
 
@@ -214,13 +215,6 @@ Deno.test(
     for (let i = 0; i < 3; i++) stale.step(x, y, rows);
     sync.step(x, y, rows);
     const [a, c] = await Promise.all([stale.parameters(), sync.parameters()]);
-    for (const name of PARAMETER_NAMES) {
-      for (let i = 0; i < c[name].length; i++) {
-        assert.ok(
-          Math.abs(a[name][i] - c[name][i]) <= 1e-5,
-          `${name}[${i}]: ${a[name][i]} vs ${c[name][i]}`,
-        );
-      }
-    }
+    assertParams(a, c, "after three steps delayed by 2");
   },
 );

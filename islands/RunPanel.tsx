@@ -107,28 +107,19 @@ export function RunPanel(props: RunPanelProps): VNode {
               }}
             >
               <span class="run-title">{s.title}</span>
-              <label>
-                {s.size.label}{" "}
-                <input
-                  name="size"
-                  type="number"
-                  min={1}
-                  max={s.size.max}
-                  value={typed.size}
-                  onInput={(e) => edit(s.experiment, "size", e.currentTarget.value)}
-                />
-              </label>
-              <label>
-                {s.iters.label}{" "}
-                <input
-                  name="iters"
-                  type="number"
-                  min={1}
-                  max={s.iters.max}
-                  value={typed.iters}
-                  onInput={(e) => edit(s.experiment, "iters", e.currentTarget.value)}
-                />
-              </label>
+              {(["size", "iters"] as const).map((field) => (
+                <label key={field}>
+                  {s[field].label}{" "}
+                  <input
+                    name={field}
+                    type="number"
+                    min={1}
+                    max={s[field].max}
+                    value={typed[field]}
+                    onInput={(e) => edit(s.experiment, field, e.currentTarget.value)}
+                  />
+                </label>
+              ))}
               <button type="submit" data-experiment={s.experiment} disabled={busy}>
                 Run {s.experiment}
               </button>

@@ -15,16 +15,8 @@
 import { parseArgs } from "node:util";
 import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
-import {
-  cpu,
-  type Device,
-  fromArray,
-  synchronize,
-  trace$,
-  type TraceEvent,
-  tryAllGpus,
-} from "../mod.ts";
-import { DataParallelMlp, shards } from "../lib/train/mlp.ts";
+import { cpu, type Device, trace$, type TraceEvent, tryAllGpus } from "../mod.ts";
+import { DataParallelMlp } from "../lib/train/mlp.ts";
 import { type Dataset, loadMnist, mulberry32, shuffle } from "../lib/train/mnist.ts";
 import { trainEpoch } from "../lib/train/epoch.ts";
 import { gradientTraffic } from "../lib/train/traffic.ts";
@@ -74,45 +66,17 @@ function autopar(name: string, on: Device[], b: number, staleness: number): Conf
 }
 
 /**
- * A data-parallel step's work with each replica updated by its own gradients: nothing is
- * copied. Two devices of it over one is what the second device can give at most.
+ * A data-parallel step's work with each replica updated by its own gradients (`exchange:
+ * false`): nothing is copied. Two devices of it over one is what the second device can give
+ * at most.
  */
 function noTraffic(on: Device[], b: number): Config {
-  const mlp = new DataParallelMlp(on, { lr, seed: 1 });
-  const slice = async (limit: number, seed: number) => {
-    const order = shuffle(Array.from({ length: limit }, (_, i) => i), mulberry32(seed));
-    const images = new Float32Array(b * 784);
-    const labels = new Float32Array(b);
-    const start = performance.now();
-    for (let from = 0; from < limit; from += b) {
-      const n = Math.min(b, limit - from);
-      for (let r = 0; r < n; r++) {
-        const i = order[from + r];
-        images.set(train.images.subarray(i * 784, (i + 1) * 784), r * 784);
-        labels[r] = train.labels[i];
-      }
-      shards(n, on.length).forEach(([lo, hi], d) => {
-        const p = mlp.replicas[d];
-        const device = on[d];
-        const x = fromArray(images.subarray(lo * 784, hi * 784), [hi - lo, 784], { device });
-        const y = fromArray(labels.subarray(lo, hi), [hi - lo], { device });
-        const h = x.mm(p.w1).add(p.b1).relu();
-        const logits = h.mm(p.w2, { transB: true }).add(p.b2);
-        const { losses, grad: dz2 } = logits.softmaxCrossEntropy(y, { scale: 1 / n });
-        const dz1 = h.reluBackward(dz2.mm(p.w2));
-        const grads = [dz2.mm(h, { transA: true }), dz2.sum(0), x.mm(dz1, { transA: true })];
-        grads.push(dz1.sum(0));
-        (["w2", "b2", "w1", "b1"] as const).forEach((k, i) => p[k].sub_(grads[i], { alpha: lr }));
-        for (const t of [x, y, h, logits, losses, dz2, dz1, ...grads]) t.dispose();
-      });
-    }
-    await synchronize();
-    return limit / ((performance.now() - start) / 1000);
-  };
+  const mlp = new DataParallelMlp(on, { lr, seed: 1, exchange: false });
   return {
     name: `${on.length === 1 ? "one device" : "two devices"}, no gradient traffic`,
     mlp,
-    slice,
+    slice: async (limit, seed) =>
+      (await trainEpoch(mlp, train, { batch: b, seed, limit })).samplesPerSecond,
   };
 }
 

@@ -63,6 +63,13 @@ export interface MlpOptions {
    * @default {0}
    */
   staleness?: number;
+  /**
+   * false: each replica is updated with its own gradients only and nothing leaves the
+   * devices. Not data-parallel SGD (the replicas drift apart): it measures what the devices
+   * give without the gradients' round trip, the ceiling of bench/mlp.ts.
+   * @default {true}
+   */
+  exchange?: boolean;
 }
 
 /** Per-row losses and logits of one step, one tensor per device, where they were computed. */
@@ -111,6 +118,7 @@ export class DataParallelMlp {
   readonly outputs: number;
   lr: number;
   readonly staleness: number;
+  readonly exchange: boolean;
   /** Summed gradients not yet applied, already sent to each device, oldest first. */
   #pending: Tensor[][][] = [];
 
@@ -124,6 +132,7 @@ export class DataParallelMlp {
     this.outputs = options.outputs ?? CLASSES;
     this.lr = options.lr ?? 0.1;
     this.staleness = options.staleness ?? 0;
+    this.exchange = options.exchange ?? true;
     if (!Number.isInteger(this.staleness) || this.staleness < 0 || this.staleness > 8) {
       throw new RangeError(`staleness must be a whole number from 0 to 8, got ${this.staleness}`);
     }
@@ -174,7 +183,7 @@ export class DataParallelMlp {
       // webgpu_worker.ts), and they are read all at once.
       losses.push(l);
       logitsOut.push(logits);
-      const send = (g: Tensor) => move(g, this.aggregator);
+      const send = (g: Tensor) => this.exchange ? move(g, this.aggregator) : g;
       // Layer 2's gradients go to the host while layer 1's backward pass runs.
       const dw2 = send(dz2.mm(h, { transA: true }));
       const db2 = send(dz2.sum(0));
@@ -184,6 +193,10 @@ export class DataParallelMlp {
       for (const t of [x, y, h, dz2, dz1]) t.dispose();
       return [dw2, db2, dw1, db1];
     });
+    if (!this.exchange) {
+      this.#apply(grads);
+      return { losses, logits: logitsOut };
+    }
     // The sums go to every device as soon as they are ready; with staleness k they are
     // applied after the passes of the k steps after this one.
     const sums = PARAMETER_NAMES.map((_, i) => grads.map((g) => g[i]).reduce((a, b) => a.add(b)));

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { cpu, synchronize, tryAllGpus } from "../../mod.ts";
+import { cpu, synchronize, trace$, type TraceEvent, tryAllGpus } from "../../mod.ts";
+import { gradientTraffic } from "../../lib/train/traffic.ts";
 import { DataParallelMlp, PARAMETER_NAMES } from "../../lib/train/mlp.ts";
 import { loadMnist, mulberry32 } from "../../lib/train/mnist.ts";
 import { trainEpoch } from "../../lib/train/epoch.ts";
@@ -216,5 +217,36 @@ Deno.test(
     sync.step(x, y, rows);
     const [a, c] = await Promise.all([stale.parameters(), sync.parameters()]);
     assertParams(a, c, "after three steps delayed by 2");
+  },
+);
+
+Deno.test(
+  "without exchange each replica steps on its own rows, and nothing reaches the host",
+  opts,
+  async () => {
+    const dims = { inputs: 16, hidden: 8, outputs: 4 };
+    const rows = 20;
+    const x = uniform(rows * dims.inputs, 8);
+    const y = Float32Array.from({ length: rows }, (_, r) => r % 4);
+    const local = new DataParallelMlp([gpu0, gpu1], { ...dims, lr: 0.4, seed: 6, exchange: false });
+    // Replica 0 sees rows 0..9, with the gradient scaled by 1/20: one step on those 10 rows
+    // alone (scaled by 1/10) at half the learning rate.
+    const half = new DataParallelMlp([gpu0], { ...dims, lr: 0.2, seed: 6 });
+    const start = await half.parameters();
+    const events: TraceEvent[] = [];
+    const sub = trace$().subscribe((e) => events.push(e));
+    local.step(x, y, rows);
+    await synchronize();
+    sub.unsubscribe();
+    assert.equal(gradientTraffic(events).total, 0, "no gradient was copied");
+    assert.ok(events.every((e) => e.lane !== "host"), "no host op ran");
+    half.step(x.subarray(0, 10 * dims.inputs), y.subarray(0, 10), 10);
+    const [a0, a1, h] = await Promise.all([
+      local.parameters(0),
+      local.parameters(1),
+      half.parameters(),
+    ]);
+    assertParams(a0, h, "on replica 0 without exchange", start);
+    assert.notDeepEqual(a0.w1, a1.w1, "the replicas drift apart");
   },
 );

@@ -10,7 +10,7 @@
  * @module
  */
 import type { StagingRing } from "./staging_ring.ts";
-import type { Drains } from "./drains.ts";
+import type { Waits } from "./drains.ts";
 
 /** Most queries in one GPUQuerySet (WebGPU's limit). */
 const QUERIES_PER_SET = 4096;
@@ -147,7 +147,7 @@ export class BatchTimer {
    * Reads the timestamps back once the submission is done; resolves to each op's span and the
    * first and last timestamps of the batch. Rejects when the readback fails.
    */
-  async read(staging: StagingRing, drains: Drains): Promise<
+  async read(staging: StagingRing, drains: Waits): Promise<
     { spans: Map<number, DeviceSpan>; first: number; last: number }
   > {
     const s = this.#staging!;

@@ -7,6 +7,8 @@
 
 /** What is known about a device's hardware. */
 export interface DeviceInfo {
+  /** The WebGPU implementation ("deno": navigator.gpu; "dawn": npm:webgpu), or "host". */
+  backend: "deno" | "dawn" | "host";
   /** The adapter's description (for the host: "host CPU"). */
   adapter: string;
   /** True for software adapters such as Mesa llvmpipe, which run "GPU" work on the CPU. */
@@ -36,6 +38,7 @@ const HOST: Device = Object.freeze({
   kind: "cpu",
   index: 0,
   info: Object.freeze({
+    backend: "host",
     adapter: "host CPU",
     software: true,
     threads: 1,

@@ -1,29 +1,70 @@
 /**
- * Device discovery, like d2l's `try_all_gpus()` and `try_gpu(i)`. Deno gives one adapter;
- * autopar makes several logical devices on it, each in its own Worker.
+ * Device discovery, like d2l's `try_all_gpus()` and `try_gpu(i)`. Each device is a Worker
+ * with its own GPUDevice, on one of two WebGPU implementations (backend.ts). With Dawn and
+ * several physical adapters, there is one device per adapter; with one adapter (and always
+ * with Deno's WebGPU, which cannot list adapters), autopar makes several logical devices on it.
  *
  * @module
  */
 import { cpu, type Device } from "./device.ts";
 import { WebGpuDevice } from "./webgpu_device.ts";
+import {
+  adapterPlan,
+  type BackendChoice,
+  backendChoice,
+  backendsToTry,
+  DAWN_SPECIFIER,
+  type WebGpuBackend,
+} from "./backend.ts";
 
 /** Options of {@link tryAllGpus}. */
 export interface TryAllGpusOptions {
   /**
-   * How many logical devices to make on the adapter.
-   * @default {the environment variable AUTOPAR_DEVICES, else 2}
+   * How many devices to make. With several physical adapters (Dawn), devices go to them in
+   * turn; with one, they are logical devices on it.
+   * @default {AUTOPAR_DEVICES, else one per physical adapter when there are several, else 2}
    */
   count?: number;
+  /**
+   * The WebGPU implementation: "deno" (navigator.gpu), "dawn" (npm:webgpu) or "auto", which
+   * tries Dawn and falls back to Deno's, saying why in one line.
+   * @default {AUTOPAR_WEBGPU, else "auto"}
+   */
+  backend?: BackendChoice;
 }
 
-const started: Promise<WebGpuDevice | undefined>[] = [];
+/**
+ * The exact command that installs a lavapipe Dawn accepts (Mesa 25 from bookworm-backports);
+ * Debian 12's own Mesa 22.3.6 is refused.
+ */
+export const MESA_INSTALL_COMMAND =
+  "echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list && apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers";
+
+/** The fix to suggest when `backend` could not start with `reason`. */
+export function backendFix(backend: WebGpuBackend, reason: string): string {
+  if (backend === "deno") return "run Deno 2 (npm install -g deno@2.9.6)";
+  if (/ArrayDynamicIndexing|no suitable backends|vulkan|adapter/i.test(reason)) {
+    return `install a Vulkan driver Dawn accepts: ${MESA_INSTALL_COMMAND}`;
+  }
+  return `check that ${DAWN_SPECIFIER} can be downloaded and run with -A, or use AUTOPAR_WEBGPU=deno`;
+}
+
+/** The devices started so far, the backend they run on, and where they are coming from. */
+let started: Promise<WebGpuDevice | undefined>[] = [];
+let startedBackend: WebGpuBackend | undefined;
+let planned:
+  | Promise<{ backend: WebGpuBackend; adapters: (string | undefined)[] } | undefined>
+  | undefined;
 
 /**
  * Destroys every WebGPU device and stops its Worker, freeing their memory; tensors on them
- * are gone. Devices are made anew by the next `tryAllGpus()`.
+ * are gone. Devices are made anew by the next `tryAllGpus()`, on any backend.
  */
 export function closeDevices(): Promise<void> {
-  const devices = started.splice(0);
+  const devices = started;
+  started = [];
+  startedBackend = undefined;
+  planned = undefined;
   threadsPerDevice = undefined;
   return Promise.all(devices).then((ds) => Promise.all(ds.map((d) => d?.close()))).then(() => {});
 }
@@ -37,10 +78,13 @@ globalThis.addEventListener("beforeunload", () => {
 }, { once: true });
 let threadsPerDevice: number | undefined;
 
-/** The default device count: AUTOPAR_DEVICES, else 2. Throws a RangeError for a bad value. */
-export function defaultDeviceCount(): number {
+/**
+ * The device count asked for: AUTOPAR_DEVICES, or `undefined` when it is unset. Throws a
+ * RangeError for a bad value.
+ */
+export function deviceCountFromEnv(): number | undefined {
   const env = Deno.env.get("AUTOPAR_DEVICES");
-  if (env === undefined || env === "") return 2;
+  if (env === undefined || env === "") return undefined;
   const n = Number(env);
   if (!Number.isInteger(n) || n < 1) {
     throw new RangeError(`Cannot use AUTOPAR_DEVICES="${env}": it must be a whole number >= 1`);
@@ -65,27 +109,97 @@ function splitSoftwareThreads(count: number): number {
 }
 
 /**
- * All WebGPU devices, like `d2l.try_all_gpus()`: `count` logical devices on the adapter
- * Deno gives, each in its own Worker. Resolves to `[]` when there is no WebGPU adapter.
- * Throws a RangeError for a count that is not a whole number >= 1.
+ * Finds the backend that starts and the adapters its devices open, starting device 0 on the
+ * way (kept when it runs on the adapter the plan gives it). Resolves to `undefined` when no
+ * backend has an adapter; throws an Error naming the fix when an explicitly chosen backend
+ * cannot start.
+ */
+async function plan(
+  choice: BackendChoice,
+  count: number | undefined,
+): Promise<{ backend: WebGpuBackend; adapters: (string | undefined)[] } | undefined> {
+  for (const backend of backendsToTry(choice)) {
+    if (backend === "deno" && (typeof navigator === "undefined" || !("gpu" in navigator))) {
+      continue; // "in": no GPU instance on this thread
+    }
+    threadsPerDevice ??= splitSoftwareThreads(count ?? 2);
+    const first = WebGpuDevice.start(0, { backend, threads: threadsPerDevice });
+    let device: WebGpuDevice;
+    try {
+      device = await first;
+    } catch (e) {
+      const reason = e instanceof Error ? e.message.split("\n")[0] : String(e);
+      // Deno's WebGPU without an adapter is a machine without a GPU, not a fault.
+      if (backend === "deno" && /returned null/.test(reason)) continue;
+      if (choice !== "auto") {
+        throw new Error(
+          `Cannot start WebGPU backend "${backend}": ${reason}. To fix: ${
+            backendFix(backend, reason)
+          }`,
+          { cause: e },
+        );
+      }
+      const next = backendsToTry(choice)[backendsToTry(choice).indexOf(backend) + 1];
+      if (next) {
+        console.error(
+          `autopar: ${backend} could not start (${reason}); using ${next}. To fix: ${
+            backendFix(backend, reason)
+          }`,
+        );
+      }
+      continue;
+    }
+    const { adapters, physical } = adapterPlan(device.listed, count);
+    startedBackend = backend;
+    if (physical > 1) {
+      // Device 0 opened the default adapter; each device now opens the one it is given.
+      await device.close();
+    } else started = [first];
+    return { backend, adapters };
+  }
+  // No backend has an adapter: tryAllGpus() resolves to [], like d2l's without GPUs.
+  return undefined;
+}
+
+/**
+ * All WebGPU devices, like `d2l.try_all_gpus()`, each in its own Worker: with Dawn and
+ * several physical adapters, one device per adapter; otherwise `count` logical devices on
+ * the one adapter. Resolves to `[]` when there is no WebGPU adapter. Throws a RangeError for
+ * a bad count or backend name, and an Error naming the fix when the chosen backend cannot
+ * start. Once devices run on one backend, asking for the other needs `closeDevices()` first.
  *
  * @example
  * ```ts
  * import { tryAllGpus } from "./discovery.ts";
  * const devices = await tryAllGpus({ count: 2 });
- * console.log(devices.map((d) => `${d.name}: ${d.info.adapter}`));
+ * console.log(devices.map((d) => `${d.name}: ${d.info.adapter} (${d.info.backend})`));
  * ```
  */
 export async function tryAllGpus(options: TryAllGpusOptions = {}): Promise<Device[]> {
-  const count = options.count ?? defaultDeviceCount();
-  if (!Number.isInteger(count) || count < 1) {
-    throw new RangeError(`Cannot make ${count} devices: count must be a whole number >= 1`);
+  const asked = options.count ?? deviceCountFromEnv();
+  if (asked !== undefined && (!Number.isInteger(asked) || asked < 1)) {
+    throw new RangeError(`Cannot make ${asked} devices: count must be a whole number >= 1`);
   }
-  if (typeof navigator === "undefined" || !("gpu" in navigator)) return []; // "in": no GPU instance on this thread
-  threadsPerDevice ??= splitSoftwareThreads(count);
-
+  const choice = backendChoice(options.backend, Deno.env.get("AUTOPAR_WEBGPU"));
+  if (startedBackend !== undefined && choice !== "auto" && choice !== startedBackend) {
+    throw new Error(
+      `Cannot start devices on "${choice}": they already run on "${startedBackend}"; call closeDevices() first`,
+    );
+  }
+  planned ??= plan(choice, asked);
+  const p = await planned;
+  if (!p) {
+    planned = undefined;
+    return [];
+  }
+  const count = asked ?? p.adapters.length;
   for (let i = started.length; i < count; i++) {
-    started.push(WebGpuDevice.start(i, threadsPerDevice).catch(() => undefined));
+    const adapter = p.adapters[i % p.adapters.length];
+    started.push(
+      WebGpuDevice.start(i, { backend: p.backend, adapter, threads: threadsPerDevice }).catch(
+        () => undefined,
+      ),
+    );
   }
   const devices = await Promise.all(started.slice(0, count));
   const found: Device[] = [];
@@ -110,6 +224,8 @@ export async function tryGpu(i = 0): Promise<Device> {
   if (!Number.isInteger(i) || i < 0) {
     throw new RangeError(`Cannot pick device ${i}: the index must be a whole number >= 0`);
   }
-  const devices = await tryAllGpus({ count: Math.max(started.length, defaultDeviceCount()) });
+  const devices = await tryAllGpus(
+    started.length > 0 ? { count: started.length } : {},
+  );
   return devices[i] ?? cpu();
 }

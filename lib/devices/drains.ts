@@ -35,11 +35,23 @@ interface MapRequest {
   reject: (e: unknown) => void;
 }
 
+/** When a device Worker waits for its device: {@link Drains}, or EagerWaits (eager_waits.ts) for Dawn. */
+export interface Waits {
+  /** Records a submission; `complete` is called once it is known to have completed. */
+  submitted(complete: () => void): void;
+  /** Maps `buffer` for reading; resolves once it is mapped. */
+  map(buffer: Mappable, offset?: number, size?: number): Promise<void>;
+  /** Called right before a submission. */
+  beforeSubmit(): void;
+  /** Called when the Worker has nothing left to do. */
+  idle(): void;
+}
+
 /** GPUMapMode.READ, so this module needs no WebGPU globals. */
 const MAP_READ = 1;
 
 /** See the module's documentation. */
-export class Drains {
+export class Drains implements Waits {
   readonly #queue: DrainQueue;
   readonly #isIdle: () => boolean;
   #waiting: MapRequest[] = [];

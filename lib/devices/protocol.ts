@@ -4,6 +4,7 @@
  * @module
  */
 import type { KernelParams } from "../kernels/kernel.ts";
+import type { AdapterListing, WebGpuBackend } from "./backend.ts";
 
 /** Runs a registered kernel (or, for `source`, a WGSL module given in full). */
 export interface RunCommand {
@@ -42,7 +43,7 @@ export type Command = RunCommand | WriteCommand | ReadCommand | FreeCommand;
 
 /** Main thread to Worker. */
 export type ToWorker =
-  | { type: "init"; index: number }
+  | { type: "init"; index: number; backend: WebGpuBackend; adapter?: string }
   | { type: "batch"; commands: Command[]; timing?: boolean }
   | { type: "close" };
 
@@ -52,6 +53,10 @@ export interface AdapterReport {
   vendor: string;
   architecture: string;
   isFallbackAdapter: boolean;
+  /** The WebGPU implementation the Worker runs. */
+  backend: WebGpuBackend;
+  /** Every adapter the backend lists (Dawn only). */
+  listed: AdapterListing[];
   features: string[];
   maxBufferSize: number;
   maxStorageBufferBindingSize: number;

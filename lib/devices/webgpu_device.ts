@@ -8,11 +8,11 @@
 import { Worker } from "node:worker_threads";
 import type { Device, DeviceInfo } from "./device.ts";
 import type { AdapterReport, Command, FromWorker, ToWorker } from "./protocol.ts";
+import { type AdapterListing, isSoftwareName, type WebGpuBackend } from "./backend.ts";
 
 /** Software adapters run "GPU" work on the CPU. */
 export function isSoftwareAdapter(a: { description: string; isFallbackAdapter: boolean }): boolean {
-  return a.isFallbackAdapter ||
-    /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(a.description);
+  return a.isFallbackAdapter || isSoftwareName(a.description);
 }
 
 /**
@@ -61,6 +61,8 @@ export class WebGpuDevice implements Device {
   readonly name: string;
   readonly index: number;
   readonly info: DeviceInfo;
+  /** Every adapter the backend listed when this device started (Dawn only). */
+  readonly listed: readonly AdapterListing[];
   /** Called with each message of the Worker; the engine installs it. */
   onMessage: (msg: FromWorker) => void = () => {};
   readonly #worker: Worker;
@@ -69,8 +71,10 @@ export class WebGpuDevice implements Device {
     this.index = index;
     this.name = `gpu:${index}`;
     this.#worker = worker;
+    this.listed = adapter.listed;
     const software = isSoftwareAdapter(adapter);
     this.info = Object.freeze({
+      backend: adapter.backend,
       adapter: adapter.description || adapter.vendor || "unknown adapter",
       software,
       threads: software ? threads : undefined,
@@ -83,8 +87,15 @@ export class WebGpuDevice implements Device {
     worker.unref();
   }
 
-  /** Starts the Worker and its GPUDevice; rejects when the Worker finds no adapter. */
-  static start(index: number, threads?: number): Promise<WebGpuDevice> {
+  /**
+   * Starts the Worker and its GPUDevice on `backend` (`adapter`: a name Dawn matches);
+   * rejects with the Worker's reason when it finds no adapter.
+   */
+  static start(
+    index: number,
+    options: { backend: WebGpuBackend; adapter?: string; threads?: number },
+  ): Promise<WebGpuDevice> {
+    const { backend, adapter, threads } = options;
     return new Promise((resolve, reject) => {
       const worker = new Worker(workerUrl());
       const first = (msg: FromWorker) => {
@@ -97,7 +108,7 @@ export class WebGpuDevice implements Device {
       };
       worker.on("message", first);
       worker.once("error", reject);
-      worker.postMessage({ type: "init", index } satisfies ToWorker);
+      worker.postMessage({ type: "init", index, backend, adapter } satisfies ToWorker);
     });
   }
 

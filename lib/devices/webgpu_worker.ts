@@ -20,7 +20,11 @@ import type {
   ToWorker,
 } from "./protocol.ts";
 import { StagingRing } from "./staging_ring.ts";
-import { Drains } from "./drains.ts";
+import { Drains, type Waits } from "./drains.ts";
+import { EagerWaits } from "./eager_waits.ts";
+import type { WebGpuBackend } from "./backend.ts";
+import { loadGpu } from "./gpu_loader.ts";
+import type { Polling } from "./dawn_polling.ts";
 import { BatchTimer, DeviceClock, type DeviceSpan, QueryPool } from "./batch_timer.ts";
 
 const port = parentPort!;
@@ -39,8 +43,10 @@ const pipelines = new Map<string, Promise<GPUComputePipeline>>();
 /** Messages not yet handled, in order. */
 const inbox: ToWorker[] = [];
 let running = false;
-/** When this thread waits for the device: see drains.ts. */
-let drains: Drains | undefined;
+/** When this thread waits for the device: see drains.ts and eager_waits.ts. */
+let drains: Waits | undefined;
+/** Dawn's polling policy (see dawn_polling.ts); undefined on Deno's WebGPU. */
+let polling: Polling | undefined;
 /** Most ops in one command buffer when queued batches are merged. */
 const MAX_MERGED_OPS = 256;
 
@@ -61,7 +67,7 @@ port.on("message", (msg: ToWorker) => {
 async function handleInbox(): Promise<void> {
   const msg = inbox.shift()!;
   try {
-    if (msg.type === "init") await init();
+    if (msg.type === "init") await init(msg.backend, msg.adapter);
     else if (msg.type === "close") await close();
     else {
       const commands = [...msg.commands];
@@ -81,10 +87,11 @@ async function handleInbox(): Promise<void> {
   }
 }
 
-async function init(): Promise<void> {
+async function init(backend: WebGpuBackend, adapterName?: string): Promise<void> {
   try {
-    const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
-    if (!adapter) throw new Error("navigator.gpu.requestAdapter() returned null");
+    const loaded = await loadGpu(backend, adapterName);
+    const adapter = await loaded.gpu.requestAdapter({ powerPreference: "high-performance" });
+    if (!adapter) throw new Error(`${backend}: requestAdapter() returned null`);
     const features = [...adapter.features] as GPUFeatureName[];
     device = await adapter.requestDevice({
       requiredFeatures: features.filter((f) => f === "timestamp-query"),
@@ -94,7 +101,11 @@ async function init(): Promise<void> {
       },
     });
     staging = new StagingRing(device);
-    drains = new Drains(device.queue, () => inbox.length === 0 && !running);
+    // Deno's waits block this thread, Dawn's do not: see drains.ts and eager_waits.ts.
+    drains = backend === "deno"
+      ? new Drains(device.queue, () => inbox.length === 0 && !running)
+      : new EagerWaits(device.queue, () => loaded.polling?.wake());
+    polling = loaded.polling;
     if (device.features.has("timestamp-query")) queries = new QueryPool(device);
     device.lost.then((info) => {
       if (info.reason !== "destroyed") console.error(`autopar: device lost: ${info.message}`);
@@ -106,6 +117,8 @@ async function init(): Promise<void> {
         vendor: adapter.info.vendor,
         architecture: adapter.info.architecture,
         isFallbackAdapter: adapter.info.isFallbackAdapter ?? false,
+        backend,
+        listed: loaded.adapters,
         features: features.map(String),
         maxBufferSize: device.limits.maxBufferSize,
         maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
@@ -170,6 +183,7 @@ const UNIFORM_STRIDE = 256;
 
 async function runBatch(commands: Command[], timing: boolean): Promise<void> {
   const start = clock();
+  polling?.wake(); // Dawn: this batch's waits (error scopes, maps) are answered promptly
   const timer = timing && queries ? new BatchTimer(queries) : undefined;
   /** Writes of a timed batch: their times on this thread's clock. */
   const writes: OpTiming[] = [];
@@ -276,6 +290,7 @@ async function runBatch(commands: Command[], timing: boolean): Promise<void> {
   drains!.beforeSubmit();
   const submitted = clock();
   device.queue.submit([commandBuffer]);
+
   const validation = device.popErrorScope();
   // Freed buffers leave the table now; they are destroyed once the work using them is done
   // (destroying them right after submit crashed Deno's GL backend now and then).

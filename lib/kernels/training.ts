@@ -80,7 +80,8 @@ export const softmaxCrossEntropy: KernelSpec<SoftmaxCrossEntropyParams> = {
   let label = in1[r];
   let valid = label >= 0.0 && label < f32(u.cols) && label == floor(label);
   let c = u32(max(label, 0.0));
-  let nan = bitcast<f32>(0x7fc00000u);
+  var nanBits = 0x7fc00000u; // a var: WGSL rejects a NaN made in a constant expression (Tint)
+  let nan = bitcast<f32>(nanBits);
   let z = in0[base + min(c, u.cols - 1u)];
   out0[r] = select(nan, log(s) + m - z, valid);
   for (var j = 0u; j < u.cols; j++) {

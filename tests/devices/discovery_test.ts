@@ -171,3 +171,90 @@ Deno.test("without a WebGPU adapter tryAllGpus() is [] and tryGpu() is cpu(), wh
     product: [8, 12, 18, 26],
   });
 });
+
+Deno.test({
+  name: "tryAllGpus({ backend }) starts each backend, and device.info.backend names it",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const result = await runIsolated(
+      `
+      import { closeDevices, fromArray, tryAllGpus } from ${JSON.stringify(modUrl)};
+      const out = [];
+      for (const backend of ["deno", "dawn"]) {
+        const devices = await tryAllGpus({ backend, count: 2 });
+        const a = fromArray([1, 2, 3, 4], [2, 2], { device: devices[0] });
+        out.push({ backends: devices.map((d) => d.info.backend), product: [...(await a.mm(a).data())] });
+        await closeDevices();
+      }
+      console.log(JSON.stringify(out));
+      `,
+      {},
+    ) as { backends: string[]; product: number[] }[];
+    if (result[0].backends.length === 0) {
+      assert.equal(await adapterInFreshProcess(), false, "WebGPU has an adapter, but no devices");
+      return;
+    }
+    assert.deepEqual(result.map((r) => r.backends), [["deno", "deno"], ["dawn", "dawn"]]);
+    for (const r of result) assert.deepEqual(r.product, [7, 10, 15, 22]);
+  },
+});
+
+Deno.test("asking for the other backend while devices run is an Error that names closeDevices()", async () => {
+  const result = await runIsolated(
+    `
+    import { tryAllGpus } from ${JSON.stringify(modUrl)};
+    const devices = await tryAllGpus({ backend: "deno", count: 1 });
+    let message = "no error";
+    try {
+      await tryAllGpus({ backend: "dawn" });
+    } catch (e) {
+      message = e.message;
+    }
+    console.log(JSON.stringify({ found: devices.length, message }));
+    `,
+    {},
+  ) as { found: number; message: string };
+  if (result.found === 0) return; // no adapter: nothing runs, so nothing to refuse
+  assert.match(result.message, /already run on "deno"; call closeDevices\(\) first/);
+});
+
+Deno.test("Dawn without a Vulkan driver: an Error naming the fix, or a one-line fallback with auto", async () => {
+  const noVulkan = { VK_ICD_FILENAMES: "/nonexistent", VK_DRIVER_FILES: "/nonexistent" };
+  const explicit = await runIsolated(
+    `
+    import { tryAllGpus } from ${JSON.stringify(modUrl)};
+    let message = "no error";
+    try {
+      await tryAllGpus({ backend: "dawn" });
+    } catch (e) {
+      message = e.message;
+    }
+    console.log(JSON.stringify(message));
+    `,
+    { ...noVulkan, AUTOPAR_WEBGPU: "dawn" },
+  ) as string;
+  assert.match(explicit, /Cannot start WebGPU backend "dawn"/);
+  assert.match(explicit, /apt-get install -y -t bookworm-backports mesa-vulkan-drivers/);
+
+  const { stderr, stdout } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { tryAllGpus } from ${JSON.stringify(modUrl)};
+       const devices = await tryAllGpus({ count: 1 });
+       console.log(JSON.stringify(devices.map((d) => d.info.backend)));`,
+    ],
+    cwd: repoRoot,
+    env: noVulkan,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const lines = new TextDecoder().decode(stderr).split("\n").filter((l) =>
+    l.startsWith("autopar:")
+  );
+  assert.equal(lines.length, 1, `expected one line about the fallback, got: ${lines.join("\n")}`);
+  assert.match(lines[0], /dawn could not start .*; using deno\. To fix: .*mesa-vulkan-drivers/);
+  const backends = JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1)!);
+  // Deno's WebGPU still finds llvmpipe through GL, or nothing at all on a bare machine.
+  assert.ok(backends.every((b: string) => b === "deno"), `fell back to ${backends}`);
+});

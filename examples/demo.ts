@@ -6,6 +6,7 @@
 // software adapter (llvmpipe) it is scaled down so each line takes a few seconds.
 import { parseArgs } from "node:util";
 import { benchmark, cpu, type Device, rand, synchronize, tryAllGpus } from "../mod.ts";
+import { lavapipeInstalled, MESA_INSTALL_COMMAND } from "../lib/devices/discovery.ts";
 import { gpu1Gpu2 } from "../lib/experiments/gpu1_gpu2.ts";
 import { copyHeavy, runAndCopy } from "../lib/experiments/copy_overlap.ts";
 import { exportChromeTrace, formatSummary, summarize, trace$, type TraceEvent } from "../mod.ts";
@@ -38,7 +39,8 @@ function wholeNumber(name: string, raw: string | undefined, fallback: number): n
 const devices = await tryAllGpus();
 const describe = (d: Device) =>
   `${d.name}: ${d.info.adapter} (${d.info.software ? "software" : "hardware"}` +
-  `${d.info.threads ? `, ${d.info.threads} thread${d.info.threads === 1 ? "" : "s"}` : ""})`;
+  `${d.info.threads ? `, ${d.info.threads} thread${d.info.threads === 1 ? "" : "s"}` : ""}` +
+  `; backend ${d.info.backend})`;
 
 console.log("autopar demo: the 'Automatic Parallelism' chapter of Dive into Deep Learning\n");
 if (devices.length === 0) {
@@ -58,6 +60,14 @@ if (devices.length === 0) {
 console.log("Devices:");
 for (const d of devices) console.log(`  ${describe(d)}`);
 const software = devices[0].info.software;
+// llvmpipe reached through GL: every device of the process shares one thread pool.
+const sharedPool = software && devices[0].info.backend === "deno" && !lavapipeInstalled();
+if (sharedPool) {
+  console.log(
+    `llvmpipe through GL: all devices share one thread pool and cannot compute at once. ` +
+      `To fix: ${MESA_INSTALL_COMMAND}`,
+  );
+}
 const size = wholeNumber("size", values.size, software ? 384 : 4000);
 const iters = wholeNumber("iters", values.iters, 50);
 const scaled = values.size === undefined && software
@@ -85,6 +95,16 @@ console.log(
     `((${t.gpu1.toFixed(4)} + ${t.gpu2.toFixed(4)}) / ${t.both.toFixed(4)} s; 2.00x is perfect)`,
 );
 traceLine("GPU1 & GPU2");
+if (devices.length > 1 && t.speedup < 1.25) {
+  // Busy lanes are not proof of overlap: a device waiting on a shared pool looks busy too.
+  console.log(
+    `The devices did not compute at the same time (${t.speedup.toFixed(2)}x): ${
+      sharedPool
+        ? "they share one llvmpipe thread pool (GL)"
+        : "they compete for the same cores or the same adapter"
+    }, so the busy figures above count time spent waiting for each other.`,
+  );
+}
 
 console.log("\n2. Parallel computation and communication (run on GPU1 and copy to CPU)");
 const c = await runAndCopy(devices[0], { size, iters });

@@ -40,6 +40,34 @@ export interface TryAllGpusOptions {
 export const MESA_INSTALL_COMMAND =
   "echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list && apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers";
 
+/**
+ * Whether Mesa's Vulkan software driver (lavapipe) is there for the Vulkan loader: its ICD
+ * file in the standard places, or in VK_ICD_FILENAMES / VK_DRIVER_FILES when they are set.
+ * Without it, Deno's WebGPU reaches llvmpipe through GL, where all devices share one pool.
+ */
+export function lavapipeInstalled(): boolean {
+  const given = Deno.env.get("VK_DRIVER_FILES") || Deno.env.get("VK_ICD_FILENAMES");
+  const files = given
+    ? given.split(":")
+    : ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"].flatMap((dir) => {
+      try {
+        return [...Deno.readDirSync(dir)].map((e) => `${dir}/${e.name}`);
+      } catch {
+        return [];
+      }
+    });
+  return files.some((f) => /lvp_icd/.test(f) && exists(f));
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The fix to suggest when `backend` could not start with `reason`. */
 export function backendFix(backend: WebGpuBackend, reason: string): string {
   if (backend === "deno") return "run Deno 2 (npm install -g deno@2.9.6)";

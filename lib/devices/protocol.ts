@@ -67,6 +67,8 @@ export interface OpFailure {
   op: number;
   message: string;
   skipped: boolean;
+  /** The exception, when the op failed on the host (never sent between threads). */
+  cause?: unknown;
 }
 
 /**

@@ -8,6 +8,7 @@
 import { Worker } from "node:worker_threads";
 import type { Device, DeviceInfo } from "./device.ts";
 import type { AdapterReport, Command, FromWorker, ToWorker } from "./protocol.ts";
+import { type DeviceRuntime, registerRuntime, type Report } from "./runtime.ts";
 import { type AdapterListing, isSoftwareName, type WebGpuBackend } from "./backend.ts";
 
 /** Software adapters run "GPU" work on the CPU. */
@@ -55,16 +56,18 @@ async function threadsGone(name: string, limitMs = 2000): Promise<void> {
   }
 }
 
-/** A WebGPU device living in its own Worker. */
-export class WebGpuDevice implements Device {
+/** A WebGPU device living in its own Worker; it is its own runtime (see runtime.ts). */
+export class WebGpuDevice implements Device, DeviceRuntime {
   readonly kind = "webgpu" as const;
   readonly name: string;
   readonly index: number;
+  /** The device a runtime runs: this one. */
+  readonly device: Device = this;
   readonly info: DeviceInfo;
   /** Every adapter the backend listed when this device started (Dawn only). */
   readonly listed: readonly AdapterListing[];
-  /** Called with each message of the Worker; the engine installs it. */
-  onMessage: (msg: FromWorker) => void = () => {};
+  /** Called with each report of the Worker; the engine installs it. */
+  onReport: (report: Report) => void = () => {};
   readonly #worker: Worker;
 
   private constructor(index: number, worker: Worker, adapter: AdapterReport, threads?: number) {
@@ -82,7 +85,12 @@ export class WebGpuDevice implements Device {
       maxBufferSize: adapter.maxBufferSize,
       maxStorageBufferBindingSize: adapter.maxStorageBufferBindingSize,
     });
-    worker.on("message", (msg: FromWorker) => this.onMessage(msg));
+    worker.on("message", (msg: FromWorker) => {
+      if (msg.type === "done" || msg.type === "read" || msg.type === "read-failed") {
+        this.onReport(msg);
+      }
+    });
+    registerRuntime(this);
     worker.on("error", (e) => console.error(`autopar: ${this.name} worker failed:`, e));
     worker.unref();
   }

@@ -1,169 +1,31 @@
 /**
  * The dependency engine: records each op's inputs and outputs, sends an op to its device's
  * in-order lane as soon as its inputs are on that device, waits for cross-device inputs,
- * bounds the work in flight, and surfaces asynchronous failures at synchronisation points.
+ * bounds the work in flight (lanes.ts), and surfaces asynchronous failures at
+ * synchronisation points (errors.ts). It talks to devices only through the device contract
+ * (devices/runtime.ts): batches of commands out, reports back.
  *
  * @module
  */
 import { Subject } from "npm:rxjs@7.8.2";
 import { cpu, type Device } from "../devices/device.ts";
-import { WebGpuDevice } from "../devices/webgpu_device.ts";
-import type { Command, FromWorker, OpTiming } from "../devices/protocol.ts";
-import type { KernelParams } from "../kernels/kernel.ts";
-import { kernel } from "../kernels/registry.ts";
-import { OpError } from "./errors.ts";
+import type { OpTiming } from "../devices/protocol.ts";
+import { type Report, runtimeOf } from "../devices/runtime.ts";
+import { hostRuntime } from "../devices/host_runtime.ts";
+import type { TraceEvent } from "../trace/event.ts";
+import { ErrorLog, OpError } from "./errors.ts";
+import { Lane } from "./lanes.ts";
+import {
+  deviceTimingFromEnv,
+  type EngineMode,
+  engineModeFromEnv,
+  type EngineOptions,
+} from "./options.ts";
+import { elementsOf, onDevice, type OpNode, type OpRequest, type TensorRecord } from "./records.ts";
 
-/**
- * One span of work, as plain serialisable data. Times are ms on the main thread's
- * `performance.now()` clock; with device timing, `start`/`end` of compute passes and copies
- * are their device timestamps put on that clock.
- */
-export interface TraceEvent {
-  /** The op's id (benchmark spans get ids of their own). */
-  id: number;
-  op: string;
-  /** The device's name ("gpu:0", "cpu"). */
-  device: string;
-  lane: "compute" | "copy" | "host";
-  /** When the op was created. */
-  queued: number;
-  start: number;
-  end: number;
-  /** Device timestamps (ns, the device's own clock), when the adapter has "timestamp-query". */
-  gpuStart?: number;
-  gpuEnd?: number;
-  /** The shape of the op's first output. */
-  shape?: readonly number[];
-  bytes?: number;
-  flops?: number;
-  /** Ids of the ops that produced this op's inputs. */
-  deps: number[];
-  label?: string;
-  error?: string;
-}
-
-/** How the engine runs ops. */
-export type EngineMode = "parallel" | "serial";
-
-/** Options of {@link configureEngine}. */
-export interface EngineOptions {
-  /**
-   * "serial" runs each op to completion before the next (like MXNet's NaiveEngine).
-   * @default {AUTOPAR_ENGINE, else "parallel"}
-   */
-  mode?: EngineMode;
-  /**
-   * Most ops in flight on one device. Completion is detected once per batch, no sooner than
-   * about 11.5 ms in Deno, so small ops need many in flight.
-   * @default {256}
-   */
-  maxOpsInFlight?: number;
-  /**
-   * Most bytes of outputs in flight on one device (one op may exceed it alone).
-   * @default {1 GiB}
-   */
-  maxBytesInFlight?: number;
-  /**
-   * Time compute passes and copies with device timestamps (adapters with "timestamp-query"),
-   * while someone observes `trace$()`.
-   * @default {AUTOPAR_DEVICE_TIMING, else true}
-   */
-  deviceTiming?: boolean;
-}
-
-/** A tensor's storage as the engine sees it. */
-export interface TensorRecord {
-  readonly id: number;
-  readonly device: Device;
-  readonly shape: readonly number[];
-  readonly bytes: number;
-  /** pending: producer not sent; sent: producer on its lane; done: computed; failed. */
-  state: "pending" | "sent" | "done" | "failed";
-  /** The op that produces it, if any. */
-  producer?: OpNode;
-  /** Host tensors: the values once computed. */
-  host?: Float32Array;
-  /** The root failure when `state` is "failed". */
-  error?: OpError;
-  /** Ops not yet sent that read it. */
-  unsentReaders: number;
-  disposed: boolean;
-  freed: boolean;
-  /** Internal temporaries (readbacks, staging of uploads and device-to-device copies). */
-  internal: boolean;
-  /** An in-place op that will overwrite this storage once every earlier reader has gone. */
-  writer?: OpNode;
-  /** The in-place op's output now owns this storage: freeing this one frees nothing. */
-  movedTo?: TensorRecord;
-  settledWaiters?: (() => void)[];
-}
-
-/** One op as the engine schedules it. */
-export interface OpNode {
-  readonly id: number;
-  readonly name: string;
-  readonly device: Device;
-  readonly kind: "run" | "read" | "write" | "host";
-  readonly kernel?: string;
-  readonly params?: KernelParams;
-  readonly source?: string;
-  readonly inputs: TensorRecord[];
-  readonly outputs: TensorRecord[];
-  /** The tensor an in-place op overwrites (also its last input): its output takes the storage. */
-  readonly inPlace?: TensorRecord;
-  readonly site: Error;
-  readonly queued: number;
-  readonly bytes: number;
-  readonly flops?: number;
-  readonly label?: string;
-  /** A blocking op submitted before this one: this one waits until it has finished. */
-  readonly after?: OpNode;
-  state: "waiting" | "sent" | "done" | "failed";
-  finishWaiters?: (() => void)[];
-}
-
-/** An op to submit. */
-export interface OpRequest {
-  name: string;
-  device: Device;
-  kind: OpNode["kind"];
-  kernel?: string;
-  params?: KernelParams;
-  source?: string;
-  inputs: TensorRecord[];
-  outputShapes: (readonly number[])[];
-  flops?: number;
-  label?: string;
-  internal?: boolean;
-  /** Ops submitted after this one are not sent before it has finished (blocking copies). */
-  blocking?: boolean;
-  /**
-   * Overwrite this tensor (a "run" op whose kernel is `inPlace`): the one output is a new
-   * version that takes over its storage. The op waits until every op submitted earlier that
-   * reads the old version has been sent to the same in-order lane or has finished; ops that
-   * read the output wait for the op as for any producer.
-   */
-  inPlace?: TensorRecord;
-}
-
-class Lane {
-  waiting: OpNode[] = [];
-  inflight = 0;
-  inflightBytes = 0;
-  outbox: Command[] = [];
-  readonly unfinished = new Set<OpNode>();
-  readonly sent = new Map<number, OpNode>();
-  constructor(readonly device: Device) {}
-}
-
-const elementsOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-/**
- * ms of host ops run back to back before Worker replies get a turn. A timer turn costs
- * about 1-4 ms in Deno; one op per turn made a training step's four gradient sums take
- * about 10 ms instead of 1.
- */
-const HOST_SLICE_MS = 2;
+export type { TraceEvent } from "../trace/event.ts";
+export type { EngineMode, EngineOptions } from "./options.ts";
+export type { OpNode, OpRequest, TensorRecord } from "./records.ts";
 
 /** The engine of this process (there is one, like MXNet's). */
 export class Engine {
@@ -174,10 +36,9 @@ export class Engine {
   deviceTiming: boolean;
   readonly #lanes = new Map<Device, Lane>();
   readonly #serial: OpNode[] = [];
-  #errors: OpError[] = [];
+  readonly #errors = new ErrorLog();
   #nextId = 1;
   #pumpScheduled = false;
-  #hostBusy = false;
   #serialBusy = 0;
   #fence: OpNode | undefined;
   #live = 0;
@@ -196,20 +57,28 @@ export class Engine {
     return this.#nextId++;
   }
 
-  /** A tensor that already holds its values on the host. */
-  hostTensor(data: Float32Array, shape: readonly number[], device: Device): TensorRecord {
-    return {
+  /** A tensor on the host that already holds its values. */
+  hostTensor(data: Float32Array, shape: readonly number[]): TensorRecord {
+    const t: TensorRecord = {
       id: this.nextId(),
-      device,
+      device: cpu(),
       shape,
       bytes: data.byteLength,
       state: "done",
-      host: data,
       unsentReaders: 0,
       disposed: false,
       freed: false,
       internal: false,
     };
+    hostRuntime().put(t.id, data);
+    return t;
+  }
+
+  /** The values of a computed host tensor (shared: copy them before handing them out). */
+  hostValues(t: TensorRecord): Float32Array {
+    const values = hostRuntime().get(t.id);
+    if (!values) throw new Error(`Cannot read t${t.id}: the host holds no values for it`);
+    return values;
   }
 
   /** Records an op and schedules it; returns its outputs at once. */
@@ -291,21 +160,12 @@ export class Engine {
 
   /** Throws the failures not yet reported (on `device`, or all) as one AggregateError. */
   throwErrors(device?: Device): void {
-    const mine = this.#errors.filter((e) => !device || e.device === device.name);
-    if (mine.length === 0) return;
-    this.#errors = this.#errors.filter((e) => !mine.includes(e));
-    const where = device ? ` on ${device.name}` : "";
-    throw new AggregateError(
-      mine,
-      `${mine.length} asynchronous op${mine.length === 1 ? "" : "s"} failed${where}: ${
-        mine.map((e) => e.message).join("; ")
-      }`,
-    );
+    this.#errors.throwFor(device);
   }
 
   /** Reports `error` as delivered elsewhere (a rejected `data()`), so it is not thrown twice. */
   markReported(error: OpError): void {
-    this.#errors = this.#errors.filter((e) => e !== error);
+    this.#errors.markReported(error);
   }
 
   /** Ops in flight and waiting, per device name: for dashboards and tests. */
@@ -354,12 +214,11 @@ export class Engine {
   #lane(device: Device): Lane {
     let lane = this.#lanes.get(device);
     if (!lane) {
-      lane = new Lane(device);
-      this.#lanes.set(device, lane);
-      if (device instanceof WebGpuDevice) {
-        const l = lane;
-        device.onMessage = (msg) => this.#onWorkerMessage(l, msg);
-      }
+      const runtime = runtimeOf(device);
+      const l = new Lane(device, runtime);
+      runtime.onReport = (report) => this.#onReport(l, report);
+      this.#lanes.set(device, l);
+      lane = l;
     }
     return lane;
   }
@@ -377,42 +236,18 @@ export class Engine {
   #pump(): void {
     if (this.mode === "serial") this.#pumpSerial();
     else {
-      for (const lane of this.#lanes.values()) this.#pumpLane(lane);
+      for (const lane of this.#lanes.values()) {
+        lane.admit(
+          this,
+          (op) => this.#ready(op),
+          (op) => this.#send(lane, op),
+          (op) => this.#skip(op),
+        );
+      }
     }
     // Timestamps are taken only while someone reads the events.
     const timing = this.deviceTiming && this.events.observed;
-    for (const lane of this.#lanes.values()) {
-      if (lane.outbox.length > 0 && lane.device instanceof WebGpuDevice) {
-        // In batches of at most MAX_BATCH_OPS, so the Worker encodes the next batch while
-        // the device runs this one.
-        for (let i = 0; i < lane.outbox.length; i += MAX_BATCH_OPS) {
-          lane.device.send(lane.outbox.slice(i, i + MAX_BATCH_OPS), timing);
-        }
-        lane.outbox = [];
-      }
-    }
-    this.#runHost();
-  }
-
-  #pumpLane(lane: Lane): void {
-    let kept = 0;
-    const waiting = lane.waiting;
-    for (let i = 0; i < waiting.length; i++) {
-      const op = waiting[i];
-      if (lane.inflight >= this.maxOpsInFlight) {
-        // Full: nothing more can go now, so the rest keeps its place unexamined (a long
-        // queue is not rescanned on every completion).
-        if (kept !== i) waiting.copyWithin(kept, i);
-        kept += waiting.length - i;
-        break;
-      }
-      const full = lane.inflight > 0 && lane.inflightBytes + op.bytes > this.maxBytesInFlight;
-      const ready = this.#ready(op);
-      if (ready === "failed") this.#skip(op);
-      else if (ready && !full) this.#send(lane, op);
-      else waiting[kept++] = op;
-    }
-    waiting.length = kept;
+    for (const lane of this.#lanes.values()) lane.flush(timing);
   }
 
   #pumpSerial(): void {
@@ -448,43 +283,43 @@ export class Engine {
 
   #send(lane: Lane, op: OpNode): void {
     op.state = "sent";
-    this.#inflight(lane, op, 1);
+    lane.count(op, 1);
     lane.sent.set(op.id, op);
-    if (lane.device instanceof WebGpuDevice) {
-      if (op.kind === "run") {
-        lane.outbox.push({
-          t: "run",
-          op: op.id,
-          kernel: op.kernel!,
-          params: op.params!,
-          source: op.source,
-          // The overwritten tensor is bound as the output only (never read-only as well).
-          inputs: (op.inPlace ? op.inputs.slice(0, -1) : op.inputs).map((t) => t.id),
-          outputs: op.outputs.map((t) => ({ id: t.id, bytes: t.bytes })),
-          inPlace: op.inPlace?.id,
-        });
-        if (op.inPlace) op.inPlace.movedTo = op.outputs[0];
-      } else if (op.kind === "read") {
-        lane.outbox.push({ t: "read", op: op.id, buf: op.inputs[0].id, bytes: op.inputs[0].bytes });
-      } else if (op.kind === "write") {
-        const src = op.inputs[0];
-        // An internal staging copy is handed over; a user's host tensor is copied first.
-        const data = src.internal && src.unsentReaders === 1 ? src.host! : src.host!.slice();
-        if (src.internal) src.host = undefined;
-        lane.outbox.push({
-          t: "write",
-          op: op.id,
-          buf: op.outputs[0].id,
-          data: data.buffer as ArrayBuffer,
-        });
-      }
+    if (op.kind === "run") {
+      lane.outbox.push({
+        t: "run",
+        op: op.id,
+        kernel: op.kernel!,
+        params: op.params!,
+        source: op.source,
+        // The overwritten tensor is bound as the output only (never read-only as well).
+        inputs: (op.inPlace ? op.inputs.slice(0, -1) : op.inputs).map((t) => t.id),
+        outputs: op.outputs.map((t) => ({ id: t.id, bytes: t.bytes })),
+        inPlace: op.inPlace?.id,
+      });
+      if (op.inPlace) op.inPlace.movedTo = op.outputs[0];
+    } else if (op.kind === "read") {
+      lane.outbox.push({ t: "read", op: op.id, buf: op.inputs[0].id, bytes: op.inputs[0].bytes });
+    } else {
+      const src = op.inputs[0];
+      // An internal staging copy is handed over; a user's host tensor is copied first.
+      const host = hostRuntime();
+      const data = src.internal && src.unsentReaders === 1
+        ? host.take(src.id)!
+        : this.hostValues(src).slice();
+      lane.outbox.push({
+        t: "write",
+        op: op.id,
+        buf: op.outputs[0].id,
+        data: data.buffer as ArrayBuffer,
+      });
     }
     for (const o of op.outputs) {
       o.state = "sent";
-      if (o.device instanceof WebGpuDevice) this.#countLive(o, 1);
+      if (onDevice(o)) this.#countLive(o, 1);
     }
-    // A Worker frees in order after the op; the host runs the op later, so it lets go then.
-    if (lane.device.kind !== "cpu") this.#release(op.inputs);
+    // Every runtime runs its commands in order, so a free sent after this op comes after it.
+    this.#release(op.inputs);
     for (const o of op.outputs) this.#maybeFree(o);
   }
 
@@ -507,57 +342,7 @@ export class Engine {
     this.#release([t]);
   }
 
-  /**
-   * Runs host ops in a macrotask of their own, so Worker replies and user code interleave
-   * with host work: ready ones back to back for up to {@link HOST_SLICE_MS} (a training
-   * step's gradient sums), each followed by a pump that sends the work it unblocks.
-   */
-  #runHost(): void {
-    if (this.#hostBusy) return;
-    const lane = [...this.#lanes.values()].find((l) =>
-      l.device.kind === "cpu" && [...l.sent.values()].some((op) => op.state === "sent")
-    );
-    if (!lane) return;
-    this.#hostBusy = true;
-    setTimeout(() => {
-      const start = performance.now();
-      for (;;) {
-        const op = [...lane.sent.values()].find((o) => o.state === "sent");
-        if (op) this.#executeHost(lane, op);
-        if (!op || performance.now() - start >= HOST_SLICE_MS) break;
-        this.#pump(); // #runHost returns at once inside it: the host is busy
-      }
-      this.#hostBusy = false;
-      this.#schedulePump();
-    }, 0);
-  }
-
-  #executeHost(lane: Lane, op: OpNode): void {
-    const start = performance.now();
-    try {
-      let results: Float32Array[];
-      if (op.kind === "run") {
-        if (op.source !== undefined) throw new Error("custom WGSL kernels cannot run on the host");
-        results = kernel(op.kernel!).cpu(op.inputs.map((t) => t.host!), op.params!);
-      } else results = [op.inputs[0].host!.slice()];
-      this.#release(op.inputs);
-      op.outputs.forEach((o, i) => (o.host = results[i]));
-      this.#complete(lane, op, start, performance.now());
-    } catch (e) {
-      this.#release(op.inputs);
-      this.#fail(
-        lane,
-        op,
-        e instanceof Error ? e.message : String(e),
-        false,
-        start,
-        performance.now(),
-        e,
-      );
-    }
-  }
-
-  #onWorkerMessage(lane: Lane, msg: FromWorker): void {
+  #onReport(lane: Lane, msg: Report): void {
     const origin = performance.timeOrigin;
     if (msg.type === "done") {
       const timings = msg.timings && new Map(msg.timings.map((t) => [t.op, t]));
@@ -570,12 +355,14 @@ export class Engine {
       }
       for (const f of msg.failures) {
         const op = lane.sent.get(f.op);
-        if (op) this.#fail(lane, op, f.message, f.skipped, msg.start - origin, msg.end - origin);
+        if (op) {
+          this.#fail(lane, op, f.message, f.skipped, msg.start - origin, msg.end - origin, f.cause);
+        }
       }
     } else if (msg.type === "read") {
       const op = lane.sent.get(msg.op);
       if (op) {
-        op.outputs[0].host = new Float32Array(msg.data);
+        hostRuntime().put(op.outputs[0].id, new Float32Array(msg.data));
         this.#complete(lane, op, msg.start - origin, msg.end - origin, msg);
       }
     } else if (msg.type === "read-failed") {
@@ -618,7 +405,7 @@ export class Engine {
       site: op.site,
       cause,
     });
-    if (!(skipped && inherited)) this.#errors.push(error);
+    if (!(skipped && inherited)) this.#errors.add(error);
     for (const o of op.outputs) {
       o.state = "failed";
       o.error = error;
@@ -632,9 +419,9 @@ export class Engine {
   #skip(op: OpNode): void {
     const lane = this.#lane(op.device);
     op.state = "sent";
-    this.#inflight(lane, op, 1);
+    lane.count(op, 1);
     this.#release(op.inputs);
-    for (const o of op.outputs) if (o.device instanceof WebGpuDevice) this.#countLive(o, 1);
+    for (const o of op.outputs) if (onDevice(o)) this.#countLive(o, 1);
     const now = performance.now();
     if (this.mode === "serial") this.#serialBusy++;
     this.#fail(lane, op, "an input failed", true, now, now);
@@ -650,7 +437,7 @@ export class Engine {
     device?: Pick<OpTiming, "gpuStart" | "gpuEnd">,
   ): void {
     op.state = state;
-    this.#inflight(lane, op, -1);
+    lane.count(op, -1);
     lane.sent.delete(op.id);
     lane.unfinished.delete(op);
     if (this.#serialBusy > 0) this.#serialBusy--;
@@ -661,11 +448,7 @@ export class Engine {
         id: op.id,
         op: op.name,
         device: op.device.name,
-        lane: op.kind === "run"
-          ? (op.device.kind === "cpu" ? "host" : "compute")
-          : op.kind === "host"
-          ? "host"
-          : "copy",
+        lane: op.kind !== "run" ? "copy" : op.device.kind === "cpu" ? "host" : "compute",
         queued: op.queued,
         start,
         end,
@@ -678,15 +461,6 @@ export class Engine {
         label: op.label,
         error,
       });
-    }
-  }
-
-  /** Counts an op into or out of its lane's work in flight; a busy Worker keeps the process alive. */
-  #inflight(lane: Lane, op: OpNode, delta: 1 | -1): void {
-    lane.inflight += delta;
-    lane.inflightBytes += delta * op.bytes;
-    if (lane.device instanceof WebGpuDevice && lane.inflight === (delta > 0 ? 1 : 0)) {
-      lane.device.setBusy(delta > 0);
     }
   }
 
@@ -710,30 +484,12 @@ export class Engine {
   #maybeFree(t: TensorRecord): void {
     if (!t.disposed || t.freed || t.unsentReaders > 0 || t.state === "pending") return;
     t.freed = true;
-    if (t.movedTo && t.device instanceof WebGpuDevice) this.#countLive(t, -1);
-    else if (t.device instanceof WebGpuDevice) {
-      this.#countLive(t, -1);
-      this.#lane(t.device).outbox.push({ t: "free", buf: t.id });
-      this.#schedulePump();
-    } else t.host = undefined;
+    if (onDevice(t)) this.#countLive(t, -1);
+    // An overwritten version's storage now belongs to the new version.
+    if (t.movedTo) return;
+    this.#lane(t.device).outbox.push({ t: "free", buf: t.id });
+    this.#schedulePump();
   }
-}
-
-/** Most ops in one batch sent to a device's Worker. */
-const MAX_BATCH_OPS = 64;
-
-function deviceTimingFromEnv(): boolean {
-  const v = Deno.env.get("AUTOPAR_DEVICE_TIMING");
-  if (v === undefined || v === "" || v === "1" || v === "true") return true;
-  if (v === "0" || v === "false") return false;
-  throw new RangeError(`Cannot use AUTOPAR_DEVICE_TIMING="${v}": it must be 1 or 0`);
-}
-
-function engineModeFromEnv(): EngineMode {
-  const v = Deno.env.get("AUTOPAR_ENGINE");
-  if (v === undefined || v === "" || v === "parallel") return "parallel";
-  if (v === "serial") return "serial";
-  throw new RangeError(`Cannot use AUTOPAR_ENGINE="${v}": it must be "parallel" or "serial"`);
 }
 
 let current: Engine | undefined;

@@ -44,3 +44,35 @@ export class OpError extends Error {
     this.createdAt = createdAt;
   }
 }
+
+/**
+ * The asynchronous failures not yet reported: each surfaces once, at the first
+ * synchronisation point that covers its device, or through the `data()` that waited on it.
+ */
+export class ErrorLog {
+  #errors: OpError[] = [];
+
+  /** Records a failure to report later. */
+  add(error: OpError): void {
+    this.#errors.push(error);
+  }
+
+  /** Forgets `error`: it was delivered elsewhere (a rejected `data()`). */
+  markReported(error: OpError): void {
+    this.#errors = this.#errors.filter((e) => e !== error);
+  }
+
+  /** Throws the failures not yet reported on `device` (all devices if none) as one AggregateError. */
+  throwFor(device?: { name: string }): void {
+    const mine = this.#errors.filter((e) => !device || e.device === device.name);
+    if (mine.length === 0) return;
+    this.#errors = this.#errors.filter((e) => !mine.includes(e));
+    const where = device ? ` on ${device.name}` : "";
+    throw new AggregateError(
+      mine,
+      `${mine.length} asynchronous op${mine.length === 1 ? "" : "s"} failed${where}: ${
+        mine.map((e) => e.message).join("; ")
+      }`,
+    );
+  }
+}

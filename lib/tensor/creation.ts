@@ -91,7 +91,7 @@ export function fromArray(
     );
   }
   const e = engine();
-  const host = e.hostTensor(Float32Array.from(data), s, cpu());
+  const host = e.hostTensor(Float32Array.from(data), s);
   if (device.kind === "cpu") return wrap(host);
   host.internal = true; // ours alone: its buffer is handed to the Worker without another copy
   const [out] = e.submit({

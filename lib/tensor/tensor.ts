@@ -403,7 +403,8 @@ export class Tensor {
         e.markReported(rec.error!);
         throw new AggregateError([rec.error!], `Cannot read ${this}: ${rec.error!.message}`);
       }
-      return rec === a ? rec.host!.slice() : rec.host!;
+      const values = e.hostValues(rec);
+      return rec === a ? values.slice() : values;
     } finally {
       if (rec === a) e.release(a);
       else e.dispose(rec);

@@ -5,7 +5,11 @@ import {
   backendsToTry,
   parseDawnAdapterList,
 } from "../../lib/devices/backend.ts";
-import { backendFix, MESA_INSTALL_COMMAND } from "../../lib/devices/discovery.ts";
+import {
+  backendFix,
+  lavapipeInstalled,
+  MESA_INSTALL_COMMAND,
+} from "../../lib/devices/discovery.ts";
 
 Deno.test("backendChoice() takes the option first, then AUTOPAR_WEBGPU, else auto", () => {
   assert.equal(backendChoice(undefined, undefined), "auto");
@@ -63,4 +67,19 @@ Deno.test("the fix for a refused Vulkan driver is the exact Mesa 25 install comm
   const fix = backendFix("dawn", "Vulkan shaderUniform*ArrayDynamicIndexing required");
   assert.ok(fix.includes(MESA_INSTALL_COMMAND));
   assert.match(MESA_INSTALL_COMMAND, /bookworm-backports mesa-vulkan-drivers/);
+});
+
+Deno.test("lavapipeInstalled() follows VK_ICD_FILENAMES when it is set", () => {
+  const before = Deno.env.get("VK_ICD_FILENAMES");
+  try {
+    Deno.env.set("VK_ICD_FILENAMES", "/nonexistent/lvp_icd.x86_64.json");
+    assert.equal(lavapipeInstalled(), false);
+    const file = Deno.makeTempFileSync({ prefix: "lvp_icd", suffix: ".json" });
+    Deno.env.set("VK_ICD_FILENAMES", file);
+    assert.equal(lavapipeInstalled(), true);
+    Deno.removeSync(file);
+  } finally {
+    if (before === undefined) Deno.env.delete("VK_ICD_FILENAMES");
+    else Deno.env.set("VK_ICD_FILENAMES", before);
+  }
 });

@@ -1,0 +1,151 @@
+/**
+ * The host's runtime (`cpu()`): runs the kernels' CPU twins on the main thread, in order,
+ * and holds the values of every host tensor (the ones made on the host and the ones read
+ * back from a device). Like a device Worker, it reports each op once it has run; ops run
+ * in macrotasks of their own, so Worker replies and user code interleave with host work.
+ *
+ * @module
+ */
+import { cpu, type Device } from "./device.ts";
+import type { Command, OpFailure, RunCommand } from "./protocol.ts";
+import { type DeviceRuntime, registerRuntime, type Report } from "./runtime.ts";
+import { kernel } from "../kernels/registry.ts";
+
+/**
+ * ms of host ops run back to back before the event loop gets a turn. A timer turn costs
+ * about 1-4 ms in Deno; one op per turn made a training step's four gradient sums take
+ * about 10 ms instead of 1.
+ */
+const HOST_SLICE_MS = 2;
+
+const clock = () => performance.timeOrigin + performance.now();
+
+/** See the module's documentation. */
+export class HostRuntime implements DeviceRuntime {
+  readonly device: Device = cpu();
+  onReport: (report: Report) => void = () => {};
+  readonly #values = new Map<number, Float32Array>();
+  /** Tensors whose producing op failed: ops reading them fail the same way. */
+  readonly #failed = new Map<number, string>();
+  #queue: Command[] = [];
+  #running = false;
+
+  /** Stores the values of host tensor `id`. */
+  put(id: number, values: Float32Array): void {
+    this.#values.set(id, values);
+  }
+
+  /** The values of host tensor `id`, if it holds any. */
+  get(id: number): Float32Array | undefined {
+    return this.#values.get(id);
+  }
+
+  /** The values of host tensor `id`, which lets go of them (they are handed on). */
+  take(id: number): Float32Array | undefined {
+    const v = this.#values.get(id);
+    this.#values.delete(id);
+    return v;
+  }
+
+  /** Host tensors holding values, for tests. */
+  get size(): number {
+    return this.#values.size;
+  }
+
+  send(batch: Command[]): void {
+    this.#queue.push(...batch);
+    if (this.#running) return;
+    this.#running = true;
+    setTimeout(() => this.#run(), 0);
+  }
+
+  /** Host work runs on the main thread's own timers, which keep the process alive. */
+  setBusy(): void {}
+
+  close(): Promise<void> {
+    this.#values.clear();
+    this.#failed.clear();
+    return Promise.resolve();
+  }
+
+  /**
+   * Runs queued commands for up to {@link HOST_SLICE_MS}, reporting each op as it completes.
+   * Between two ops it lets the microtasks run, so the engine sends the work each op
+   * unblocks (more host ops join this slice).
+   */
+  async #run(): Promise<void> {
+    const sliceStart = performance.now();
+    while (this.#queue.length > 0 && performance.now() - sliceStart < HOST_SLICE_MS) {
+      const cmd = this.#queue.shift()!;
+      if (cmd.t === "free") {
+        this.#values.delete(cmd.buf);
+        this.#failed.delete(cmd.buf);
+        continue;
+      }
+      const start = clock();
+      const failure = cmd.t === "run"
+        ? this.#execute(cmd)
+        : { op: cmd.op, message: `a ${cmd.t} command cannot run on the host`, skipped: false };
+      const end = clock();
+      this.onReport({
+        type: "done",
+        ops: failure ? [] : [cmd.op],
+        start,
+        end,
+        failures: failure ? [failure] : [],
+      });
+      await Promise.resolve();
+    }
+    if (this.#queue.length > 0) setTimeout(() => this.#run(), 0);
+    else this.#running = false;
+  }
+
+  /** Runs one kernel's CPU twin; returns its failure, if any. */
+  #execute(cmd: RunCommand): OpFailure | undefined {
+    const ids = cmd.inPlace === undefined ? cmd.inputs : [...cmd.inputs, cmd.inPlace];
+    const inherited = ids.map((id) => this.#failed.get(id)).find((m) => m !== undefined);
+    const missing = ids.find((id) => !this.#values.has(id));
+    let failure: OpFailure | undefined;
+    if (inherited !== undefined) failure = { op: cmd.op, message: inherited, skipped: true };
+    else if (missing !== undefined) {
+      failure = { op: cmd.op, message: `input t${missing} holds no values`, skipped: false };
+    } else if (cmd.source !== undefined) {
+      failure = {
+        op: cmd.op,
+        message: "custom WGSL kernels cannot run on the host",
+        skipped: false,
+      };
+    } else {
+      try {
+        const results = kernel(cmd.kernel).cpu(ids.map((id) => this.#values.get(id)!), cmd.params);
+        // In place: the output is the new version of the overwritten tensor.
+        if (cmd.inPlace !== undefined) this.#values.delete(cmd.inPlace);
+        cmd.outputs.forEach((o, i) => this.#values.set(o.id, results[i]));
+        return undefined;
+      } catch (e) {
+        failure = {
+          op: cmd.op,
+          message: e instanceof Error ? e.message : String(e),
+          skipped: false,
+          cause: e,
+        };
+      }
+    }
+    for (const o of cmd.outputs) this.#failed.set(o.id, failure.message);
+    return failure;
+  }
+}
+
+let host: HostRuntime | undefined;
+
+/** The host's runtime, made (and registered for `cpu()`) on first use. */
+export function hostRuntime(): HostRuntime {
+  if (!host) {
+    host = new HostRuntime();
+    registerRuntime(host);
+  }
+  return host;
+}
+
+// The host is always there: its runtime runs `cpu()` from the start.
+hostRuntime();

@@ -1,0 +1,89 @@
+/**
+ * What the engine tracks: a tensor's storage ({@link TensorRecord}) and an op
+ * ({@link OpNode}), linked both ways: an op reads records and produces records, and each
+ * record knows its producer and how many unsent ops still read it.
+ *
+ * @module
+ */
+import type { Device } from "../devices/device.ts";
+import type { KernelParams } from "../kernels/kernel.ts";
+import type { OpError } from "./errors.ts";
+
+/** A tensor's storage as the engine sees it. Host values live in the host runtime. */
+export interface TensorRecord {
+  readonly id: number;
+  readonly device: Device;
+  readonly shape: readonly number[];
+  readonly bytes: number;
+  /** pending: producer not sent; sent: producer on its lane; done: computed; failed. */
+  state: "pending" | "sent" | "done" | "failed";
+  /** The op that produces it, if any. */
+  producer?: OpNode;
+  /** The root failure when `state` is "failed". */
+  error?: OpError;
+  /** Ops not yet sent that read it. */
+  unsentReaders: number;
+  disposed: boolean;
+  freed: boolean;
+  /** Internal temporaries (readbacks, staging of uploads and device-to-device copies). */
+  internal: boolean;
+  /** An in-place op that will overwrite this storage once every earlier reader has gone. */
+  writer?: OpNode;
+  /** The in-place op's output now owns this storage: freeing this one frees nothing. */
+  movedTo?: TensorRecord;
+  settledWaiters?: (() => void)[];
+}
+
+/** One op as the engine schedules it. */
+export interface OpNode {
+  readonly id: number;
+  readonly name: string;
+  readonly device: Device;
+  readonly kind: "run" | "read" | "write";
+  readonly kernel?: string;
+  readonly params?: KernelParams;
+  readonly source?: string;
+  readonly inputs: TensorRecord[];
+  readonly outputs: TensorRecord[];
+  /** The tensor an in-place op overwrites (also its last input): its output takes the storage. */
+  readonly inPlace?: TensorRecord;
+  readonly site: Error;
+  readonly queued: number;
+  readonly bytes: number;
+  readonly flops?: number;
+  readonly label?: string;
+  /** A blocking op submitted before this one: this one waits until it has finished. */
+  readonly after?: OpNode;
+  state: "waiting" | "sent" | "done" | "failed";
+  finishWaiters?: (() => void)[];
+}
+
+/** An op to submit. */
+export interface OpRequest {
+  name: string;
+  device: Device;
+  kind: OpNode["kind"];
+  kernel?: string;
+  params?: KernelParams;
+  source?: string;
+  inputs: TensorRecord[];
+  outputShapes: (readonly number[])[];
+  flops?: number;
+  label?: string;
+  internal?: boolean;
+  /** Ops submitted after this one are not sent before it has finished (blocking copies). */
+  blocking?: boolean;
+  /**
+   * Overwrite this tensor (a "run" op whose kernel is `inPlace`): the one output is a new
+   * version that takes over its storage. The op waits until every op submitted earlier that
+   * reads the old version has been sent to the same in-order lane or has finished; ops that
+   * read the output wait for the op as for any producer.
+   */
+  inPlace?: TensorRecord;
+}
+
+/** The number of elements of `shape`. */
+export const elementsOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** Whether `t` lives in device memory (counted by `liveBuffers()`), not on the host. */
+export const onDevice = (t: TensorRecord): boolean => t.device.kind !== "cpu";

@@ -1,16 +1,14 @@
 /**
- * Test helpers that run one kernel on a real WebGPU device.
+ * Test helpers that run one kernel on a real WebGPU device, through the engine's own
+ * batch runner.
  *
  * @module
  */
 
-import {
-  type KernelParams,
-  type KernelSpec,
-  packUniforms,
-  pipelineKey,
-  wgslModule,
-} from "../../lib/kernels/kernel.ts";
+import type { KernelParams, KernelSpec } from "../../lib/kernels/kernel.ts";
+import { BatchRunner } from "../../lib/devices/batch_runner.ts";
+import { EagerWaits } from "../../lib/devices/eager_waits.ts";
+import type { Command, FromWorker } from "../../lib/devices/protocol.ts";
 
 /**
  * Requests a fresh device whose buffer limits are raised to the adapter's maxima.
@@ -29,19 +27,40 @@ export async function getTestDevice(): Promise<GPUDevice> {
   });
 }
 
-/** Compiled pipelines per device, under {@link pipelineKey}: a variant compiles once per device. */
-const pipelines = new WeakMap<
-  GPUDevice,
-  Map<string, { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline }>
->();
+/** Reports of a runner, routed to the op that waits for them. */
+interface Harness {
+  runner: BatchRunner;
+  waiting: Map<number, (msg: FromWorker) => void>;
+  nextId: number;
+}
 
-/** Buffer sizes rounded up to 16 bytes, so a `vec4<f32>` binding always fits. */
-const paddedBytes = (floats: number): number => Math.max(16, Math.ceil((floats * 4) / 16) * 16);
+/** One runner per device: kernels are dispatched exactly as the engine's Workers do. */
+const harnesses = new WeakMap<GPUDevice, Harness>();
+
+function harnessFor(device: GPUDevice): Harness {
+  let h = harnesses.get(device);
+  if (!h) {
+    const waiting = new Map<number, (msg: FromWorker) => void>();
+    const route = (msg: FromWorker) => {
+      if (msg.type === "read" || msg.type === "read-failed") waiting.get(msg.op)?.(msg);
+      else if (msg.type === "done") {
+        for (const op of [...msg.ops, ...msg.failures.map((f) => f.op)]) waiting.get(op)?.(msg);
+      }
+    };
+    h = {
+      runner: new BatchRunner(device, new EagerWaits(device.queue), route),
+      waiting,
+      nextId: 1,
+    };
+    harnesses.set(device, h);
+  }
+  return h;
+}
 
 /**
- * Runs `spec` once on `device` and reads its outputs back (`outputLengths` floats each).
- * The pipeline of each variant is compiled once per device and reused.
- * Throws the first GPU validation or out-of-memory error raised on the way.
+ * Runs `spec` once on `device` through a {@link BatchRunner} (the engine's own dispatch
+ * path) and reads its outputs back (`outputLengths` floats each). Throws the op's failure
+ * (a compile or validation error) when it fails.
  */
 export async function runKernel<P extends KernelParams>(
   device: GPUDevice,
@@ -50,88 +69,51 @@ export async function runKernel<P extends KernelParams>(
   inputs: Float32Array[],
   outputLengths: number[],
 ): Promise<Float32Array[]> {
-  device.pushErrorScope("out-of-memory");
-  device.pushErrorScope("validation");
-  let scopesOpen = true;
-  const buffers: GPUBuffer[] = [];
-  const storage = (floats: number, usage: number) => {
-    const buffer = device.createBuffer({ size: paddedBytes(floats), usage });
-    buffers.push(buffer);
-    return buffer;
-  };
-  try {
-    const inBuffers = inputs.map((data) => {
-      const buffer = storage(data.length, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
-      device.queue.writeBuffer(buffer, 0, data);
-      return buffer;
-    });
-    const outBuffers = outputLengths.map((n) =>
-      storage(n, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC)
-    );
-    const uniformBytes = packUniforms(spec, params);
-    const uniform = device.createBuffer({
-      size: uniformBytes.byteLength,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
-    buffers.push(uniform);
-    device.queue.writeBuffer(uniform, 0, uniformBytes);
-
-    let cache = pipelines.get(device);
-    if (!cache) pipelines.set(device, cache = new Map());
-    const key = pipelineKey(spec, params);
-    let compiled = cache.get(key);
-    if (!compiled) {
-      // An explicit layout, so bindings the shader does not read are still accepted.
-      const entries: GPUBindGroupLayoutEntry[] = [
-        ...inBuffers.map(() => ({ type: "read-only-storage" as const })),
-        ...outBuffers.map(() => ({ type: "storage" as const })),
-        { type: "uniform" as const },
-      ].map((buffer, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer }));
-      const layout = device.createBindGroupLayout({ entries });
-      const module = device.createShaderModule({ code: wgslModule(spec, params), label: key });
-      const pipeline = device.createComputePipeline({
-        layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-        compute: { module, entryPoint: "main" },
-        label: key,
+  const h = harnessFor(device);
+  const id = () => h.nextId++;
+  const ins = inputs.map((data) => ({ op: id(), buf: id(), data }));
+  const outs = outputLengths.map((n) => ({ id: id(), bytes: n * 4, read: id() }));
+  const run = id();
+  const commands: Command[] = [
+    ...ins.map(({ op, buf, data }) => ({
+      t: "write" as const,
+      op,
+      buf,
+      data: data.slice().buffer as ArrayBuffer,
+    })),
+    {
+      t: "run",
+      op: run,
+      kernel: spec.name,
+      params,
+      inputs: ins.map((i) => i.buf),
+      outputs: outs.map(({ id, bytes }) => ({ id, bytes })),
+    },
+    ...outs.map((o) => ({ t: "read" as const, op: o.read, buf: o.id, bytes: o.bytes })),
+    ...[...ins.map((i) => i.buf), ...outs.map((o) => o.id)].map((buf) => ({
+      t: "free" as const,
+      buf,
+    })),
+  ];
+  const report = (op: number) =>
+    new Promise<FromWorker>((resolve) => {
+      h.waiting.set(op, (msg) => {
+        h.waiting.delete(op);
+        resolve(msg);
       });
-      compiled = { layout, pipeline };
-      cache.set(key, compiled);
-    }
-    const { layout, pipeline } = compiled;
-    const bindGroup = device.createBindGroup({
-      layout,
-      entries: [...inBuffers, ...outBuffers, uniform].map((buffer, binding) => ({
-        binding,
-        resource: { buffer },
-      })),
     });
-
-    const staging = outputLengths.map((n) =>
-      storage(n, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST)
-    );
-    const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(...spec.workgroups(params));
-    pass.end();
-    outBuffers.forEach((b, i) => encoder.copyBufferToBuffer(b, 0, staging[i], 0, b.size));
-    device.queue.submit([encoder.finish()]);
-
-    scopesOpen = false;
-    const validation = await device.popErrorScope();
-    const memory = await device.popErrorScope();
-    const error = validation ?? memory;
-    if (error) {
-      cache.delete(key);
-      throw new Error(`Cannot run kernel ${spec.name}: ${error.message}`, { cause: error });
+  const done = report(run);
+  const reads = outs.map((o) => report(o.read));
+  await h.runner.run(commands, false);
+  const msg = await done;
+  const failure = msg.type === "done" ? msg.failures.find((f) => f.op === run) : undefined;
+  if (failure) throw new Error(`Cannot run kernel ${spec.name}: ${failure.message}`);
+  return (await Promise.all(reads)).map((r, i) => {
+    if (r.type !== "read") {
+      throw new Error(
+        `Cannot read output ${i} of ${spec.name}: ${(r as { message: string }).message}`,
+      );
     }
-    await Promise.all(staging.map((b) => b.mapAsync(GPUMapMode.READ)));
-    return staging.map((b, i) =>
-      new Float32Array(b.getMappedRange().slice(0, outputLengths[i] * 4))
-    );
-  } finally {
-    if (scopesOpen) await Promise.all([device.popErrorScope(), device.popErrorScope()]);
-    buffers.forEach((b) => b.destroy());
-  }
+    return new Float32Array(r.data);
+  });
 }

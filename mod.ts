@@ -19,6 +19,7 @@ export { cpu } from "./lib/devices/device.ts";
 export type { Device, DeviceInfo } from "./lib/devices/device.ts";
 export { tryAllGpus, tryGpu } from "./lib/devices/discovery.ts";
 export type { TryAllGpusOptions } from "./lib/devices/discovery.ts";
+export type { BackendChoice, WebGpuBackend } from "./lib/devices/backend.ts";
 export { configureEngine } from "./lib/engine/engine.ts";
 export type { EngineMode, EngineOptions } from "./lib/engine/engine.ts";
 export { OpError } from "./lib/engine/errors.ts";

@@ -8,8 +8,11 @@
  * promise that stays pending for the device's life.
  *
  * So polls spin for the first {@link PollingOptions.spinMs} after the Worker starts a wait
- * (a short wait is answered at once), then sleep {@link PollingOptions.sleepMs} before each
- * poll (long work burns no core). The sleep blocks the Worker (`Atomics.wait`, exact to the
+ * (a short wait is answered at once), then sleep before each poll (long work burns no core):
+ * an eighth of the time waited so far, from 0.25 ms up to {@link PollingOptions.sleepMs}, so
+ * a wait ends at most about 12% late. Fewer wake-ups matter on a software adapter, where
+ * every poll takes a core from the devices: on two devices, T(both)/(T1+T2) was 0.58-0.66
+ * with sleeps of 1 ms, 0.54-0.55 with 4 ms, and 0.49-0.57 with this policy. The sleep blocks the Worker (`Atomics.wait`, exact to the
  * millisecond, unlike timers); it starts only once the event loop has had its turn, so a
  * message waits at most one sleep. The Worker calls {@link Polling.wake} whenever it starts
  * a wait.
@@ -25,8 +28,8 @@ export interface PollingOptions {
    */
   spinMs?: number;
   /**
-   * The sleep between polls after that, in ms.
-   * @default {1}
+   * The longest sleep between two polls after that, in ms.
+   * @default {4}
    */
   sleepMs?: number;
 }
@@ -38,6 +41,9 @@ export interface PollingHost {
   /** Blocks the thread for `ms`. */
   sleep(ms: number): void;
 }
+
+/** The shortest sleep between two polls, in ms. */
+const MIN_SLEEP_MS = 0.25;
 
 /** A `setImmediate` for dawn.node: spins for a while after each wake, then sleeps. */
 export class Polling {
@@ -53,7 +59,7 @@ export class Polling {
   constructor(host: PollingHost, options: PollingOptions = {}) {
     this.#host = host;
     this.#spinMs = options.spinMs ?? 1;
-    this.#sleepMs = options.sleepMs ?? 1;
+    this.#sleepMs = options.sleepMs ?? 4;
   }
 
   /** A wait starts: the next polls spin. */
@@ -67,10 +73,11 @@ export class Polling {
    */
   schedule(fn: (...args: unknown[]) => void, ...args: unknown[]): void {
     this.#host.immediate(() => {
-      if (this.#host.now() - this.#wokeAt < this.#spinMs) this.spins++;
+      const waited = this.#host.now() - this.#wokeAt;
+      if (waited < this.#spinMs) this.spins++;
       else {
         this.sleeps++;
-        this.#host.sleep(this.#sleepMs);
+        this.#host.sleep(Math.min(this.#sleepMs, Math.max(MIN_SLEEP_MS, waited / 8)));
       }
       fn(...args);
     });

@@ -21,9 +21,9 @@ function fakeHost() {
   return host;
 }
 
-Deno.test("polls spin for spinMs after a wake, then sleep sleepMs before each poll", () => {
+Deno.test("polls spin for spinMs after a wake, then sleep an eighth of the wait, capped", () => {
   const host = fakeHost();
-  const polling = new Polling(host, { spinMs: 1, sleepMs: 2 });
+  const polling = new Polling(host, { spinMs: 1, sleepMs: 4 });
   let polls = 0;
   const poll = () => {
     polls++;
@@ -32,12 +32,17 @@ Deno.test("polls spin for spinMs after a wake, then sleep sleepMs before each po
   };
   polling.wake();
   polling.schedule(poll);
-  for (let i = 0; i < 8; i++) host.runOne();
-  assert.equal(polls, 8);
+  for (let i = 0; i < 40; i++) host.runOne();
+  assert.equal(polls, 40);
   // 0, 0.25, 0.5, 0.75 are inside the spin window; from 1 ms on, each poll sleeps first.
   assert.equal(polling.spins, 4);
-  assert.equal(polling.sleeps, 4);
-  assert.deepEqual(host.slept, [2, 2, 2, 2]);
+  assert.equal(polling.sleeps, 36);
+  assert.equal(host.slept[0], 0.25, "the first sleeps are the shortest");
+  for (let i = 1; i < host.slept.length; i++) {
+    assert.ok(host.slept[i] >= host.slept[i - 1], "sleeps never shrink during one wait");
+  }
+  assert.equal(host.slept.at(-1), 4, "a long wait sleeps sleepMs at most");
+  assert.ok(host.t > 40, `the fake clock moved on: ${host.t}`);
 });
 
 Deno.test("a wake after a poll was queued makes that poll prompt", () => {

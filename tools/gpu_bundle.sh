@@ -10,14 +10,16 @@
 #   python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('OUT/deno.xz'), open('OUT/deno','wb'))"
 #   python3 -c "import tarfile; tarfile.open('OUT/deno_dir.tar.xz').extractall('OUT')"
 #   chmod +x OUT/deno
-#   DENO_DIR=OUT/deno_dir OUT/deno run --cached-only -A examples/doctor.ts
+#   DENO_DIR=OUT/deno_dir OUT/deno run --no-config --cached-only -A examples/doctor.ts
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="${1:-.gpu_bundle}"
 rm -rf "${out}"
 mkdir -p "${out}"
 export DENO_DIR="${out}/deno_dir"
-deno cache --quiet examples/doctor.ts lib/devices/webgpu_worker.ts lib/devices/gpu_loader.ts
+# --no-config: only what the doctor's module graph needs, not every package of deno.lock. The
+# Worker loads Dawn by a dynamic import, so Dawn is named here.
+deno cache --no-config --quiet examples/doctor.ts lib/devices/webgpu_worker.ts npm:webgpu@0.6.2
 # Dawn's package ships a dawn.node for every platform; the GPU machine is linux-x64.
 for dir in "${DENO_DIR}"/npm/registry.npmjs.org/webgpu/*/dist/*; do
   [[ "$(basename "${dir}")" == "linux-x64" ]] || rm -rf "${dir}"

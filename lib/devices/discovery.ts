@@ -215,7 +215,13 @@ export async function tryAllGpus(options: TryAllGpusOptions = {}): Promise<Devic
     );
   }
   planned ??= plan(choice, asked);
-  const p = await planned;
+  let p;
+  try {
+    p = await planned;
+  } catch (e) {
+    planned = undefined; // a later call may ask for another backend
+    throw e;
+  }
   if (!p) {
     planned = undefined;
     return [];

@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { nextTask } from "./next_task.ts";
 
 /** The queue's side of a device, as {@link Drains} uses it. */
 export interface DrainQueue {
@@ -143,10 +144,10 @@ export class Drains implements Waits {
     // A task later, so the handlers of what resolved (which post the data) run before the
     // next wait can block the thread.
     wait.catch(() => undefined).then(() =>
-      setTimeout(() => {
+      nextTask(() => {
         this.#inFlight--;
         if (this.#isIdle()) this.idle();
-      }, 0)
+      })
     );
   }
 

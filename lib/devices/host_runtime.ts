@@ -10,11 +10,10 @@ import { cpu, type Device } from "./device.ts";
 import type { Command, OpFailure, RunCommand } from "./protocol.ts";
 import { type DeviceRuntime, registerRuntime, type Report } from "./runtime.ts";
 import { kernel } from "../kernels/registry.ts";
+import { nextTask } from "./next_task.ts";
 
 /**
- * ms of host ops run back to back before the event loop gets a turn. A timer turn costs
- * about 1-4 ms in Deno; one op per turn made a training step's four gradient sums take
- * about 10 ms instead of 1.
+ * ms of host ops run back to back before the event loop gets a turn (next_task.ts).
  */
 const HOST_SLICE_MS = 2;
 
@@ -56,7 +55,7 @@ export class HostRuntime implements DeviceRuntime {
     this.#queue.push(...batch);
     if (this.#running) return;
     this.#running = true;
-    setTimeout(() => this.#run(), 0);
+    nextTask(() => this.#run());
   }
 
   /** Host work runs on the main thread's own timers, which keep the process alive. */
@@ -96,7 +95,7 @@ export class HostRuntime implements DeviceRuntime {
       });
       await Promise.resolve();
     }
-    if (this.#queue.length > 0) setTimeout(() => this.#run(), 0);
+    if (this.#queue.length > 0) nextTask(() => this.#run());
     else this.#running = false;
   }
 

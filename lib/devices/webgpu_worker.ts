@@ -15,6 +15,7 @@ import { EagerWaits } from "./eager_waits.ts";
 import type { WebGpuBackend } from "./backend.ts";
 import { loadGpu } from "./gpu_loader.ts";
 import { BatchRunner } from "./batch_runner.ts";
+import { nextTask } from "./next_task.ts";
 
 const port = parentPort!;
 const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
@@ -58,7 +59,7 @@ async function handleInbox(): Promise<void> {
       await runner!.run(commands, timing);
     }
   } finally {
-    if (inbox.length > 0) setTimeout(handleInbox, 0);
+    if (inbox.length > 0) nextTask(handleInbox);
     else {
       running = false;
       drains?.idle();

@@ -65,10 +65,15 @@ function pollingFromEnv(): PollingOptions {
 }
 
 /**
- * Loads `backend`; for Dawn, `adapter` picks the first adapter whose name contains it.
+ * Loads `backend`; for Dawn, `adapter` picks the first adapter whose name contains it, and
+ * `list` asks for the list of every adapter.
  * Rejects with a message that names the cause when the backend cannot load.
  */
-export async function loadGpu(backend: WebGpuBackend, adapter?: string): Promise<LoadedGpu> {
+export async function loadGpu(
+  backend: WebGpuBackend,
+  adapter?: string,
+  list = false,
+): Promise<LoadedGpu> {
   if (backend === "deno") {
     if (typeof navigator === "undefined" || !navigator.gpu) {
       throw new Error("Deno's navigator.gpu is missing");
@@ -77,7 +82,8 @@ export async function loadGpu(backend: WebGpuBackend, adapter?: string): Promise
   }
   const m = await loadDawn();
   polling ??= installPolling(pollingFromEnv());
-  const adapters = await listDawnAdapters(m);
+  // Listing makes a Dawn instance of its own (and Dawn's start-up warnings): only when asked.
+  const adapters = list ? await listDawnAdapters(m) : [];
   const gpu = m.create(adapter === undefined ? [] : [`adapter=${adapter}`]);
   return { gpu, polling, adapters };
 }

@@ -43,7 +43,15 @@ export type Command = RunCommand | WriteCommand | ReadCommand | FreeCommand;
 
 /** Main thread to Worker. */
 export type ToWorker =
-  | { type: "init"; index: number; backend: WebGpuBackend; adapter?: string }
+  | {
+    type: "init";
+    index: number;
+    backend: WebGpuBackend;
+    /** A name Dawn matches against its adapters. */
+    adapter?: string;
+    /** Report every adapter the backend lists (device 0 does, for discovery). */
+    list?: boolean;
+  }
   | { type: "batch"; commands: Command[]; timing?: boolean }
   | { type: "close" };
 

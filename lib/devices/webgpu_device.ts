@@ -116,7 +116,9 @@ export class WebGpuDevice implements Device, DeviceRuntime {
       };
       worker.on("message", first);
       worker.once("error", reject);
-      worker.postMessage({ type: "init", index, backend, adapter } satisfies ToWorker);
+      worker.postMessage(
+        { type: "init", index, backend, adapter, list: index === 0 } satisfies ToWorker,
+      );
     });
   }
 

@@ -47,7 +47,7 @@ port.on("message", (msg: ToWorker) => {
 async function handleInbox(): Promise<void> {
   const msg = inbox.shift()!;
   try {
-    if (msg.type === "init") await init(msg.backend, msg.adapter);
+    if (msg.type === "init") await init(msg.backend, msg.adapter, msg.list);
     else if (msg.type === "close") await close();
     else {
       const commands = [...msg.commands];
@@ -67,9 +67,9 @@ async function handleInbox(): Promise<void> {
   }
 }
 
-async function init(backend: WebGpuBackend, adapterName?: string): Promise<void> {
+async function init(backend: WebGpuBackend, adapterName?: string, list = false): Promise<void> {
   try {
-    const loaded = await loadGpu(backend, adapterName);
+    const loaded = await loadGpu(backend, adapterName, list);
     const adapter = await loaded.gpu.requestAdapter({ powerPreference: "high-performance" });
     if (!adapter) throw new Error(`${backend}: requestAdapter() returned null`);
     const features = [...adapter.features] as GPUFeatureName[];

@@ -15,6 +15,7 @@ import { hostRuntime } from "../devices/host_runtime.ts";
 import type { TraceEvent } from "../trace/event.ts";
 import { ErrorLog, OpError } from "./errors.ts";
 import { Lane } from "./lanes.ts";
+import { readiness } from "./dependencies.ts";
 import {
   deviceTimingFromEnv,
   type EngineMode,
@@ -239,7 +240,7 @@ export class Engine {
       for (const lane of this.#lanes.values()) {
         lane.admit(
           this,
-          (op) => this.#ready(op),
+          (op) => readiness(op),
           (op) => this.#send(lane, op),
           (op) => this.#skip(op),
         );
@@ -253,7 +254,7 @@ export class Engine {
   #pumpSerial(): void {
     while (this.#serialBusy === 0 && this.#serial.length > 0) {
       const op = this.#serial[0];
-      const ready = this.#ready(op);
+      const ready = readiness(op);
       if (!ready) return;
       this.#serial.shift();
       const lane = this.#lane(op.device);
@@ -264,21 +265,6 @@ export class Engine {
         this.#send(lane, op);
       }
     }
-  }
-
-  /** true when every input is where the op's lane can read it; "failed" when one failed. */
-  #ready(op: OpNode): boolean | "failed" {
-    if (op.after && op.after.state !== "done" && op.after.state !== "failed") return false;
-    // Write after read: every other reader of the old version has been sent or has finished
-    // (only the op itself still counts), so none can run after the overwrite.
-    if (op.inPlace && op.inPlace.state !== "failed" && op.inPlace.unsentReaders > 1) return false;
-    for (const t of op.inputs) {
-      if (t.state === "failed") return "failed";
-      if (t.device.kind === "cpu" || t.device !== op.device) {
-        if (t.state !== "done") return false;
-      } else if (t.state === "pending") return false;
-    }
-    return true;
   }
 
   #send(lane: Lane, op: OpNode): void {

@@ -8,6 +8,7 @@ import { engine } from "../engine/engine.ts";
 
 /** A running benchmark block; disposing it stops the clock. */
 export interface Benchmark extends AsyncDisposable, Disposable {
+  /** The label it prints, for example "GPU1 time". */
   readonly label: string;
   /** Seconds from the start to the end of the block (NaN while it runs). */
   readonly seconds: number;

@@ -27,9 +27,11 @@ export interface DeviceInfo {
 export interface Device {
   /** "gpu:0", "gpu:1", ... or "cpu". */
   readonly name: string;
+  /** "webgpu" for a WebGPU device in a Worker, "cpu" for the host. */
   readonly kind: "webgpu" | "cpu";
   /** Position among devices of its kind. */
   readonly index: number;
+  /** What is known about its hardware, and the backend that runs it. */
   readonly info: DeviceInfo;
 }
 

@@ -16,6 +16,7 @@ export function creationSite(site: Error): string {
 
 /** An asynchronous op that failed on its device. */
 export class OpError extends Error {
+  /** Always "OpError". */
   override name = "OpError";
   /** The op's name, for example "mm". */
   readonly op: string;

@@ -238,12 +238,7 @@ export class Engine {
     if (this.mode === "serial") this.#pumpSerial();
     else {
       for (const lane of this.#lanes.values()) {
-        lane.admit(
-          this,
-          (op) => readiness(op),
-          (op) => this.#send(lane, op),
-          (op) => this.#skip(op),
-        );
+        lane.admit(this, (op) => this.#send(lane, op), (op) => this.#skip(op));
       }
     }
     // Timestamps are taken only while someone reads the events.

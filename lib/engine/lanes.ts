@@ -8,6 +8,7 @@ import type { Device } from "../devices/device.ts";
 import type { Command } from "../devices/protocol.ts";
 import type { DeviceRuntime } from "../devices/runtime.ts";
 import type { OpNode } from "./records.ts";
+import { readiness } from "./dependencies.ts";
 
 /** Most ops in one batch sent to a device, so it encodes the next while it runs this one. */
 export const MAX_BATCH_OPS = 64;
@@ -35,14 +36,14 @@ export class Lane {
   constructor(readonly device: Device, readonly runtime: DeviceRuntime) {}
 
   /**
-   * Goes through the waiting ops in order and sends each that may go (`ready` says true and
-   * the limits have room), skips each whose input failed, and keeps the rest in order. Once
+   * Goes through the waiting ops in order and sends each that may go (its dependencies are
+   * met, see dependencies.ts, and the limits have room), skips each whose input failed, and
+   * keeps the rest in order. Once
    * the ops in flight reach the limit, the rest keeps its place unexamined (a long queue is
    * not rescanned on every completion).
    */
   admit(
     limits: FlowLimits,
-    ready: (op: OpNode) => boolean | "failed",
     send: (op: OpNode) => void,
     skip: (op: OpNode) => void,
   ): void {
@@ -56,7 +57,7 @@ export class Lane {
         break;
       }
       const full = this.inflight > 0 && this.inflightBytes + op.bytes > limits.maxBytesInFlight;
-      const r = ready(op);
+      const r = readiness(op);
       if (r === "failed") skip(op);
       else if (r && !full) send(op);
       else waiting[kept++] = op;

@@ -26,15 +26,21 @@ export { OpError } from "./lib/engine/errors.ts";
 export { synchronize, waitAll } from "./lib/engine/sync.ts";
 export { Tensor } from "./lib/tensor/tensor.ts";
 export type {
+  BackwardOptions,
+  GradFn,
   MmOptions,
+  ReduceOptions,
   SoftmaxCrossEntropyOptions,
   SubOptions,
   ToOptions,
 } from "./lib/tensor/tensor.ts";
+export { noGrad } from "./lib/autograd/tape.ts";
+export { grad, valueAndGrad } from "./lib/autograd/grad.ts";
+export type { GradOptions, Grads } from "./lib/autograd/grad.ts";
 export { fromArray, ones, rand, zeros } from "./lib/tensor/creation.ts";
 export type { CreateOptions, RandOptions } from "./lib/tensor/creation.ts";
 export { trace$ } from "./lib/trace/trace.ts";
-export type { TraceEvent, TraceOptions } from "./lib/trace/trace.ts";
+export type { TraceEvent, TraceOptions, TraceStream } from "./lib/trace/trace.ts";
 export { exportChromeTrace } from "./lib/trace/chrome_trace.ts";
 export type { ChromeTrace, ChromeTraceEvent } from "./lib/trace/chrome_trace.ts";
 export { formatSummary, summarize } from "./lib/trace/summarize.ts";
@@ -47,7 +53,7 @@ export type {
 export { benchmark } from "./lib/bench/benchmark.ts";
 export type { Benchmark, BenchmarkOptions } from "./lib/bench/benchmark.ts";
 export { produce } from "./lib/streams/produce.ts";
-export type { ProduceOptions } from "./lib/streams/produce.ts";
+export type { ProduceOptions, TensorStream } from "./lib/streams/produce.ts";
 export { copyTo } from "./lib/streams/copy_to.ts";
-export type { CopyToOptions } from "./lib/streams/copy_to.ts";
+export type { CopyToOptions, TensorOperator } from "./lib/streams/copy_to.ts";
 export { closeDevices } from "./lib/devices/discovery.ts";

@@ -159,10 +159,15 @@ export class BatchRunner {
           let workgroups: readonly [number, number, number];
           if (cmd.source === undefined) {
             const spec = kernel(cmd.kernel);
-            uniforms.set(new Uint8Array(packUniforms(spec, cmd.params)), slot * UNIFORM_STRIDE);
+            const packed = packUniforms(spec, cmd.params);
+            uniforms.set(new Uint8Array(packed), slot * UNIFORM_STRIDE);
             entries.push({
               binding: entries.length,
-              resource: { buffer: uniformBuffer, offset: slot * UNIFORM_STRIDE, size: 16 * 4 },
+              resource: {
+                buffer: uniformBuffer,
+                offset: slot * UNIFORM_STRIDE,
+                size: packed.byteLength,
+              },
             });
             slot++;
             workgroups = spec.workgroups(cmd.params);

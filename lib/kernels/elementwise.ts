@@ -12,9 +12,12 @@ import {
 } from "./kernel.ts";
 
 /** The binary operators. */
-export type BinaryOp = "add" | "sub" | "mul";
-/** How the second operand is broadcast: same shape, a row vector of length `cols`, or a scalar. */
-export type Broadcast = "same" | "row" | "scalar";
+export type BinaryOp = "add" | "sub" | "mul" | "div";
+/**
+ * How the second operand is broadcast: same shape, a row vector of length `cols`, a
+ * tensor of one element (`"one"`), or the scalar uniform.
+ */
+export type Broadcast = "same" | "row" | "one" | "scalar";
 
 /** Parameters of {@link binary}. */
 export interface BinaryParams extends KernelParams {
@@ -28,16 +31,19 @@ export interface BinaryParams extends KernelParams {
   scalar: number;
 }
 
-const SYMBOL: Record<BinaryOp, string> = { add: "+", sub: "-", mul: "*" };
-const APPLY: Record<BinaryOp, (a: number, b: number) => number> = {
+/** The WGSL operator of each binary op. */
+export const SYMBOL: Record<BinaryOp, string> = { add: "+", sub: "-", mul: "*", div: "/" };
+/** The CPU twin of each binary op, rounded to float32 by the array it is stored in. */
+export const APPLY: Record<BinaryOp, (a: number, b: number) => number> = {
   add: (a, b) => a + b,
   sub: (a, b) => a - b,
   mul: (a, b) => a * b,
+  div: (a, b) => a / b,
 };
 
 /** Whether the binary op reads and writes `vec4<f32>`: every length involved divides by 4. */
 function binaryVec4(p: BinaryParams): boolean {
-  return p.n % 4 === 0 && (p.broadcast !== "row" || p.cols % 4 === 0);
+  return p.n % 4 === 0 && p.broadcast !== "one" && (p.broadcast !== "row" || p.cols % 4 === 0);
 }
 
 /** `out = a (op) b`, b broadcast as the parameters say; four elements at a time when it can. */
@@ -45,7 +51,7 @@ export const binary: KernelSpec<BinaryParams> = {
   name: "binary",
   inputTypes: (p) => {
     const t = binaryVec4(p) ? "vec4<f32>" : "f32";
-    return p.broadcast === "scalar" ? [t] : [t, t];
+    return p.broadcast === "scalar" ? [t] : p.broadcast === "one" ? [t, "f32"] : [t, t];
   },
   outputTypes: (p) => [binaryVec4(p) ? "vec4<f32>" : "f32"],
   uniformFields: [["n", "u32"], ["cols", "u32"], ["scalar", "f32"]],
@@ -56,6 +62,8 @@ export const binary: KernelSpec<BinaryParams> = {
       ? "in1[i]"
       : p.broadcast === "row"
       ? "in1[i % u.cols]"
+      : p.broadcast === "one"
+      ? "in1[0]"
       : "u.scalar";
     return `${ELEMENTWISE_MAIN}
   out0[i] = in0[i] ${SYMBOL[p.op]} ${b};
@@ -68,6 +76,8 @@ export const binary: KernelSpec<BinaryParams> = {
     if (p.broadcast === "same") { for (let i = 0; i < p.n; i++) out[i] = f(a[i], b[i]); }
     else if (p.broadcast === "row") {
       for (let i = 0; i < p.n; i++) out[i] = f(a[i], b[i % p.cols]);
+    } else if (p.broadcast === "one") {
+      for (let i = 0; i < p.n; i++) out[i] = f(a[i], b[0]);
     } else {
       const s = Math.fround(p.scalar);
       for (let i = 0; i < p.n; i++) out[i] = f(a[i], s);
@@ -76,14 +86,41 @@ export const binary: KernelSpec<BinaryParams> = {
   },
 };
 
-/** The unary functions. */
-export type UnaryOp = "relu";
+/** The unary functions. `copy` is the identity (reshape and detach copy through it). */
+export type UnaryOp = "relu" | "neg" | "exp" | "log" | "tanh" | "sigmoid" | "sqrt" | "copy";
 
 /** Parameters of {@link unary}. */
 export interface UnaryParams extends KernelParams {
   op: UnaryOp;
   n: number;
 }
+
+/**
+ * The WGSL of each unary function of `x` (f32 or vec4<f32>, of type `T`). tanh and sigmoid
+ * are written so that no intermediate overflows: WGSL's own may give NaN for large inputs.
+ */
+const UNARY_WGSL: Record<UnaryOp, string> = {
+  relu: "max(x, T(0.0))",
+  neg: "-x",
+  exp: "exp(x)",
+  log: "log(x)",
+  tanh: "sign(x) * (T(1.0) - exp(T(-2.0) * abs(x))) / (T(1.0) + exp(T(-2.0) * abs(x)))",
+  sigmoid: "select(exp(x) / (T(1.0) + exp(x)), T(1.0) / (T(1.0) + exp(-x)), x >= T(0.0))",
+  sqrt: "sqrt(x)",
+  copy: "x",
+};
+
+/** The CPU twin of each unary function. */
+export const UNARY: Record<UnaryOp, (x: number) => number> = {
+  relu: (x) => x > 0 ? x : 0,
+  neg: (x) => -x,
+  exp: Math.exp,
+  log: Math.log,
+  tanh: Math.tanh,
+  sigmoid: (x) => x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)),
+  sqrt: Math.sqrt,
+  copy: (x) => x,
+};
 
 /** `out = f(a)`, elementwise; four elements at a time when the length divides by 4. */
 export const unary: KernelSpec<UnaryParams> = {
@@ -93,14 +130,20 @@ export const unary: KernelSpec<UnaryParams> = {
   uniformFields: [["n", "u32"]],
   uniforms: (p) => [p.n % 4 === 0 ? p.n / 4 : p.n],
   variant: (p) => `${p.op}-${p.n % 4 === 0 ? "vec4" : "f32"}`,
-  wgsl: (p) =>
-    `${ELEMENTWISE_MAIN}
-  out0[i] = max(in0[i], ${p.n % 4 === 0 ? "vec4<f32>(0.0)" : "0.0"});
-}`,
+  wgsl: (p) => {
+    const t = p.n % 4 === 0 ? "vec4<f32>" : "f32";
+    if (!(p.op in UNARY_WGSL)) throw new TypeError(`Cannot compile unary op "${p.op}"`);
+    return `alias T = ${t};
+${ELEMENTWISE_MAIN}
+  let x = in0[i];
+  out0[i] = ${UNARY_WGSL[p.op]};
+}`;
+  },
   workgroups: (p) => elementwiseWorkgroups(p.n, p.n % 4 === 0 ? 4 : 1),
   cpu: ([a], p) => {
+    const f = UNARY[p.op];
     const out = new Float32Array(p.n);
-    for (let i = 0; i < p.n; i++) out[i] = a[i] > 0 ? a[i] : 0;
+    for (let i = 0; i < p.n; i++) out[i] = f(a[i]);
     return [out];
   },
 };

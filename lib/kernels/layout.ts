@@ -1,9 +1,10 @@
 /**
- * Layout and reduction kernels: 2-D transpose and sums (all elements, or along one axis).
+ * Layout and reduction kernels: 2-D transpose, and sums or maxima along one axis (a mean is
+ * a sum with a scale).
  *
  * @module
  */
-import type { KernelParams, KernelSpec } from "./kernel.ts";
+import { type KernelParams, type KernelSpec, spreadWorkgroups } from "./kernel.ts";
 
 /** Parameters of {@link transpose}: the input is `rows` x `cols`. */
 export interface TransposeParams extends KernelParams {
@@ -36,75 +37,140 @@ export const transpose: KernelSpec<TransposeParams> = {
   },
 };
 
-/** Parameters of {@link sumRows} and {@link sumCols}: the input is `rows` x `cols`. */
+/** How a reduction combines: a sum (times `scale`, so a mean is one op) or the maximum. */
+export type ReduceOp = "sum" | "max";
+
+/** Parameters of {@link sumRows}: the input is `rows` x `cols`; each row is reduced. */
 export interface SumParams extends KernelParams {
   rows: number;
   cols: number;
+  /**
+   * The combination.
+   * @default {"sum"}
+   */
+  op?: ReduceOp;
+  /**
+   * Factor of a sum: 1 / cols gives the mean.
+   * @default {1}
+   */
+  scale?: number;
 }
 
 const RWG = 256;
+const opOf = (p: { op?: ReduceOp }): ReduceOp => p.op ?? "sum";
+const combine = (op: ReduceOp) =>
+  op === "max"
+    ? (a: string, b: string) => `max(${a}, ${b})`
+    : (a: string, b: string) => `${a} + ${b}`;
 
-/** `out[i] = sum_j in[i, j]`: one workgroup per row, a tree reduction inside it. */
+/** `out[i] = scale * sum_j in[i, j]` (or the max): one workgroup per row, a tree inside it. */
 export const sumRows: KernelSpec<SumParams> = {
   name: "sum_rows",
   inputTypes: () => ["f32"],
   outputTypes: () => ["f32"],
-  uniformFields: [["rows", "u32"], ["cols", "u32"]],
-  uniforms: (p) => [p.rows, p.cols],
-  variant: () => "",
-  wgsl: () =>
-    `var<workgroup> partial: array<f32, ${RWG}>;
+  uniformFields: [["rows", "u32"], ["cols", "u32"], ["scale", "f32"]],
+  uniforms: (p) => [p.rows, p.cols, p.scale ?? 1],
+  variant: (p) => opOf(p),
+  wgsl: (p) => {
+    const f = combine(opOf(p));
+    const init = opOf(p) === "max" ? "-3.4028234e38" : "0.0";
+    const finish = opOf(p) === "max" ? "partial[0]" : "u.scale * partial[0]";
+    return `var<workgroup> partial: array<f32, ${RWG}>;
 @compute @workgroup_size(${RWG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
   let row = wid.x + wid.y * nwg.x;
-  var acc = 0.0;
+  var acc = ${init};
   if (row < u.rows) {
     let base = row * u.cols;
-    for (var j = t; j < u.cols; j += ${RWG}u) { acc += in0[base + j]; }
+    for (var j = t; j < u.cols; j += ${RWG}u) { acc = ${f("acc", "in0[base + j]")}; }
   }
   partial[t] = acc;
   workgroupBarrier();
   for (var s = ${RWG / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) { partial[t] += partial[t + s]; }
+    if (t < s) { partial[t] = ${f("partial[t]", "partial[t + s]")}; }
     workgroupBarrier();
   }
-  if (t == 0u && row < u.rows) { out0[row] = partial[0]; }
-}`,
+  if (t == 0u && row < u.rows) { out0[row] = ${finish}; }
+}`;
+  },
   workgroups: (p) => {
     const y = Math.ceil(p.rows / 65535);
     return [Math.ceil(p.rows / y), y, 1];
   },
   cpu: ([a], p) => {
     const out = new Float32Array(p.rows);
+    const max = opOf(p) === "max";
+    const scale = Math.fround(p.scale ?? 1);
     for (let i = 0; i < p.rows; i++) {
-      let acc = 0;
-      for (let j = 0; j < p.cols; j++) acc += a[i * p.cols + j];
-      out[i] = acc;
+      let acc = max ? -Infinity : 0;
+      for (let j = 0; j < p.cols; j++) {
+        const v = a[i * p.cols + j];
+        acc = max ? (v > acc || Number.isNaN(v) ? v : acc) : acc + v;
+      }
+      out[i] = max ? acc : scale * acc;
     }
     return [out];
   },
 };
 
-/** `out[j] = sum_i in[i, j]`: one invocation per column, reading rows in turn. */
-export const sumCols: KernelSpec<SumParams> = {
+/**
+ * Parameters of {@link sumCols}: the input is `[outer, rows, cols]` (row-major) and the
+ * middle axis is reduced, giving `[outer, cols]`.
+ */
+export interface SumColsParams extends KernelParams {
+  rows: number;
+  cols: number;
+  /**
+   * Blocks of `rows` x `cols` reduced one after the other.
+   * @default {1}
+   */
+  outer?: number;
+  /**
+   * The combination.
+   * @default {"sum"}
+   */
+  op?: ReduceOp;
+  /**
+   * Factor of a sum: 1 / rows gives the mean.
+   * @default {1}
+   */
+  scale?: number;
+}
+
+/** `out[o, j] = scale * sum_i in[o, i, j]` (or the max): one invocation per output. */
+export const sumCols: KernelSpec<SumColsParams> = {
   name: "sum_cols",
   inputTypes: () => ["f32"],
   outputTypes: () => ["f32"],
-  uniformFields: [["rows", "u32"], ["cols", "u32"]],
-  uniforms: (p) => [p.rows, p.cols],
-  variant: () => "",
-  wgsl: () =>
-    `@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let j = gid.x;
-  if (j >= u.cols) { return; }
-  var acc = 0.0;
-  for (var i = 0u; i < u.rows; i++) { acc += in0[i * u.cols + j]; }
-  out0[j] = acc;
-}`,
-  workgroups: (p) => [Math.ceil(p.cols / 64), 1, 1],
+  uniformFields: [["rows", "u32"], ["cols", "u32"], ["outer", "u32"], ["scale", "f32"]],
+  uniforms: (p) => [p.rows, p.cols, p.outer ?? 1, p.scale ?? 1],
+  variant: (p) => opOf(p),
+  wgsl: (p) => {
+    const max = opOf(p) === "max";
+    return `@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let k = gid.x + gid.y * nwg.x * 64u;
+  if (k >= u.cols * u.outer) { return; }
+  let j = k % u.cols;
+  let base = (k / u.cols) * u.rows * u.cols + j;
+  var acc = ${max ? "-3.4028234e38" : "0.0"};
+  for (var i = 0u; i < u.rows; i++) { acc = ${combine(opOf(p))("acc", "in0[base + i * u.cols]")}; }
+  out0[k] = ${max ? "acc" : "u.scale * acc"};
+}`;
+  },
+  workgroups: (p) => spreadWorkgroups((p.cols * (p.outer ?? 1)) / 64),
   cpu: ([a], p) => {
-    const out = new Float32Array(p.cols);
-    for (let i = 0; i < p.rows; i++) {
-      for (let j = 0; j < p.cols; j++) out[j] += a[i * p.cols + j];
+    const outer = p.outer ?? 1;
+    const max = opOf(p) === "max";
+    const scale = Math.fround(p.scale ?? 1);
+    const out = new Float32Array(outer * p.cols);
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < p.cols; j++) {
+        let acc = max ? -Infinity : 0;
+        for (let i = 0; i < p.rows; i++) {
+          const v = a[(o * p.rows + i) * p.cols + j];
+          acc = max ? (v > acc || Number.isNaN(v) ? v : acc) : acc + v;
+        }
+        out[o * p.cols + j] = max ? acc : scale * acc;
+      }
     }
     return [out];
   },

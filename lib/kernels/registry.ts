@@ -8,13 +8,23 @@ import type { KernelParams, KernelSpec } from "./kernel.ts";
 import { binary, fill, random, unary } from "./elementwise.ts";
 import { sumCols, sumRows, transpose } from "./layout.ts";
 import { matmul } from "./matmul.ts";
-import { reluBackward, softmaxCrossEntropy, subInPlace } from "./training.ts";
+import { binaryStrided, expand } from "./broadcast.ts";
+import {
+  assertLabels,
+  findBadLabel,
+  logSoftmax,
+  reluBackward,
+  softmaxCrossEntropy,
+  subInPlace,
+} from "./training.ts";
 
 /** All kernels by name. */
 export const KERNELS: ReadonlyMap<string, KernelSpec<KernelParams>> = new Map(
   ([
     matmul,
     binary,
+    binaryStrided,
+    expand,
     unary,
     fill,
     random,
@@ -24,6 +34,9 @@ export const KERNELS: ReadonlyMap<string, KernelSpec<KernelParams>> = new Map(
     reluBackward,
     softmaxCrossEntropy,
     subInPlace,
+    logSoftmax,
+    findBadLabel,
+    assertLabels,
   ] as unknown as KernelSpec<KernelParams>[]).map((k) => [k.name, k]),
 );
 

@@ -149,3 +149,127 @@ export const subInPlace: KernelSpec<SubInPlaceParams> = {
     return [out];
   },
 };
+
+/** Parameters of {@link logSoftmax}: the input is `[outer, mid, inner]`, normalised along `mid`. */
+export interface LogSoftmaxParams extends KernelParams {
+  outer: number;
+  mid: number;
+  inner: number;
+}
+
+/**
+ * `out = z - max(z) - log(sum(exp(z - max(z))))` along the middle axis: one invocation per
+ * (outer, inner) line. Stable for large logits.
+ */
+export const logSoftmax: KernelSpec<LogSoftmaxParams> = {
+  name: "log_softmax",
+  inputTypes: () => ["f32"],
+  outputTypes: () => ["f32"],
+  uniformFields: [["outer", "u32"], ["mid", "u32"], ["inner", "u32"]],
+  uniforms: (p) => [p.outer, p.mid, p.inner],
+  variant: () => "",
+  wgsl: () =>
+    `@compute @workgroup_size(${RWG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let k = gid.x + gid.y * nwg.x * ${RWG}u;
+  if (k >= u.outer * u.inner) { return; }
+  let base = (k / u.inner) * u.mid * u.inner + k % u.inner;
+  var m = in0[base];
+  for (var j = 1u; j < u.mid; j++) { m = max(m, in0[base + j * u.inner]); }
+  var s = 0.0;
+  for (var j = 0u; j < u.mid; j++) { s += exp(in0[base + j * u.inner] - m); }
+  let l = m + log(s);
+  for (var j = 0u; j < u.mid; j++) { out0[base + j * u.inner] = in0[base + j * u.inner] - l; }
+}`,
+  workgroups: (p) => spreadWorkgroups((p.outer * p.inner) / RWG),
+  cpu: ([z], p) => {
+    const out = new Float32Array(z.length);
+    for (let o = 0; o < p.outer; o++) {
+      for (let i = 0; i < p.inner; i++) {
+        const base = o * p.mid * p.inner + i;
+        let m = -Infinity;
+        for (let j = 0; j < p.mid; j++) m = Math.max(m, z[base + j * p.inner]);
+        let s = 0;
+        for (let j = 0; j < p.mid; j++) s += Math.exp(z[base + j * p.inner] - m);
+        const l = m + Math.log(s);
+        for (let j = 0; j < p.mid; j++) out[base + j * p.inner] = z[base + j * p.inner] - l;
+      }
+    }
+    return [out];
+  },
+};
+
+/** Parameters of {@link findBadLabel}: `rows` labels of classes [0, `cols`). */
+export interface FindBadLabelParams extends KernelParams {
+  rows: number;
+  cols: number;
+}
+
+/**
+ * `out = [row + 1, label]` of the first label that is not a whole number in [0, cols), or
+ * `[0, 0]`: one invocation reads every label (they are few), so the answer is deterministic.
+ */
+export const findBadLabel: KernelSpec<FindBadLabelParams> = {
+  name: "find_bad_label",
+  inputTypes: () => ["f32"],
+  outputTypes: () => ["f32"],
+  uniformFields: [["rows", "u32"], ["cols", "u32"]],
+  uniforms: (p) => [p.rows, p.cols],
+  variant: () => "",
+  wgsl: () =>
+    `@compute @workgroup_size(1) fn main() {
+  out0[0] = 0.0;
+  out0[1] = 0.0;
+  for (var r = 0u; r < u.rows; r++) {
+    let label = in0[r];
+    if (!(label >= 0.0 && label < f32(u.cols) && label == floor(label))) {
+      out0[0] = f32(r + 1u);
+      out0[1] = label;
+      return;
+    }
+  }
+}`,
+  workgroups: () => [1, 1, 1],
+  cpu: ([labels], p) => {
+    for (let r = 0; r < p.rows; r++) {
+      const label = labels[r];
+      if (!(Number.isInteger(label) && label >= 0 && label < p.cols)) {
+        return [new Float32Array([r + 1, label])];
+      }
+    }
+    return [new Float32Array(2)];
+  },
+};
+
+/** Parameters of {@link assertLabels}: what the failure names. */
+export interface AssertLabelsParams extends KernelParams {
+  cols: number;
+  /** The op the labels were given to, for the message. */
+  op: string;
+}
+
+/**
+ * A host-only check: throws a RangeError naming the label that {@link findBadLabel} found,
+ * so the op fails at the next synchronisation instead of leaving a NaN loss. Outputs its
+ * input unchanged.
+ */
+export const assertLabels: KernelSpec<AssertLabelsParams> = {
+  name: "assert_labels",
+  inputTypes: () => ["f32"],
+  outputTypes: () => ["f32"],
+  uniformFields: [],
+  uniforms: () => [],
+  variant: () => "",
+  wgsl: () => {
+    throw new TypeError("assert_labels runs on the host only");
+  },
+  workgroups: () => [1, 1, 1],
+  cpu: ([found], p) => {
+    if (found[0] !== 0) {
+      throw new RangeError(
+        `Cannot take ${p.op}: label ${found[1]} at row ${found[0] - 1} is not a class index ` +
+          `in [0, ${p.cols})`,
+      );
+    }
+    return [found.slice()];
+  },
+};

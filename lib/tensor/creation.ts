@@ -15,6 +15,11 @@ export interface CreateOptions {
    * @default {cpu()}
    */
   device?: Device;
+  /**
+   * Record the ops on this tensor for autograd (a leaf whose `.grad` backward() fills).
+   * @default {false}
+   */
+  requiresGrad?: boolean;
 }
 
 /** Options of {@link rand}. */
@@ -28,7 +33,16 @@ export interface RandOptions extends CreateOptions {
 
 function place(options: CreateOptions, shape: unknown, what: string) {
   const device = checkDevice(options.device ?? cpu(), what);
+  const requiresGrad = options.requiresGrad ?? false;
+  if (typeof requiresGrad !== "boolean") {
+    throw new TypeError(`Cannot ${what} with requiresGrad ${requiresGrad}: it must be a boolean`);
+  }
   return { device, shape: checkShape(shape, device, what) };
+}
+
+function leaf(t: Tensor, options: CreateOptions): Tensor {
+  if (options.requiresGrad) t.requiresGrad = true;
+  return t;
 }
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -51,24 +65,24 @@ export function rand(shape: readonly number[], options: RandOptions = {}): Tenso
   if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
     throw new RangeError(`Cannot use seed ${seed}: it must be a whole number in [0, 2^32)`);
   }
-  return made("rand", device, "random", { n: sizeOf(s), seed }, s);
+  return leaf(made("rand", device, "random", { n: sizeOf(s), seed }, s), options);
 }
 
 /** A tensor of zeros. Throws a RangeError for a bad shape. */
 export function zeros(shape: readonly number[], options: CreateOptions = {}): Tensor {
   const { device, shape: s } = place(options, shape, "make a tensor of zeros");
-  return made("zeros", device, "fill", { n: sizeOf(s), value: 0 }, s);
+  return leaf(made("zeros", device, "fill", { n: sizeOf(s), value: 0 }, s), options);
 }
 
 /** A tensor of ones. Throws a RangeError for a bad shape. */
 export function ones(shape: readonly number[], options: CreateOptions = {}): Tensor {
   const { device, shape: s } = place(options, shape, "make a tensor of ones");
-  return made("ones", device, "fill", { n: sizeOf(s), value: 1 }, s);
+  return leaf(made("ones", device, "fill", { n: sizeOf(s), value: 1 }, s), options);
 }
 
 /**
  * A tensor holding `data` (copied), row-major in `shape`. Throws a RangeError when the
- * lengths differ.
+ * lengths differ and a TypeError naming the first element that is not a number.
  *
  * @example
  * ```ts
@@ -90,9 +104,19 @@ export function fromArray(
       }`,
     );
   }
+  if (!ArrayBuffer.isView(data)) {
+    for (let i = 0; i < data.length; i++) {
+      if (typeof data[i] !== "number") {
+        throw new TypeError(
+          `Cannot make a tensor from element ${i}, ${JSON.stringify(data[i]) ?? String(data[i])} ` +
+            `(${typeof data[i]}): every element must be a number`,
+        );
+      }
+    }
+  }
   const e = engine();
   const host = e.hostTensor(Float32Array.from(data), s);
-  if (device.kind === "cpu") return wrap(host);
+  if (device.kind === "cpu") return leaf(wrap(host), options);
   host.internal = true; // ours alone: its buffer is handed to the Worker without another copy
   const [out] = e.submit({
     name: "fromArray",
@@ -102,7 +126,7 @@ export function fromArray(
     outputShapes: [s],
   });
   e.dispose(host);
-  return wrap(out);
+  return leaf(wrap(out), options);
 }
 
 function made(

@@ -7,7 +7,9 @@
 import { cpu, type Device } from "../devices/device.ts";
 import { WebGpuDevice } from "../devices/webgpu_device.ts";
 import { engine, type TensorRecord } from "../engine/engine.ts";
-import type { BinaryOp, Broadcast } from "../kernels/elementwise.ts";
+import type { BinaryOp, Broadcast, UnaryOp } from "../kernels/elementwise.ts";
+import { broadcastShape, expandParams, stridedParams } from "../kernels/broadcast.ts";
+import type { KernelParams } from "../kernels/kernel.ts";
 import { matmulTilingFor } from "../kernels/matmul.ts";
 
 /** Options of {@link Tensor.to}. */
@@ -52,6 +54,58 @@ export interface SubOptions {
   alpha?: number;
 }
 
+/** Options of {@link Tensor.sum}, {@link Tensor.mean} and {@link Tensor.max}. */
+export interface ReduceOptions {
+  /**
+   * Keep the reduced axis with size 1 (so the result broadcasts against the input).
+   * @default {false}
+   */
+  keepdim?: boolean;
+}
+
+/** Options of {@link Tensor.backward}. */
+export interface BackwardOptions {
+  /**
+   * Keep the graph so that `backward()` may run through it again.
+   * @default {false}
+   */
+  retainGraph?: boolean;
+}
+
+/**
+ * The op that made a tensor, for the backward pass (PyTorch's `grad_fn`): its name, its
+ * inputs and what its gradient rule needs. Made by the autograd layer.
+ */
+export interface GradFn {
+  /** The op's name, as in the trace (`"mm"`, `"add"`, ...). */
+  readonly name: string;
+  /** Where the op was created, for errors. */
+  readonly site: Error;
+}
+
+/**
+ * The hooks through which the autograd layer (lib/autograd) sees the ops. The Tensor class
+ * records nothing itself; the layer installs these when it is loaded (mod.ts loads it).
+ */
+export interface GradRecorder {
+  /** Whether ops are being recorded now (false inside `noGrad`). */
+  enabled(): boolean;
+  /** Records `out = op(inputs)` when an input requires grad; `ctx` is what its rule needs. */
+  record(out: Tensor, op: string, inputs: readonly Tensor[], ctx: OpContext): void;
+  /** Runs the backward pass from `t`. */
+  backward(t: Tensor, gradient: Tensor | undefined, options: BackwardOptions): void;
+}
+
+/** What a gradient rule needs besides the inputs: options of the op and tensors it saved. */
+export type OpContext = Readonly<Record<string, unknown>>;
+
+let recorder: GradRecorder | undefined;
+
+/** Installs the autograd layer's hooks (called once by lib/autograd). */
+export function setGradRecorder(r: GradRecorder): void {
+  recorder = r;
+}
+
 const records = new WeakMap<Tensor, TensorRecord>();
 const collected = new FinalizationRegistry<TensorRecord>((rec) => engine().dispose(rec));
 
@@ -68,6 +122,8 @@ export function wrap(rec: TensorRecord): Tensor {
 }
 
 const fmt = (shape: readonly number[]) => `[${shape.join(", ")}]`;
+const sameShape = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((n, i) => n === b[i]);
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Throws a TypeError unless `device` is the host or a device from `tryAllGpus()`. */
@@ -95,6 +151,61 @@ export function checkShape(shape: unknown, device: Device, what: string): readon
   return Object.freeze([...shape]);
 }
 
+/**
+ * Checks class indices before the op is queued when they are host values already
+ * computed; otherwise queues a check that fails at the next synchronisation naming the
+ * first bad label.
+ */
+function checkLabels(labels: Tensor, rec: TensorRecord, cols: number): void {
+  const e = engine();
+  const op = "the cross-entropy";
+  if (rec.device.kind === "cpu" && rec.state === "done") {
+    const values = e.hostValues(rec);
+    for (let r = 0; r < values.length; r++) {
+      const label = values[r];
+      if (!(Number.isInteger(label) && label >= 0 && label < cols)) {
+        throw new RangeError(
+          `Cannot take ${op} of ${labels}: label ${label} at row ${r} is not a class index ` +
+            `in [0, ${cols})`,
+        );
+      }
+    }
+    return;
+  }
+  const [found] = e.submit({
+    name: "checkLabels",
+    kind: "run",
+    device: rec.device,
+    kernel: "find_bad_label",
+    params: { rows: rec.shape[0], cols },
+    inputs: [rec],
+    outputShapes: [[2]],
+  });
+  let onHost = found;
+  if (rec.device.kind === "webgpu") {
+    [onHost] = e.submit({
+      name: "checkLabels",
+      kind: "read",
+      device: rec.device,
+      inputs: [found],
+      outputShapes: [[2]],
+      internal: true,
+    });
+    e.dispose(found);
+  }
+  const [checked] = e.submit({
+    name: "checkLabels",
+    kind: "run",
+    device: cpu(),
+    kernel: "assert_labels",
+    params: { cols, op },
+    inputs: [onHost],
+    outputShapes: [[2]],
+  });
+  e.dispose(onHost);
+  e.dispose(checked);
+}
+
 /** A float32 tensor on one device. Ops return at once; `data()` waits for the values. */
 export class Tensor {
   /** Sizes of each dimension. */
@@ -103,6 +214,14 @@ export class Tensor {
   readonly dtype = "float32" as const;
   /** Where the tensor lives. */
   readonly device: Device;
+  /**
+   * The gradient accumulated by `backward()` for a tensor that requires grad, on its
+   * device; `undefined` until then and after an optimizer's `zeroGrad()`.
+   */
+  grad: Tensor | undefined = undefined;
+  /** The op that made this tensor when it was recorded for autograd; undefined for leaves. */
+  gradFn: GradFn | undefined = undefined;
+  #requiresGrad = false;
 
   /** Made by autopar's creation functions and ops, not by users. */
   constructor(rec: TensorRecord) {
@@ -115,6 +234,74 @@ export class Tensor {
   /** Elements in the tensor. */
   get size(): number {
     return sizeOf(this.shape);
+  }
+
+  /**
+   * Whether ops on this tensor are recorded so that `backward()` can compute its gradient.
+   * Set it on leaves (tensors you made, such as parameters); an op's output requires grad
+   * when one of its inputs does. Throws a TypeError when set to false on an op's output.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * const w = fromArray([1, 2], [2]);
+   * w.requiresGrad = true;
+   * console.log(w.mul(3).requiresGrad); // true
+   * ```
+   */
+  get requiresGrad(): boolean {
+    return this.#requiresGrad;
+  }
+
+  set requiresGrad(value: boolean) {
+    if (typeof value !== "boolean") {
+      throw new TypeError(`Cannot set requiresGrad of ${this} to ${value}: it must be a boolean`);
+    }
+    if (!value && this.gradFn) {
+      throw new TypeError(
+        `Cannot set requiresGrad to false on ${this}, the output of ${this.gradFn.name}: ` +
+          `use detach() for a tensor outside the graph`,
+      );
+    }
+    this.#requiresGrad = value;
+  }
+
+  /**
+   * Computes the gradient of this scalar with respect to every tensor that requires grad and
+   * that it was computed from, and accumulates it into their `.grad`. Returns at once: the
+   * gradients are queued work like any op. The graph is freed as it goes unless
+   * `retainGraph` is set. Throws before queuing anything when this is not a scalar (give
+   * `gradient` of this shape then), does not require grad, or its graph was freed.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * const x = fromArray([1, 2, 3], [3], { requiresGrad: true });
+   * x.mul(x).sum().backward(); // d/dx sum(x^2) = 2x
+   * console.log(await x.grad!.data()); // Float32Array [2, 4, 6]
+   * ```
+   */
+  backward(gradient?: Tensor, options: BackwardOptions = {}): void {
+    if (!recorder) {
+      throw new TypeError(`Cannot run backward(): import autopar from mod.ts to load autograd`);
+    }
+    recorder.backward(this, gradient, options);
+  }
+
+  /**
+   * A tensor with this one's values that is not part of any graph (a copy on the same
+   * device): gradients do not flow through it.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * const x = fromArray([1, 2], [2], { requiresGrad: true });
+   * console.log(x.mul(2).detach().requiresGrad); // false
+   * ```
+   */
+  detach(): Tensor {
+    const [a] = this.#operands("detach");
+    return this.#run("detach", "unary", { op: "copy", n: this.size }, [a], this.shape, 0);
   }
 
   /**
@@ -159,28 +346,107 @@ export class Tensor {
     const shape = checkShape([M, N], this.device, "mm");
     const tiling = matmulTilingFor(this.device.info.software);
     const params = { M, N, K, transA, transB, tiling };
-    return this.#run("mm", "matmul", params, [a, b], shape, 2 * M * N * K);
+    const out = this.#run("mm", "matmul", params, [a, b], shape, 2 * M * N * K);
+    return this.#track(out, "mm", [this, other], { transA, transB });
   }
 
-  /** Elementwise `this + other`; `other` is a tensor of the same shape, a row vector, or a number. */
+  /**
+   * Elementwise `this + other` with NumPy broadcasting; `other` may be a number. Throws a
+   * RangeError naming both shapes when they do not broadcast.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * const a = fromArray([1, 2, 3, 4, 5, 6], [2, 3]);
+   * console.log(await a.add(fromArray([10, 20], [2, 1])).data()); // [11, 12, 13, 24, 25, 26]
+   * ```
+   */
   add(other: Tensor | number): Tensor {
     return this.#binary("add", other);
   }
 
-  /** Elementwise `this - other`; `other` is a tensor of the same shape, a row vector, or a number. */
+  /** Elementwise `this - other` with NumPy broadcasting; `other` may be a number. */
   sub(other: Tensor | number): Tensor {
     return this.#binary("sub", other);
   }
 
-  /** Elementwise `this * other`; `other` is a tensor of the same shape, a row vector, or a number. */
+  /** Elementwise `this * other` with NumPy broadcasting; `other` may be a number. */
   mul(other: Tensor | number): Tensor {
     return this.#binary("mul", other);
   }
 
+  /**
+   * Elementwise `this / other` with NumPy broadcasting; `other` may be a number (not 0).
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * console.log(await fromArray([1, 2, 3], [3]).div(fromArray([2], [1])).data()); // [0.5, 1, 1.5]
+   * ```
+   */
+  div(other: Tensor | number): Tensor {
+    if (other === 0) throw new RangeError(`Cannot divide ${this} by the number 0`);
+    return this.#binary("div", other);
+  }
+
   /** Elementwise max(x, 0). */
   relu(): Tensor {
-    const [a] = this.#operands("relu");
-    return this.#run("relu", "unary", { op: "relu", n: this.size }, [a], this.shape, this.size);
+    return this.#unary("relu");
+  }
+
+  /** Elementwise `-x`. */
+  neg(): Tensor {
+    return this.#unary("neg");
+  }
+
+  /** Elementwise `e^x`. */
+  exp(): Tensor {
+    return this.#unary("exp");
+  }
+
+  /** Elementwise natural logarithm (NaN below 0, -Infinity at 0). */
+  log(): Tensor {
+    return this.#unary("log");
+  }
+
+  /**
+   * Elementwise hyperbolic tangent, exact to float32 even for large inputs.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * console.log(await fromArray([0, 1000], [2]).tanh().data()); // Float32Array [0, 1]
+   * ```
+   */
+  tanh(): Tensor {
+    return this.#unary("tanh");
+  }
+
+  /** Elementwise `1 / (1 + e^-x)`, without overflow for large inputs. */
+  sigmoid(): Tensor {
+    return this.#unary("sigmoid");
+  }
+
+  /** Elementwise square root (NaN below 0). */
+  sqrt(): Tensor {
+    return this.#unary("sqrt");
+  }
+
+  /**
+   * The same values in another shape with as many elements (a copy, row-major). One size
+   * may be -1: it is inferred. Throws a RangeError when the sizes do not fit.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * console.log(fromArray([1, 2, 3, 4, 5, 6], [2, 3]).reshape([3, -1]).shape); // [3, 2]
+   * ```
+   */
+  reshape(shape: readonly number[]): Tensor {
+    const [a] = this.#operands("reshape");
+    const target = this.#resolveShape(shape);
+    const out = this.#run("reshape", "unary", { op: "copy", n: this.size }, [a], target, 0);
+    return this.#track(out, "reshape", [this], {});
   }
 
   /**
@@ -263,6 +529,12 @@ export class Tensor {
    */
   sub_(other: Tensor, options: SubOptions = {}): this {
     const [target, g] = this.#operands("update", other);
+    if (this.requiresGrad && recorder?.enabled()) {
+      throw new TypeError(
+        `Cannot update ${this} in place: it requires grad, and autograd records the values ` +
+          `it was used with; update parameters inside noGrad(() => ...)`,
+      );
+    }
     this.#sameShape("update", other);
     if (g === target) {
       throw new TypeError(
@@ -303,34 +575,118 @@ export class Tensor {
       );
     }
     const [rows, cols] = this.shape;
-    return this.#run("transpose", "transpose", { rows, cols }, [a], [cols, rows], 0);
+    const out = this.#run("transpose", "transpose", { rows, cols }, [a], [cols, rows], 0);
+    return this.#track(out, "transpose", [this], {});
   }
 
   /**
-   * Sum of all elements (shape []), or along `axis` of a 1-D or 2-D tensor. Throws a
-   * RangeError for an axis the tensor does not have.
+   * Sum of all elements (shape `[]`), or along `axis` (negative counts from the end).
+   * Throws a RangeError for an axis the tensor does not have.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * const a = fromArray([1, 2, 3, 4, 5, 6], [2, 3]);
+   * console.log((await a.sum().data())[0], await a.sum(0).data()); // 21 Float32Array [5, 7, 9]
+   * console.log(a.sum(1, { keepdim: true }).shape); // [2, 1]
+   * ```
    */
-  sum(axis?: number): Tensor {
-    const [a] = this.#operands("sum");
-    const n = this.size;
-    if (axis === undefined) {
-      return this.#run("sum", "sum_rows", { rows: 1, cols: n }, [a], [], n);
-    }
-    const rank = this.shape.length;
-    if (!Number.isInteger(axis) || axis < -rank || axis >= rank || rank > 2) {
+  sum(axis?: number, options: ReduceOptions = {}): Tensor {
+    return this.#reduce("sum", "sum", axis, options);
+  }
+
+  /** Mean of all elements (shape `[]`), or along `axis`; see {@link Tensor.sum}. */
+  mean(axis?: number, options: ReduceOptions = {}): Tensor {
+    return this.#reduce("mean", "sum", axis, options);
+  }
+
+  /**
+   * Maximum of all elements (shape `[]`), or along `axis`; see {@link Tensor.sum}. Its
+   * gradient goes to every element equal to the maximum.
+   */
+  max(axis?: number, options: ReduceOptions = {}): Tensor {
+    return this.#reduce("max", "max", axis, options);
+  }
+
+  /**
+   * `log(softmax(this))` along `axis` (default: the last), computed stably.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * const p = await fromArray([0, 0, 1000, 0], [2, 2]).logSoftmax(1).data();
+   * console.log(p.map((v) => Math.round(v * 1000) / 1000)); // [-0.693, -0.693, 0, -1000]
+   * ```
+   */
+  logSoftmax(axis = -1): Tensor {
+    const [a] = this.#operands("take the log-softmax of");
+    const ax = this.#axis(axis, "take the log-softmax of");
+    const { outer, mid, inner } = this.#split(ax);
+    const out = this.#run(
+      "logSoftmax",
+      "log_softmax",
+      { outer, mid, inner },
+      [a],
+      this.shape,
+      5 * this.size,
+    );
+    return this.#track(out, "logSoftmax", [this], { axis: ax, out });
+  }
+
+  /**
+   * The mean cross-entropy of these logits (`[batch, classes]`) against `labels`, a 1-D
+   * tensor of `batch` class indices (whole numbers stored as float32) on the same device:
+   * a scalar (shape `[]`), like PyTorch's `F.cross_entropy`. Throws a RangeError for shapes
+   * that do not fit, and for a label outside [0, classes) when the labels are host values
+   * already computed; otherwise such a label fails the op at the next synchronisation.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * const logits = fromArray([0, 0, 1000, 0], [2, 2], { requiresGrad: true });
+   * const loss = logits.crossEntropy(fromArray([1, 0], [2]));
+   * console.log(loss.shape, (await loss.data())[0]); // [] 0.3465...
+   * loss.backward();
+   * console.log(await logits.grad!.data()); // Float32Array [0.25, -0.25, 0, 0]
+   * ```
+   */
+  crossEntropy(labels: Tensor): Tensor {
+    const what = "take the cross-entropy of";
+    const [z, y] = this.#operands(what, labels);
+    if (this.shape.length !== 2 || labels.shape.length !== 1 || labels.shape[0] !== this.shape[0]) {
       throw new RangeError(
-        `Cannot sum shape ${fmt(this.shape)} along axis ${axis}: ` +
-          (rank > 2
-            ? "sum along an axis needs a 1-D or 2-D tensor"
-            : `axis must be in [${-rank}, ${rank - 1}]`),
+        `Cannot ${what} shape ${fmt(this.shape)} against labels of shape ${fmt(labels.shape)}: ` +
+          `it needs 2-D logits [batch, classes] and labels [batch]`,
       );
     }
-    const ax = axis < 0 ? axis + rank : axis;
-    if (rank === 1) return this.#run("sum", "sum_rows", { rows: 1, cols: n }, [a], [], n);
     const [rows, cols] = this.shape;
-    return ax === 0
-      ? this.#run("sum", "sum_cols", { rows, cols }, [a], [cols], n)
-      : this.#run("sum", "sum_rows", { rows, cols }, [a], [rows], n);
+    checkLabels(labels, y, cols);
+    const e = engine();
+    const [losses, grad] = e.submit({
+      name: "crossEntropy",
+      kind: "run",
+      device: this.device,
+      kernel: "softmax_cross_entropy",
+      params: { rows, cols, scale: 1 / rows },
+      inputs: [z, y],
+      outputShapes: [[rows], this.shape],
+      flops: 5 * rows * cols,
+    });
+    const [loss] = e.submit({
+      name: "crossEntropy",
+      kind: "run",
+      device: this.device,
+      kernel: "sum_rows",
+      params: { rows: 1, cols: rows, scale: 1 / rows },
+      inputs: [losses],
+      outputShapes: [[]],
+      flops: rows,
+    });
+    e.dispose(losses);
+    const out = wrap(loss);
+    const g = wrap(grad);
+    if (!this.#track(out, "crossEntropy", [this], { grad: g }).gradFn) g.dispose();
+    return out;
   }
 
   /**
@@ -364,7 +720,7 @@ export class Tensor {
         label,
         blocking: !options.nonBlocking && target.kind === "cpu",
       });
-      if (target.kind === "cpu") return wrap(staged);
+      if (target.kind === "cpu") return this.#track(wrap(staged), "to", [this], {});
     }
     const [out] = e.submit({
       name: "copy",
@@ -376,7 +732,7 @@ export class Tensor {
       blocking: !options.nonBlocking,
     });
     if (staged !== a) e.dispose(staged);
-    return wrap(out);
+    return this.#track(wrap(out), "to", [this], {});
   }
 
   /**
@@ -466,36 +822,153 @@ export class Tensor {
       if (!Number.isFinite(other)) {
         throw new RangeError(`Cannot ${op} ${this} and ${other}: the scalar must be finite`);
       }
-      return this.#run(
-        op,
-        "binary",
-        this.#bparams(op, "scalar", other),
-        [a],
-        this.shape,
-        this.size,
-      );
+      const params = this.#bparams(op, "scalar", other);
+      const out = this.#run(op, "binary", params, [a], this.shape, this.size);
+      return this.#track(out, op, [this], { scalar: other });
     }
     const [a, b] = this.#operands(op, other);
-    const same = other.shape.length === this.shape.length &&
-      other.shape.every((n, i) => n === this.shape[i]);
-    const row = this.shape.length >= 1 && other.shape.length === 1 &&
-      other.shape[0] === this.shape[this.shape.length - 1];
-    if (!same && !row) {
+    const shape = broadcastShape(this.shape, other.shape);
+    if (!shape) {
       throw new RangeError(
-        `Cannot ${op} shapes ${fmt(this.shape)} and ${
-          fmt(other.shape)
-        }: the second must have the ` +
-          `same shape or be a row vector of length ${this.shape[this.shape.length - 1] ?? 1}`,
+        `Cannot ${op} shapes ${fmt(this.shape)} and ${fmt(other.shape)}: they do not ` +
+          `broadcast (sizes must be equal or 1, aligned from the last dimension)`,
       );
     }
-    return this.#run(
-      op,
-      "binary",
-      this.#bparams(op, same ? "same" : "row", 0),
-      [a, b],
-      this.shape,
-      this.size,
-    );
+    const out = checkShape(shape, this.device, op);
+    const n = sizeOf(out);
+    const last = out[out.length - 1] ?? 1;
+    const fits = sameShape(this.shape, out);
+    const broadcast: Broadcast | undefined = !fits
+      ? undefined
+      : sameShape(other.shape, out)
+      ? "same"
+      : other.size === 1
+      ? "one"
+      : other.size === last && other.shape[other.shape.length - 1] === last
+      ? "row"
+      : undefined;
+    const t = broadcast
+      ? this.#run(op, "binary", { ...this.#bparams(op, broadcast, 0), n }, [a, b], out, n)
+      : this.#run(
+        op,
+        "binary_strided",
+        stridedParams(op, this.shape, other.shape, out),
+        [
+          a,
+          b,
+        ],
+        out,
+        n,
+      );
+    return this.#track(t, op, [this, other], {});
+  }
+
+  #unary(op: UnaryOp): Tensor {
+    const [a] = this.#operands(op);
+    const out = this.#run(op, "unary", { op, n: this.size }, [a], this.shape, this.size);
+    return this.#track(out, op, [this], { out });
+  }
+
+  /** The axis `axis` (negative from the end) as an index; throws a RangeError when out of range. */
+  #axis(axis: number, what: string): number {
+    const rank = this.shape.length;
+    if (!Number.isInteger(axis) || axis < -Math.max(rank, 1) || axis >= Math.max(rank, 1)) {
+      throw new RangeError(
+        `Cannot ${what} shape ${fmt(this.shape)} along axis ${axis}: ` +
+          `axis must be a whole number in [${-Math.max(rank, 1)}, ${Math.max(rank, 1) - 1}]`,
+      );
+    }
+    return axis < 0 ? axis + Math.max(rank, 1) : axis;
+  }
+
+  /** The shape as `[outer, mid, inner]` around `axis`. */
+  #split(axis: number): { outer: number; mid: number; inner: number } {
+    return {
+      outer: sizeOf(this.shape.slice(0, axis)),
+      mid: this.shape[axis] ?? 1,
+      inner: sizeOf(this.shape.slice(axis + 1)),
+    };
+  }
+
+  #reduce(
+    name: "sum" | "mean" | "max",
+    op: "sum" | "max",
+    axis: number | undefined,
+    options: ReduceOptions,
+  ): Tensor {
+    const [a] = this.#operands(name);
+    const keepdim = options.keepdim ?? false;
+    const n = this.size;
+    let out: Tensor;
+    let ax: number | undefined;
+    if (axis === undefined) {
+      const shape = keepdim ? this.shape.map(() => 1) : [];
+      const params = { rows: 1, cols: n, op, scale: name === "mean" ? 1 / n : 1 };
+      out = this.#run(name, "sum_rows", params, [a], shape, n);
+    } else {
+      ax = this.#axis(axis, name);
+      const { outer, mid, inner } = this.#split(ax);
+      const shape = this.shape.length === 0
+        ? []
+        : keepdim
+        ? this.shape.map((s, i) => i === ax ? 1 : s)
+        : this.shape.filter((_, i) => i !== ax);
+      const scale = name === "mean" ? 1 / mid : 1;
+      out = inner === 1
+        ? this.#run(name, "sum_rows", { rows: outer, cols: mid, op, scale }, [a], shape, n)
+        : this.#run(name, "sum_cols", { outer, rows: mid, cols: inner, op, scale }, [a], shape, n);
+    }
+    return this.#track(out, name, [this], { axis: ax, keepdim, out });
+  }
+
+  /** `shape` with a -1 resolved, checked against this tensor's size. */
+  #resolveShape(shape: readonly number[]): readonly number[] {
+    if (!Array.isArray(shape)) {
+      throw new TypeError(`Cannot reshape ${this} to ${shape}: the shape must be an array`);
+    }
+    const free = shape.filter((n) => n === -1).length;
+    const known = sizeOf(shape.filter((n) => n !== -1));
+    const resolved = free === 1 && known > 0 && this.size % known === 0
+      ? shape.map((n) => n === -1 ? this.size / known : n)
+      : shape;
+    if (free > 1 || sizeOf(resolved) !== this.size || resolved.some((n) => n < 1)) {
+      throw new RangeError(
+        `Cannot reshape shape ${fmt(this.shape)} (${this.size} elements) to ${
+          fmt(shape)
+        }: the sizes must multiply to ${this.size}, with at most one -1`,
+      );
+    }
+    return checkShape(resolved, this.device, "reshape");
+  }
+
+  /** Records `out = op(inputs)` for autograd when an input requires grad and grad is on. */
+  #track(out: Tensor, op: string, inputs: readonly Tensor[], ctx: OpContext): Tensor {
+    if (recorder && inputs.some((t) => t.#requiresGrad) && recorder.enabled()) {
+      out.#requiresGrad = true;
+      recorder.record(out, op, inputs, ctx);
+    }
+    return out;
+  }
+
+  /**
+   * This tensor broadcast to `shape` (NumPy's `broadcast_to`, materialised as a copy).
+   * Throws a RangeError when it does not broadcast to exactly that shape.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * console.log(await fromArray([1, 2], [2, 1]).expandTo([2, 2]).data()); // [1, 1, 2, 2]
+   * ```
+   */
+  expandTo(shape: readonly number[]): Tensor {
+    const [a] = this.#operands("expand");
+    const target = broadcastShape(this.shape, shape);
+    if (!target || !sameShape(target, shape)) {
+      throw new RangeError(`Cannot expand shape ${fmt(this.shape)} to ${fmt(shape)}`);
+    }
+    const out = checkShape(shape, this.device, "expand");
+    const t = this.#run("expand", "expand", expandParams(this.shape, out), [a], out, 0);
+    return this.#track(t, "expand", [this], {});
   }
 
   #bparams(op: BinaryOp, broadcast: Broadcast, scalar: number) {
@@ -505,7 +978,7 @@ export class Tensor {
   #run(
     name: string,
     kernelName: string,
-    params: Record<string, number | string | boolean>,
+    params: KernelParams,
     inputs: TensorRecord[],
     shape: readonly number[],
     flops: number,

@@ -1,0 +1,262 @@
+/**
+ * Reverse-mode autodiff over the Tensor ops: each op whose input requires grad records a
+ * node (its `gradFn`); `backward()` walks the nodes from the loss in reverse topological
+ * order and queues each rule's ops, so the backward pass runs asynchronously like the
+ * forward pass and shows in the trace as ops with dependencies.
+ *
+ * @module
+ */
+import {
+  type BackwardOptions,
+  type GradFn,
+  type OpContext,
+  setGradRecorder,
+  Tensor,
+} from "../tensor/tensor.ts";
+import { ones } from "../tensor/creation.ts";
+import { RULES } from "./rules.ts";
+
+/** A recorded op. Its inputs and saved tensors are dropped once backward has used them. */
+class Node implements GradFn {
+  readonly site = new Error("created here");
+  inputs: readonly Tensor[] | undefined;
+  ctx: OpContext | undefined;
+  /** Internal tensors the node owns (disposed when the graph is freed). */
+  owned: Tensor[];
+
+  constructor(readonly name: string, inputs: readonly Tensor[], ctx: OpContext) {
+    this.inputs = inputs;
+    this.ctx = ctx;
+    this.owned = name === "crossEntropy" ? [ctx.grad as Tensor] : [];
+  }
+
+  get freed(): boolean {
+    return this.inputs === undefined;
+  }
+
+  free(): void {
+    this.inputs = undefined;
+    this.ctx = undefined;
+    for (const t of this.owned.splice(0)) t.dispose();
+  }
+}
+
+let gradDepth = 0;
+
+/** Whether ops are recorded now (false inside {@link noGrad} and during backward). */
+export function gradEnabled(): boolean {
+  return gradDepth === 0;
+}
+
+/**
+ * Runs `fn` without recording ops for autograd (PyTorch's `torch.no_grad()`): for
+ * evaluation and parameter updates. Returns what `fn` returns.
+ *
+ * @example
+ * ```ts
+ * import { fromArray, noGrad } from "../../mod.ts";
+ * const w = fromArray([1, 2], [2], { requiresGrad: true });
+ * console.log(noGrad(() => w.mul(2)).requiresGrad); // false
+ * ```
+ */
+export function noGrad<T>(fn: () => T): T {
+  gradDepth++;
+  try {
+    return fn();
+  } finally {
+    gradDepth--;
+  }
+}
+
+/** Options of {@link runBackward}, for autopar's own layers (DataParallel). */
+export interface RunBackwardOptions extends BackwardOptions {
+  /**
+   * Called when a leaf's gradient for this pass is complete (all its contributions are
+   * queued), in the order backward reaches them: where DataParallel starts an exchange.
+   */
+  onGradReady?: (leaf: Tensor) => void;
+}
+
+const fmt = (s: readonly number[]) => `[${s.join(", ")}]`;
+
+function siteOf(node: Node): string {
+  const line = node.site.stack?.split("\n").find((l, i) =>
+    i > 0 && !l.includes("/lib/autograd/") && !l.includes("/lib/tensor/")
+  );
+  return line ? ` (created ${line.trim()})` : "";
+}
+
+/**
+ * The backward pass from `root`: accumulates the gradient of `root` (seeded with
+ * `gradient`, or 1 for a scalar) into the `.grad` of every leaf that requires grad.
+ * Checks everything before it queues anything.
+ */
+export function runBackward(
+  root: Tensor,
+  gradient: Tensor | undefined,
+  options: RunBackwardOptions = {},
+): void {
+  if (!(root instanceof Tensor)) throw new TypeError(`Cannot run backward from ${root}`);
+  if (root.disposed) throw new TypeError(`Cannot run backward from ${root}: it was disposed`);
+  if (!root.requiresGrad) {
+    throw new TypeError(
+      `Cannot run backward from ${root}: it does not require grad (no input of the ops that ` +
+        `made it has requiresGrad set, or it was made inside noGrad)`,
+    );
+  }
+  if (gradient === undefined && root.size !== 1) {
+    throw new RangeError(
+      `Cannot run backward from ${root}: backward() needs a scalar loss, not shape ` +
+        `${fmt(root.shape)} (reduce it with sum() or mean(), or pass a gradient of that shape)`,
+    );
+  }
+  if (gradient !== undefined) {
+    if (!(gradient instanceof Tensor) || gradient.disposed) {
+      throw new TypeError(`Cannot run backward from ${root} with gradient ${gradient}`);
+    }
+    if (
+      gradient.device !== root.device || gradient.shape.length !== root.shape.length ||
+      gradient.shape.some((n, i) => n !== root.shape[i])
+    ) {
+      throw new RangeError(
+        `Cannot run backward from ${root} with gradient ${gradient}: it must have the same ` +
+          `shape and device`,
+      );
+    }
+  }
+
+  // Every node reachable from the root, in topological order, with its consumers counted.
+  const order: Node[] = [];
+  const consumers = new Map<Node, number>();
+  const leafEdges = new Map<Tensor, number>();
+  const seen = new Set<Node>();
+  const rootNode = root.gradFn as Node | undefined;
+  const stack: [Node, number][] = rootNode ? [[rootNode, 0]] : [];
+  if (rootNode) seen.add(rootNode);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const [node, i] = top;
+    if (i === 0) {
+      if (node.freed) {
+        throw new TypeError(
+          `Cannot run backward through ${node.name}${siteOf(node)}: an earlier backward() ` +
+            `already freed this graph; pass { retainGraph: true } to the first backward() ` +
+            `to run it twice`,
+        );
+      }
+      const saved = [...node.inputs!, ...(node.ctx!.out ? [node.ctx!.out as Tensor] : [])];
+      const gone = saved.find((t) => t.disposed && (t.gradFn !== undefined || !t.requiresGrad));
+      if (gone) {
+        throw new TypeError(
+          `Cannot run backward through ${node.name}${siteOf(node)}: ${gone}, which its ` +
+            `gradient reads, was disposed (keep tensors until backward() has been called)`,
+        );
+      }
+      if (!RULES.has(node.name)) {
+        throw new TypeError(
+          `Cannot run backward through ${node.name}${siteOf(node)}: it has no gradient ` +
+            `(compute it inside noGrad or from detached tensors)`,
+        );
+      }
+    }
+    const inputs = node.inputs!;
+    if (i < inputs.length) {
+      top[1]++;
+      const input = inputs[i];
+      if (!input.requiresGrad) continue;
+      if (input.disposed && !input.gradFn) {
+        throw new TypeError(
+          `Cannot compute the gradient of ${input}: it was disposed (an input of ` +
+            `${node.name}${siteOf(node)})`,
+        );
+      }
+      const child = input.gradFn as Node | undefined;
+      if (!child) leafEdges.set(input, (leafEdges.get(input) ?? 0) + 1);
+      else {
+        consumers.set(child, (consumers.get(child) ?? 0) + 1);
+        if (!seen.has(child)) {
+          seen.add(child);
+          stack.push([child, 0]);
+        }
+      }
+    } else {
+      stack.pop();
+      order.push(node);
+    }
+  }
+  order.reverse();
+
+  gradDepth++;
+  try {
+    const seed = gradient ?? ones(root.shape, { device: root.device });
+    const grads = new Map<Node, Tensor>();
+    const refs = new Map<Tensor, number>();
+    const kept = new Set<Tensor>();
+    const own = (t: Tensor) => refs.set(t, (refs.get(t) ?? 0) + 1);
+    const unown = (t: Tensor) => refs.set(t, (refs.get(t) ?? 1) - 1);
+    const userGradient = gradient;
+    const dropIfFree = (t: Tensor) => {
+      if ((refs.get(t) ?? 0) <= 0 && !kept.has(t) && t !== userGradient && !t.disposed) {
+        t.dispose();
+      }
+    };
+    const toLeaf = (leaf: Tensor, g: Tensor) => {
+      if (leaf.grad === undefined || leaf.grad.disposed) {
+        leaf.grad = (refs.get(g) ?? 0) > 0 || kept.has(g) || g === userGradient ? g.detach() : g;
+        kept.add(leaf.grad);
+      } else {
+        leaf.grad.sub_(g, { alpha: -1 }); // accumulates in place: the Tensor stays the same
+      }
+      const left = leafEdges.get(leaf)! - 1;
+      leafEdges.set(leaf, left);
+      if (left === 0) options.onGradReady?.(leaf);
+    };
+    if (!rootNode) {
+      toLeaf(root, seed);
+      dropIfFree(seed);
+      return;
+    }
+    grads.set(rootNode, seed);
+    own(seed);
+    for (const node of order) {
+      const gy = grads.get(node)!;
+      grads.delete(node);
+      const inputs = node.inputs!;
+      const needs = inputs.map((t) => t.requiresGrad);
+      const gs = RULES.get(node.name)!(gy, { inputs, ctx: node.ctx!, needs });
+      unown(gy);
+      const touched = [gy];
+      inputs.forEach((input, i) => {
+        let g = gs[i];
+        if (!needs[i] || g === undefined) return;
+        touched.push(g);
+        const child = input.gradFn as Node | undefined;
+        if (!child) return toLeaf(input, g);
+        if (kept.has(g)) g = g.detach();
+        const prev = grads.get(child);
+        if (prev === undefined) {
+          grads.set(child, g);
+          own(g);
+        } else {
+          const sum = prev.add(g);
+          unown(prev);
+          touched.push(prev);
+          grads.set(child, sum);
+          own(sum);
+        }
+      });
+      for (const t of touched) dropIfFree(t);
+      if (!options.retainGraph) node.free();
+    }
+  } finally {
+    gradDepth--;
+  }
+}
+
+setGradRecorder({
+  enabled: gradEnabled,
+  record(out, op, inputs, ctx) {
+    out.gradFn = new Node(op, inputs, ctx);
+  },
+  backward: runBackward,
+});

@@ -6,7 +6,21 @@
  */
 import { engine } from "../engine/engine.ts";
 
-/** A running benchmark block; disposing it stops the clock. */
+/**
+ * A running benchmark block; disposing it stops the clock.
+ *
+ * @example
+ * ```ts
+ * import { type Benchmark, benchmark } from "./benchmark.ts";
+ * let timer: Benchmark;
+ * {
+ *   using b = benchmark("step", { print: null });
+ *   timer = b;
+ *   console.log(timer.label, timer.seconds); // "step" NaN (still running)
+ * }
+ * console.log(timer.seconds >= 0); // true
+ * ```
+ */
 export interface Benchmark extends AsyncDisposable, Disposable {
   /** The label it prints, for example "GPU1 time". */
   readonly label: string;
@@ -14,7 +28,20 @@ export interface Benchmark extends AsyncDisposable, Disposable {
   readonly seconds: number;
 }
 
-/** Options of {@link benchmark}. */
+/**
+ * Options of {@link benchmark}.
+ *
+ * @example
+ * ```ts
+ * import { benchmark, type BenchmarkOptions } from "./benchmark.ts";
+ * const lines: string[] = [];
+ * const options: BenchmarkOptions = { print: (line) => lines.push(line) };
+ * {
+ *   using _ = benchmark("noop", options);
+ * }
+ * console.log(/^noop: \d+\.\d{4} sec$/.test(lines[0])); // true
+ * ```
+ */
 export interface BenchmarkOptions {
   /**
    * Where the line goes; `null` prints nothing.

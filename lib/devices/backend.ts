@@ -6,10 +6,32 @@
  * @module
  */
 
-/** A WebGPU implementation. */
+/**
+ * A WebGPU implementation.
+ *
+ * @example
+ * ```ts
+ * import type { WebGpuBackend } from "./backend.ts";
+ * import { tryGpu } from "./discovery.ts";
+ * const { backend } = (await tryGpu()).info;
+ * const webgpu: WebGpuBackend | undefined = backend === "host" ? undefined : backend;
+ * console.log(webgpu); // "dawn" ("deno" where Dawn cannot start, undefined without WebGPU)
+ * ```
+ */
 export type WebGpuBackend = "deno" | "dawn";
 
-/** What a user may ask for: a backend, or "auto" for the one measured to be better. */
+/**
+ * What a user may ask for: a backend, or "auto" for the one measured to be better.
+ *
+ * @example
+ * ```ts
+ * import type { BackendChoice } from "./backend.ts";
+ * import { tryAllGpus } from "./discovery.ts";
+ * const backend: BackendChoice = "auto"; // Dawn, else Deno's WebGPU; AUTOPAR_WEBGPU sets it too
+ * const devices = await tryAllGpus({ count: 1, backend });
+ * console.log(devices.length); // 1 (0 without WebGPU)
+ * ```
+ */
 export type BackendChoice = "auto" | WebGpuBackend;
 
 /** Every choice, for messages. */

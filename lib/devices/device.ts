@@ -5,7 +5,16 @@
  * @module
  */
 
-/** What is known about a device's hardware. */
+/**
+ * What is known about a device's hardware.
+ *
+ * @example
+ * ```ts
+ * import { cpu, type DeviceInfo } from "./device.ts";
+ * const info: DeviceInfo = cpu().info;
+ * console.log(info.backend, info.adapter, info.software); // "host" "host CPU" true
+ * ```
+ */
 export interface DeviceInfo {
   /** The WebGPU implementation ("deno": navigator.gpu; "dawn": npm:webgpu), or "host". */
   backend: "deno" | "dawn" | "host";
@@ -23,7 +32,16 @@ export interface DeviceInfo {
   maxStorageBufferBindingSize: number;
 }
 
-/** A place where tensors live and ops run. */
+/**
+ * A place where tensors live and ops run.
+ *
+ * @example
+ * ```ts
+ * import { cpu, type Device } from "./device.ts";
+ * const device: Device = cpu();
+ * console.log(device.name, device.kind, device.index); // "cpu" "cpu" 0
+ * ```
+ */
 export interface Device {
   /** "gpu:0", "gpu:1", ... or "cpu". */
   readonly name: string;

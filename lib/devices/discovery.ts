@@ -17,7 +17,17 @@ import {
   type WebGpuBackend,
 } from "./backend.ts";
 
-/** Options of {@link tryAllGpus}. */
+/**
+ * Options of {@link tryAllGpus}.
+ *
+ * @example
+ * ```ts
+ * import { tryAllGpus, type TryAllGpusOptions } from "./discovery.ts";
+ * const options: TryAllGpusOptions = { count: 2, backend: "auto" };
+ * const devices = await tryAllGpus(options);
+ * console.log(devices.map((d) => d.name)); // ["gpu:0", "gpu:1"] ([] without WebGPU)
+ * ```
+ */
 export interface TryAllGpusOptions {
   /**
    * How many devices to make. With several physical adapters (Dawn), devices go to them in
@@ -87,6 +97,15 @@ let planned:
 /**
  * Destroys every WebGPU device and stops its Worker, freeing their memory; tensors on them
  * are gone. Devices are made anew by the next `tryAllGpus()`, on any backend.
+ *
+ * @example
+ * ```ts
+ * import { closeDevices, tryAllGpus } from "./discovery.ts";
+ * const before = await tryAllGpus({ count: 1 });
+ * await closeDevices(); // their Workers are gone, and the tensors on them
+ * const after = await tryAllGpus({ count: 1 }); // new devices, with the same names
+ * console.log(after.map((d) => d.name), after[0] === before[0]); // ["gpu:0"] false
+ * ```
  */
 export function closeDevices(): Promise<void> {
   const devices = started;
@@ -201,6 +220,7 @@ async function plan(
  * import { tryAllGpus } from "./discovery.ts";
  * const devices = await tryAllGpus({ count: 2 });
  * console.log(devices.map((d) => `${d.name}: ${d.info.adapter} (${d.info.backend})`));
+ * // on a software adapter: ["gpu:0: llvmpipe: Mesa 25.0.7 … (dawn)", "gpu:1: llvmpipe: … (dawn)"]
  * ```
  */
 export async function tryAllGpus(options: TryAllGpusOptions = {}): Promise<Device[]> {

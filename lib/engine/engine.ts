@@ -491,6 +491,12 @@ export function engine(): Engine {
  * configureEngine({ mode: "parallel" });
  * configureEngine({ deviceTiming: false }); // events keep the batch's times
  * configureEngine({ deviceTiming: true });
+ * try {
+ *   configureEngine({ mode: "eager" as "serial" });
+ * } catch (e) {
+ *   console.log(String(e));
+ *   // RangeError: Cannot use engine mode "eager": use "parallel" or "serial"
+ * }
  * ```
  */
 export function configureEngine(options: EngineOptions): void {

@@ -14,7 +14,27 @@ export function creationSite(site: Error): string {
   return (outside ?? lines[0] ?? "unknown").replace(/^at /, "");
 }
 
-/** An asynchronous op that failed on its device. */
+/**
+ * An asynchronous op that failed on its device. Synchronisation points reject with an
+ * AggregateError of them.
+ *
+ * @example
+ * ```ts
+ * import { OpError } from "./errors.ts";
+ * const error = new OpError("out of memory", {
+ *   op: "mm",
+ *   opId: 7,
+ *   device: "gpu:0",
+ *   site: new Error("created here"),
+ * });
+ * console.log(error.name, error.op, error.opId, error.device); // "OpError" "mm" 7 "gpu:0"
+ * console.log(error.message.startsWith("mm (op #7) on gpu:0 failed: out of memory")); // true
+ * // Where they surface:
+ * // try { await synchronize(); } catch (e) {
+ * //   for (const f of (e as AggregateError).errors) console.error(f.op, f.createdAt);
+ * // }
+ * ```
+ */
 export class OpError extends Error {
   /** Always "OpError". */
   override name = "OpError";

@@ -4,10 +4,36 @@
  * @module
  */
 
-/** How the engine runs ops. */
+/**
+ * How the engine runs ops.
+ *
+ * @example
+ * ```ts
+ * import { configureEngine, type EngineMode } from "./engine.ts";
+ * import { ones } from "../tensor/creation.ts";
+ * const mode: EngineMode = "serial"; // each op runs to completion before the next
+ * configureEngine({ mode });
+ * console.log(await ones([2]).add(1).data()); // Float32Array [2, 2]: the same values
+ * configureEngine({ mode: "parallel" });
+ * ```
+ */
 export type EngineMode = "parallel" | "serial";
 
-/** Options of `configureEngine`. */
+/**
+ * Options of `configureEngine`.
+ *
+ * @example
+ * ```ts
+ * import { configureEngine, type EngineOptions } from "./engine.ts";
+ * const options: EngineOptions = { maxOpsInFlight: 64, maxBytesInFlight: 2 ** 28 };
+ * configureEngine(options);
+ * try {
+ *   configureEngine({ maxOpsInFlight: 0 });
+ * } catch (e) {
+ *   console.log((e as RangeError).message); // "Cannot set maxOpsInFlight to 0: it must be >= 1"
+ * }
+ * ```
+ */
 export interface EngineOptions {
   /**
    * "serial" runs each op to completion before the next (like MXNet's NaiveEngine).

@@ -13,18 +13,40 @@ import { engine } from "./engine.ts";
  *
  * @example
  * ```ts
- * import { rand } from "../tensor/creation.ts";
+ * import { cpu } from "../devices/device.ts";
+ * import { ones } from "../tensor/creation.ts";
+ * import { trace$ } from "../trace/trace.ts";
  * import { synchronize } from "./sync.ts";
- * const x = rand([64, 64]);
+ * const done: string[] = [];
+ * const sub = trace$().subscribe((e) => done.push(e.op));
+ * const x = ones([4, 4]);
  * x.mm(x);
- * await synchronize();
+ * await synchronize(cpu()); // or synchronize() for every device
+ * sub.unsubscribe();
+ * console.log(done); // ["ones", "mm"]
  * ```
  */
 export function synchronize(device?: Device): Promise<void> {
   return engine().synchronize(device);
 }
 
-/** Waits for all queued work on every device, like MXNet's `npx.waitall()`. */
+/**
+ * Waits for all queued work on every device, like MXNet's `npx.waitall()`. Rejects like
+ * {@link synchronize}.
+ *
+ * @example
+ * ```ts
+ * import { ones } from "../tensor/creation.ts";
+ * import { trace$ } from "../trace/trace.ts";
+ * import { waitAll } from "./sync.ts";
+ * let finished = 0;
+ * const sub = trace$().subscribe(() => finished++);
+ * ones([2]).mul(3).add(1);
+ * await waitAll();
+ * sub.unsubscribe();
+ * console.log(finished); // 3
+ * ```
+ */
 export function waitAll(): Promise<void> {
   return engine().synchronize();
 }

@@ -4,13 +4,46 @@
  *
  * @module
  */
-import type { OperatorFunction } from "npm:rxjs@7.8.2";
 import type { Device } from "../devices/device.ts";
 import { checkDevice, type Tensor } from "../tensor/tensor.ts";
 import { orderedMap } from "./ordered_map.ts";
+import type * as rxjs from "./rxjs_types.ts";
 import { computed } from "./settled.ts";
 
-/** Options of {@link copyTo}. */
+/**
+ * An rxjs operator from a stream of tensors to a stream of tensors, for `.pipe()`.
+ *
+ * @example
+ * ```ts
+ * import { lastValueFrom, of, toArray } from "npm:rxjs@7.8.2";
+ * import { cpu } from "../devices/device.ts";
+ * import { tryGpu } from "../devices/discovery.ts";
+ * import { ones } from "../tensor/creation.ts";
+ * import { copyTo, type TensorOperator } from "./copy_to.ts";
+ * const toHost: TensorOperator = copyTo(cpu());
+ * const x = ones([2], { device: await tryGpu() });
+ * const [y] = await lastValueFrom(of(x).pipe(toHost, toArray()));
+ * console.log(y.device.name, await y.data()); // "cpu" Float32Array [1, 1]
+ * ```
+ */
+export type TensorOperator = rxjs.OperatorFunction<Tensor, Tensor>;
+
+/**
+ * Options of {@link copyTo}.
+ *
+ * @example
+ * ```ts
+ * import { lastValueFrom, of, toArray } from "npm:rxjs@7.8.2";
+ * import { cpu } from "../devices/device.ts";
+ * import { tryGpu } from "../devices/discovery.ts";
+ * import { ones } from "../tensor/creation.ts";
+ * import { copyTo, type CopyToOptions } from "./copy_to.ts";
+ * const options: CopyToOptions = { concurrency: 1, disposeSource: false }; // keep the sources
+ * const x = ones([2], { device: await tryGpu() });
+ * const [y] = await lastValueFrom(of(x).pipe(copyTo(cpu(), options), toArray()));
+ * console.log(x.disposed, y.device.name); // false "cpu"
+ * ```
+ */
 export interface CopyToOptions {
   /**
    * Most copies in flight at once.
@@ -49,7 +82,7 @@ export interface CopyToOptions {
 export function copyTo(
   device: Device,
   options: CopyToOptions = {},
-): OperatorFunction<Tensor, Tensor> {
+): TensorOperator {
   const target = checkDevice(device, "copy a stream");
   const concurrency = options.concurrency ?? 2;
   const disposeSource = options.disposeSource ?? true;

@@ -4,12 +4,42 @@
  *
  * @module
  */
-import type { Observable } from "npm:rxjs@7.8.2";
 import type { Tensor } from "../tensor/tensor.ts";
 import { paced } from "./paced.ts";
+import type * as rxjs from "./rxjs_types.ts";
 import { computed } from "./settled.ts";
 
-/** Options of {@link produce}. */
+/**
+ * A stream of tensors, each emitted once it is computed: an rxjs Observable, to `.pipe()`
+ * (for example into `copyTo`) and `subscribe()` like any other.
+ *
+ * @example
+ * ```ts
+ * import { lastValueFrom, map, toArray } from "npm:rxjs@7.8.2";
+ * import { ones } from "../tensor/creation.ts";
+ * import { produce, type TensorStream } from "./produce.ts";
+ * const x = ones([2]);
+ * const ys: TensorStream = produce(3, (i) => x.add(i));
+ * const shapes = await lastValueFrom(ys.pipe(map((y) => y.shape), toArray()));
+ * console.log(shapes); // [[2], [2], [2]]
+ * ```
+ */
+export type TensorStream = rxjs.Observable<Tensor>;
+
+/**
+ * Options of {@link produce}.
+ *
+ * @example
+ * ```ts
+ * import { lastValueFrom, toArray } from "npm:rxjs@7.8.2";
+ * import { ones } from "../tensor/creation.ts";
+ * import { produce, type ProduceOptions } from "./produce.ts";
+ * const options: ProduceOptions = { inFlight: 1 }; // one tensor made at a time
+ * const x = ones([2]);
+ * const ys = await lastValueFrom(produce(2, (i) => x.mul(i + 1), options).pipe(toArray()));
+ * console.log(await ys[1].data()); // Float32Array [2, 2]
+ * ```
+ */
 export interface ProduceOptions {
   /**
    * At most this many tensors computing, or emitted and still waiting in a consumer's
@@ -40,7 +70,7 @@ export function produce(
   n: number,
   make: (i: number) => Tensor,
   options: ProduceOptions = {},
-): Observable<Tensor> {
+): TensorStream {
   const inFlight = options.inFlight ?? 2;
   if (!Number.isInteger(n) || n < 0) {
     throw new RangeError(`Cannot produce ${n} tensors: n must be a whole number >= 0`);

@@ -6,25 +6,58 @@
  */
 import type { TraceEvent } from "../engine/engine.ts";
 
-/** One event of the Chrome Trace Event Format. Times are microseconds. */
+/**
+ * One event of the Chrome Trace Event Format. Times are microseconds.
+ *
+ * @example
+ * ```ts
+ * import { type ChromeTraceEvent, exportChromeTrace } from "./chrome_trace.ts";
+ * const { traceEvents } = exportChromeTrace([
+ *   { id: 1, op: "mm", device: "gpu:0", lane: "compute", queued: 0, start: 1, end: 3, deps: [] },
+ * ]);
+ * const span: ChromeTraceEvent = traceEvents.find((e) => e.ph === "X")!;
+ * console.log(span.name, span.ts, span.dur, span.pid, span.tid); // "mm" 1000 2000 1 1
+ * ```
+ */
 export interface ChromeTraceEvent {
+  /** The name shown: the op's, a benchmark's label, "dep" for a flow, or the metadata's kind. */
   name: string;
   /** "X" complete, "M" metadata, "s"/"f" flow start and end. */
   ph: "X" | "M" | "s" | "f";
+  /** When it starts, in µs on the main thread's `performance.now()` clock; 0 for metadata. */
   ts: number;
+  /** The process: one per device, numbered from 1 in the order of the devices' names. */
   pid: number;
+  /** The thread: the lane (1 compute, 2 copy, 3 host), or 0 for a process's metadata. */
   tid: number;
+  /** The category, "autopar" for spans and flows. */
   cat?: string;
+  /** How long a complete ("X") event lasts, in µs. */
   dur?: number;
+  /** The flow's id, the same on its start ("s") and its end ("f"). */
   id?: number;
   /** "e": a flow end binds to the slice that encloses it. */
   bp?: "e";
+  /** What the viewer lists with it: the op's id, shape, bytes, flops, deps; a metadata's value. */
   args?: Record<string, unknown>;
 }
 
-/** A trace in the Chrome Trace Event Format's object form. */
+/**
+ * A trace in the Chrome Trace Event Format's object form.
+ *
+ * @example
+ * ```ts
+ * import { type ChromeTrace, exportChromeTrace } from "./chrome_trace.ts";
+ * const trace: ChromeTrace = exportChromeTrace([
+ *   { id: 1, op: "mm", device: "gpu:0", lane: "compute", queued: 0, start: 1, end: 3, deps: [] },
+ * ]);
+ * console.log(trace.displayTimeUnit, trace.traceEvents.map((e) => e.ph).join("")); // "ms" "MMMMX"
+ * ```
+ */
 export interface ChromeTrace {
+  /** Every event: the metadata (names and sort order) first, then spans and flows by `ts`. */
   traceEvents: ChromeTraceEvent[];
+  /** The unit viewers show times in; `ts` and `dur` stay in µs. */
   displayTimeUnit: "ms";
 }
 

@@ -9,6 +9,22 @@
  * One span of work. Times are ms on the main thread's `performance.now()` clock; with device
  * timing, `start`/`end` of compute passes and copies are their device timestamps put on that
  * clock.
+ *
+ * @example
+ * ```ts
+ * import type { TraceEvent } from "./event.ts";
+ * import { trace$ } from "./trace.ts";
+ * import { ones } from "../tensor/creation.ts";
+ * import { synchronize } from "../engine/sync.ts";
+ * const events: TraceEvent[] = [];
+ * const sub = trace$().subscribe((e) => events.push(e));
+ * ones([2, 2]).add(1);
+ * await synchronize();
+ * sub.unsubscribe();
+ * const [made, add] = events;
+ * console.log(add.op, add.device, add.lane, add.shape); // "add" "cpu" "host" [2, 2]
+ * console.log(add.deps[0] === made.id, add.end >= add.start); // true true
+ * ```
  */
 export interface TraceEvent {
   /** The op's id (benchmark spans get ids of their own). */

@@ -7,9 +7,24 @@
  */
 import type { TraceEvent } from "../engine/engine.ts";
 
-/** How busy one lane (a device's compute, copy or host lane) was. */
+/**
+ * How busy one lane (a device's compute, copy or host lane) was.
+ *
+ * @example
+ * ```ts
+ * import { type LaneSummary, summarize } from "./summarize.ts";
+ * const [lane]: LaneSummary[] = summarize([
+ *   { id: 1, op: "mm", device: "gpu:0", lane: "compute", queued: 0, start: 0, end: 4, deps: [] },
+ *   { id: 2, op: "mm", device: "gpu:0", lane: "compute", queued: 0, start: 6, end: 10, deps: [] },
+ * ]).lanes;
+ * console.log(lane.device, lane.lane, lane.ops); // "gpu:0" "compute" 2
+ * console.log(lane.busy, lane.utilisation); // 8 0.8
+ * ```
+ */
 export interface LaneSummary {
+  /** The device's name, for example "gpu:0". */
   device: string;
+  /** Which of the device's lanes: "compute", "copy" or "host". */
   lane: TraceEvent["lane"];
   /** Ops on the lane. */
   ops: number;
@@ -19,7 +34,19 @@ export interface LaneSummary {
   utilisation: number;
 }
 
-/** Copy time against compute time (ms). */
+/**
+ * Copy time against compute time (ms).
+ *
+ * @example
+ * ```ts
+ * import { type CopySummary, summarize } from "./summarize.ts";
+ * const copy: CopySummary = summarize([
+ *   { id: 1, op: "mm", device: "gpu:0", lane: "compute", queued: 0, start: 0, end: 10, deps: [] },
+ *   { id: 2, op: "copy", device: "gpu:0", lane: "copy", queued: 0, start: 8, end: 12, deps: [] },
+ * ]).copy;
+ * console.log(copy.total, copy.hidden, copy.exposed, copy.hiddenFraction); // 4 2 2 0.5
+ * ```
+ */
 export interface CopySummary {
   /** Copy time: per device, the union of its copy spans; summed over devices. */
   total: number;
@@ -33,11 +60,27 @@ export interface CopySummary {
   hiddenFraction: number;
 }
 
-/** What {@link summarize} finds. */
+/**
+ * What {@link summarize} finds.
+ *
+ * @example
+ * ```ts
+ * import { summarize, type TraceSummary } from "./summarize.ts";
+ * const s: TraceSummary = summarize([
+ *   { id: 1, op: "mm", device: "gpu:0", lane: "compute", queued: 0, start: 0, end: 4, deps: [] },
+ *   { id: 2, op: "mm", device: "gpu:1", lane: "compute", queued: 0, start: 0, end: 4, deps: [] },
+ *   { id: 3, op: "add", device: "gpu:0", lane: "compute", queued: 0, start: 4, end: 5, deps: [1] },
+ * ]);
+ * console.log(s.makespan, s.criticalPath, s.idealMakespan, s.efficiency);
+ * // 5 { length: 5, ops: [1, 3] } 5 1
+ * ```
+ */
 export interface TraceSummary {
   /** ms from the first op's start to the last op's end (0 without ops). */
   makespan: number;
+  /** Each lane that ran an op, by device name, then lane name. */
   lanes: LaneSummary[];
+  /** Copy time against compute time, in ms. */
   copy: CopySummary;
   /** The longest chain of dependent ops, by the sum of their durations (ms), first op first. */
   criticalPath: { length: number; ops: number[] };
@@ -50,7 +93,22 @@ export interface TraceSummary {
   efficiency: number;
 }
 
-/** Options of {@link summarize}. */
+/**
+ * Options of {@link summarize}.
+ *
+ * @example
+ * ```ts
+ * import { type SummarizeOptions, summarize } from "./summarize.ts";
+ * const options: SummarizeOptions = { span: "step" };
+ * const s = summarize([
+ *   { id: 1, op: "mm", device: "gpu:0", lane: "compute", queued: 0, start: 0, end: 4, deps: [] },
+ *   { id: 2, op: "benchmark", label: "step", device: "cpu", lane: "host", queued: 5, start: 5,
+ *     end: 9, deps: [] },
+ *   { id: 3, op: "mm", device: "gpu:0", lane: "compute", queued: 6, start: 6, end: 8, deps: [] },
+ * ], options);
+ * console.log(s.makespan, s.lanes[0].ops); // 2 1
+ * ```
+ */
 export interface SummarizeOptions {
   /**
    * Summarise only the ops queued inside the last benchmark span with this label.

@@ -6,10 +6,45 @@
  */
 import { Observable, type Subscription } from "npm:rxjs@7.8.2";
 import { engine, type TraceEvent } from "../engine/engine.ts";
+import type * as rxjs from "../streams/rxjs_types.ts";
 
 export type { TraceEvent } from "../engine/engine.ts";
 
-/** Options of {@link trace$}. */
+/**
+ * The stream {@link trace$} returns: an rxjs Observable of trace events, to `.pipe()` and
+ * `subscribe()` like any other. It never completes.
+ *
+ * @example
+ * ```ts
+ * import { filter, firstValueFrom } from "npm:rxjs@7.8.2";
+ * import { trace$, type TraceStream } from "./trace.ts";
+ * import { ones } from "../tensor/creation.ts";
+ * const events: TraceStream = trace$();
+ * const firstAdd = firstValueFrom(events.pipe(filter((e) => e.op === "add")));
+ * ones([2, 3]).add(1);
+ * console.log((await firstAdd).shape); // [2, 3]
+ * ```
+ */
+export type TraceStream = rxjs.Observable<TraceEvent>;
+
+/**
+ * Options of {@link trace$}.
+ *
+ * @example
+ * ```ts
+ * import { trace$, type TraceOptions } from "./trace.ts";
+ * import { ones } from "../tensor/creation.ts";
+ * import { synchronize } from "../engine/sync.ts";
+ * const keep: TraceOptions = { replay: true, bufferSize: 2 };
+ * trace$(keep); // keeps the newest 2 events from here on
+ * ones([4]).add(1).mul(2);
+ * await synchronize();
+ * const kept: string[] = [];
+ * trace$({ replay: true }).subscribe((e) => kept.push(e.op)).unsubscribe();
+ * console.log(kept); // ["add", "mul"]
+ * trace$({ replay: true, bufferSize: 0 }); // stops keeping and forgets them
+ * ```
+ */
 export interface TraceOptions {
   /**
    * Replay the events kept so far to each subscriber before the live ones. The first such
@@ -90,7 +125,7 @@ let replay: ReplayBuffer | undefined;
  * trace$({ replay: true, bufferSize: 0 }); // stop keeping
  * ```
  */
-export function trace$(options: TraceOptions = {}): Observable<TraceEvent> {
+export function trace$(options: TraceOptions = {}): TraceStream {
   const events = engine().events;
   if (!options.replay) return events.asObservable();
   const size = options.bufferSize ?? replay?.size ?? 100_000;

@@ -36,6 +36,15 @@ export type {
 } from "./lib/tensor/tensor.ts";
 export { noGrad } from "./lib/autograd/tape.ts";
 export { grad, valueAndGrad } from "./lib/autograd/grad.ts";
+export { Linear, Module, ReLU, replicate, Sequential } from "./lib/nn/module.ts";
+export type { LinearOptions } from "./lib/nn/module.ts";
+export { DataParallel } from "./lib/nn/data_parallel.ts";
+export type { DataParallelOptions, StepResult } from "./lib/nn/data_parallel.ts";
+export { Optimizer } from "./lib/optim/optimizer.ts";
+export { SGD } from "./lib/optim/sgd.ts";
+export type { SgdOptions } from "./lib/optim/sgd.ts";
+export { Adam } from "./lib/optim/adam.ts";
+export type { AdamOptions } from "./lib/optim/adam.ts";
 export type { GradOptions, Grads } from "./lib/autograd/grad.ts";
 export { fromArray, ones, rand, zeros } from "./lib/tensor/creation.ts";
 export type { CreateOptions, RandOptions } from "./lib/tensor/creation.ts";

@@ -16,7 +16,7 @@ import {
 import { gpu1Gpu2, type Gpu1Gpu2Timings } from "../lib/experiments/gpu1_gpu2.ts";
 import { copyHeavy, type OverlapTimings, runAndCopy } from "../lib/experiments/copy_overlap.ts";
 import { median } from "../lib/experiments/section.ts";
-import { DataParallelMlp } from "../lib/train/mlp.ts";
+import { mlp as mlpModel, Trainer } from "../lib/train/trainer.ts";
 import { trainEpoch } from "../lib/train/epoch.ts";
 import { loadMnist } from "../lib/train/mnist.ts";
 
@@ -278,7 +278,7 @@ async function mlp(devices: Device[]): Promise<Metric[]> {
     [[devices[0]], devices.slice(0, 2)].map((on) => ({
       staleness,
       count: on.length,
-      mlp: new DataParallelMlp(on, { lr: 0.5, seed: 1, staleness }),
+      mlp: new Trainer(mlpModel({ seed: 1 }), on, { lr: 0.5, staleness }),
       seen: [] as number[],
     }))
   );

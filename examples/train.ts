@@ -1,5 +1,7 @@
 // `deno task train`: the book's two-layer MLP (784 -> 256 -> 10) on real MNIST digits,
-// data parallel over the devices with the host summing the gradients.
+// built from Linear and ReLU layers, differentiated by autograd, trained by SGD, data
+// parallel over the devices (DataParallel: a replica per device, the gradients exchanged
+// through the host in buckets while backward still runs).
 //
 //   deno task train [--devices cpu|1|2] [--epochs N] [--batch N] [--lr X] [--staleness K]
 //                   [--trace step.json]
@@ -19,7 +21,7 @@ import {
   type TraceEvent,
   tryAllGpus,
 } from "../mod.ts";
-import { DataParallelMlp } from "../lib/train/mlp.ts";
+import { mlp, Trainer } from "../lib/train/trainer.ts";
 import { loadMnist } from "../lib/train/mnist.ts";
 import { trainEpoch } from "../lib/train/epoch.ts";
 import { gradientTraffic } from "../lib/train/traffic.ts";
@@ -76,7 +78,7 @@ else {
 const { train, test } = loadMnist();
 console.log(
   `MLP 784 -> 256 -> 10 on ${devices.map((d) => d.name).join(" + ")}` +
-    (devices.length > 1 ? " (gradients summed on the host)" : "") +
+    (devices.length > 1 ? " (DataParallel: gradients averaged on the host)" : "") +
     `; ${devices[0].info.adapter}${
       devices[0].info.threads ? `, ${devices[0].info.threads} thread(s) per device` : ""
     }`,
@@ -86,15 +88,15 @@ console.log(
     (staleness ? `; updates ${staleness} step(s) late (--staleness ${staleness})` : "") + "\n",
 );
 
-const mlp = new DataParallelMlp(devices, { lr, seed: 1, staleness });
+const trainer = new Trainer(mlp({ seed: 1 }), devices, { lr, staleness });
 await synchronize();
 
 if (values.trace) {
   // One training step (after a warm-up step that compiles the kernels), as a Chrome trace.
-  await trainEpoch(mlp, train, { batch, limit: batch, seed: 1000 });
+  await trainEpoch(trainer, train, { batch, limit: batch, seed: 1000 });
   const events: TraceEvent[] = [];
   const sub = trace$().subscribe((e) => events.push(e));
-  await trainEpoch(mlp, train, { batch, limit: batch, seed: 1001 });
+  await trainEpoch(trainer, train, { batch, limit: batch, seed: 1001 });
   sub.unsubscribe();
   await Deno.writeTextFile(values.trace, JSON.stringify(exportChromeTrace(events)));
   console.log(
@@ -107,9 +109,9 @@ console.log(header.map((h) => h.padStart(12)).join(""));
 for (let epoch = 1; epoch <= epochs; epoch++) {
   const events: TraceEvent[] = [];
   const sub = trace$().subscribe((e) => events.push(e));
-  const r = await trainEpoch(mlp, train, { batch, seed: epoch });
+  const r = await trainEpoch(trainer, train, { batch, seed: epoch });
   sub.unsubscribe();
-  const { accuracy } = await mlp.evaluate(test);
+  const { accuracy } = await trainer.evaluate(test);
   const traffic = gradientTraffic(events);
   const hidden = traffic.total > 0
     ? `${(100 * traffic.hiddenAnyDevice / traffic.total).toFixed(0)}%`

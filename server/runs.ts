@@ -11,7 +11,7 @@ import { copyHeavy, runAndCopy } from "../lib/experiments/copy_overlap.ts";
 import { gpu1Gpu2 } from "../lib/experiments/gpu1_gpu2.ts";
 import { summarize } from "../lib/trace/summarize.ts";
 import { trace$ } from "../lib/trace/trace.ts";
-import { DataParallelMlp } from "../lib/train/mlp.ts";
+import { mlp, Trainer } from "../lib/train/trainer.ts";
 import { loadMnist } from "../lib/train/mnist.ts";
 import { trainEpoch } from "../lib/train/epoch.ts";
 import { gradientTraffic } from "../lib/train/traffic.ts";
@@ -252,17 +252,17 @@ export class RunManager {
   /** Trains a fresh MLP on all the devices, adding one line per epoch to `record`. */
   async #train(record: RunRecord, events: readonly TraceEvent[]): Promise<void> {
     const { train, test } = this.#mnist ??= loadMnist();
-    const mlp = new DataParallelMlp(this.devices, { lr: TRAIN_LR, seed: 1 });
-    using _ = { [Symbol.dispose]: () => mlp.dispose() };
+    const trainer = new Trainer(mlp({ seed: 1 }), this.devices, { lr: TRAIN_LR });
+    using _ = { [Symbol.dispose]: () => trainer.dispose() };
     record.epochs = [];
     for (let epoch = 1; epoch <= record.iters; epoch++) {
       const from = events.length;
-      const r = await trainEpoch(mlp, train, {
+      const r = await trainEpoch(trainer, train, {
         batch: record.size,
         seed: epoch,
         limit: this.#trainSamples,
       });
-      const { accuracy } = await mlp.evaluate(test);
+      const { accuracy } = await trainer.evaluate(test);
       const traffic = gradientTraffic(events.slice(from));
       record.epochs.push({
         epoch,

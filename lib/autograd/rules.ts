@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { KernelParams } from "../kernels/kernel.ts";
 import type { OpContext, Tensor } from "../tensor/tensor.ts";
 
 /** One recorded op as a rule sees it. */
@@ -111,6 +112,7 @@ export const RULES: ReadonlyMap<string, GradRule> = new Map<string, GradRule>([
   ["relu", (gy, op) => [out(op).reluBackward(gy)]],
   ["reshape", (gy, op) => [gy.reshape(op.inputs[0].shape)]],
   ["transpose", (gy) => [gy.transpose()]],
+  ["narrow", (gy, op) => [gy.unnarrow(op.ctx as KernelParams, op.inputs[0].shape)]],
   ["expand", (gy, op) => [sumTo(gy, op.inputs[0].shape)]],
   ["to", (gy, op) => [gy.to(op.inputs[0].device, { nonBlocking: true })]],
   ["mm", (gy, op) => {
@@ -134,6 +136,15 @@ export const RULES: ReadonlyMap<string, GradRule> = new Map<string, GradRule>([
   ["mean", (gy, op) => {
     const x = op.inputs[0];
     return [spread(gy, op, x.size / out(op).size)];
+  }],
+  ["max", (gy, op) => {
+    // Every element equal to the maximum gets gy: where max - x is 0, so where relu's mask
+    // of max - x is off.
+    const g = spread(gy, op, 1);
+    const m = spread(out(op), op, 1);
+    const below = m.sub(op.inputs[0]);
+    const off = below.reluBackward(g);
+    return [freeing(g.sub(off), g, m, below, off)];
   }],
   ["logSoftmax", (gy, op) => {
     // dx = gy - softmax(x) * sum(gy, axis)

@@ -16,6 +16,22 @@ import {
 import { ones } from "../tensor/creation.ts";
 import { RULES } from "./rules.ts";
 
+/** How many recorded nodes hold each tensor (as an input or a saved output). */
+const holders = new WeakMap<Tensor, number>();
+/** Tensors whose maker let go of them: disposed when the last node holding them is freed. */
+const released = new WeakSet<Tensor>();
+
+/**
+ * Disposes `t` as soon as the autograd graph no longer needs it: at once when no recorded
+ * op holds it, else when backward() frees the last op that does. Layers call it on their
+ * intermediate results, so that a training loop frees its activations deterministically,
+ * without waiting for the garbage collector.
+ */
+export function release(t: Tensor): void {
+  if ((holders.get(t) ?? 0) > 0) released.add(t);
+  else if (!t.disposed) t.dispose();
+}
+
 /** A recorded op. Its inputs and saved tensors are dropped once backward has used them. */
 class Node implements GradFn {
   readonly site = new Error("created here");
@@ -23,11 +39,14 @@ class Node implements GradFn {
   ctx: OpContext | undefined;
   /** Internal tensors the node owns (disposed when the graph is freed). */
   owned: Tensor[];
+  #held: Tensor[];
 
   constructor(readonly name: string, inputs: readonly Tensor[], ctx: OpContext) {
     this.inputs = inputs;
     this.ctx = ctx;
     this.owned = name === "crossEntropy" ? [ctx.grad as Tensor] : [];
+    this.#held = ctx.out ? [...inputs, ctx.out as Tensor] : [...inputs];
+    for (const t of this.#held) holders.set(t, (holders.get(t) ?? 0) + 1);
   }
 
   get freed(): boolean {
@@ -38,6 +57,11 @@ class Node implements GradFn {
     this.inputs = undefined;
     this.ctx = undefined;
     for (const t of this.owned.splice(0)) t.dispose();
+    for (const t of this.#held.splice(0)) {
+      const left = holders.get(t)! - 1;
+      holders.set(t, left);
+      if (left === 0 && released.has(t) && !t.disposed) t.dispose();
+    }
   }
 }
 
@@ -204,6 +228,11 @@ export function runBackward(
       if (leaf.grad === undefined || leaf.grad.disposed) {
         leaf.grad = (refs.get(g) ?? 0) > 0 || kept.has(g) || g === userGradient ? g.detach() : g;
         kept.add(leaf.grad);
+      } else if (leaf.grad === g) {
+        // g reached the leaf twice (x.add(x)): sub_ cannot read the buffer it writes.
+        const copy = g.detach();
+        leaf.grad.sub_(copy, { alpha: -1 });
+        copy.dispose();
       } else {
         leaf.grad.sub_(g, { alpha: -1 }); // accumulates in place: the Tensor stays the same
       }

@@ -175,3 +175,80 @@ export const sumCols: KernelSpec<SumColsParams> = {
     return [out];
   },
 };
+
+/**
+ * Parameters of {@link narrow} and {@link unnarrow}: the full tensor is
+ * `[outer, mid, inner]` and the slice keeps `length` of `mid` from `start`.
+ */
+export interface NarrowParams extends KernelParams {
+  outer: number;
+  mid: number;
+  inner: number;
+  start: number;
+  length: number;
+}
+
+const NWG = 256;
+const narrowMain =
+  `@compute @workgroup_size(${NWG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let k = gid.x + gid.y * nwg.x * ${NWG}u;`;
+
+/** `out[o, j, i] = in[o, start + j, i]`: a slice along one axis (PyTorch's `narrow`). */
+export const narrow: KernelSpec<NarrowParams> = {
+  name: "narrow",
+  inputTypes: () => ["f32"],
+  outputTypes: () => ["f32"],
+  uniformFields: [["outer", "u32"], ["mid", "u32"], ["inner", "u32"], ["start", "u32"], [
+    "length",
+    "u32",
+  ]],
+  uniforms: (p) => [p.outer, p.mid, p.inner, p.start, p.length],
+  variant: () => "",
+  wgsl: () =>
+    `${narrowMain}
+  if (k >= u.outer * u.length * u.inner) { return; }
+  let i = k % u.inner;
+  let j = (k / u.inner) % u.length;
+  let o = k / (u.inner * u.length);
+  out0[k] = in0[(o * u.mid + u.start + j) * u.inner + i];
+}`,
+  workgroups: (p) => spreadWorkgroups((p.outer * p.length * p.inner) / NWG),
+  cpu: ([a], p) => {
+    const out = new Float32Array(p.outer * p.length * p.inner);
+    const block = p.length * p.inner;
+    for (let o = 0; o < p.outer; o++) {
+      const from = (o * p.mid + p.start) * p.inner;
+      out.set(a.subarray(from, from + block), o * block);
+    }
+    return [out];
+  },
+};
+
+/** The gradient of {@link narrow}: the slice put back in place, zeros elsewhere. */
+export const unnarrow: KernelSpec<NarrowParams> = {
+  name: "unnarrow",
+  inputTypes: () => ["f32"],
+  outputTypes: () => ["f32"],
+  uniformFields: narrow.uniformFields,
+  uniforms: narrow.uniforms,
+  variant: () => "",
+  wgsl: () =>
+    `${narrowMain}
+  if (k >= u.outer * u.mid * u.inner) { return; }
+  let i = k % u.inner;
+  let j = (k / u.inner) % u.mid;
+  let o = k / (u.inner * u.mid);
+  let inside = j >= u.start && j < u.start + u.length;
+  let from = (o * u.length + min(j - u.start, u.length - 1u)) * u.inner + i;
+  out0[k] = select(0.0, in0[min(from, arrayLength(&in0) - 1u)], inside);
+}`,
+  workgroups: (p) => spreadWorkgroups((p.outer * p.mid * p.inner) / NWG),
+  cpu: ([g], p) => {
+    const out = new Float32Array(p.outer * p.mid * p.inner);
+    const block = p.length * p.inner;
+    for (let o = 0; o < p.outer; o++) {
+      out.set(g.subarray(o * block, (o + 1) * block), (o * p.mid + p.start) * p.inner);
+    }
+    return [out];
+  },
+};

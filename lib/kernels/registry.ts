@@ -6,7 +6,7 @@
  */
 import type { KernelParams, KernelSpec } from "./kernel.ts";
 import { binary, fill, random, unary } from "./elementwise.ts";
-import { sumCols, sumRows, transpose } from "./layout.ts";
+import { narrow, sumCols, sumRows, transpose, unnarrow } from "./layout.ts";
 import { matmul } from "./matmul.ts";
 import { binaryStrided, expand } from "./broadcast.ts";
 import {
@@ -31,6 +31,8 @@ export const KERNELS: ReadonlyMap<string, KernelSpec<KernelParams>> = new Map(
     transpose,
     sumRows,
     sumCols,
+    narrow,
+    unnarrow,
     reluBackward,
     softmaxCrossEntropy,
     subInPlace,

@@ -566,6 +566,41 @@ export class Tensor {
     return this;
   }
 
+  /**
+   * The `length` entries from `start` along `axis` (a copy; PyTorch's `narrow`). Throws a
+   * RangeError for a range the tensor does not have.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * console.log(await fromArray([1, 2, 3, 4, 5, 6], [3, 2]).narrow(0, 1, 2).data()); // [3, 4, 5, 6]
+   * ```
+   */
+  narrow(axis: number, start: number, length: number): Tensor {
+    const [a] = this.#operands("narrow");
+    const ax = this.#axis(axis, "narrow");
+    const { outer, mid, inner } = this.#split(ax);
+    if (
+      !Number.isInteger(start) || !Number.isInteger(length) || start < 0 || length < 1 ||
+      start + length > mid
+    ) {
+      throw new RangeError(
+        `Cannot narrow shape ${fmt(this.shape)} along axis ${axis} to ${length} from ${start}: ` +
+          `the range must lie in [0, ${mid})`,
+      );
+    }
+    const shape = this.shape.map((s, i) => i === ax ? length : s);
+    const params = { outer, mid, inner, start, length };
+    const out = this.#run("narrow", "narrow", params, [a], shape, 0);
+    return this.#track(out, "narrow", [this], params);
+  }
+
+  /** The gradient of {@link Tensor.narrow} (autopar's own use): this slice put in place. */
+  unnarrow(params: KernelParams, shape: readonly number[]): Tensor {
+    const [a] = this.#operands("unnarrow");
+    return this.#run("unnarrow", "unnarrow", params, [a], shape, 0);
+  }
+
   /** The transpose of a 2-D tensor. Throws a RangeError for other ranks. */
   transpose(): Tensor {
     const [a] = this.#operands("transpose");
@@ -860,7 +895,8 @@ export class Tensor {
         out,
         n,
       );
-    return this.#track(t, op, [this, other], {});
+    // div's rule reads its output: d(a/b)/db = -(a/b)/b.
+    return this.#track(t, op, [this, other], op === "div" ? { out: t } : {});
   }
 
   #unary(op: UnaryOp): Tensor {

@@ -4,10 +4,28 @@
  *
  * @module
  */
+import type { Device } from "../devices/device.ts";
 import { synchronize } from "../engine/sync.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { countCorrect, type DataParallelMlp } from "./mlp.ts";
 import { type Dataset, mulberry32, shuffle } from "./mnist.ts";
+import { countCorrect } from "./trainer.ts";
+
+/** What {@link trainEpoch} drives: a {@link Trainer}, or bench/manual_mlp.ts's baseline. */
+export interface EpochTrainer {
+  readonly devices: readonly Device[];
+  /** Inputs per sample. */
+  readonly inputs: number;
+  /** Classes. */
+  readonly outputs: number;
+  /** Queues one step on the first `count` rows; per replica: losses, logits and rows. */
+  step(
+    images: Float32Array,
+    labels: Float32Array,
+    count: number,
+  ): { losses: Tensor[]; logits: Tensor[]; rows: number[] };
+  /** Applies the updates still pending. */
+  flush(): void;
+}
 
 /** Options of {@link trainEpoch}. */
 export interface EpochOptions {
@@ -42,7 +60,7 @@ export interface EpochResult {
 
 /** Trains `mlp` for one epoch over `data` in shuffled minibatches; throws what the work threw. */
 export async function trainEpoch(
-  mlp: DataParallelMlp,
+  mlp: EpochTrainer,
   data: Dataset,
   options: EpochOptions = {},
 ): Promise<EpochResult> {
@@ -58,7 +76,8 @@ export async function trainEpoch(
   const { inputs } = mlp;
   const images = new Float32Array(batch * inputs);
   const labels = new Float32Array(batch);
-  const outputs: { losses: Tensor[]; logits: Tensor[]; labels: Float32Array }[] = [];
+  const outputs: { losses: Tensor[]; logits: Tensor[]; rows: number[]; labels: Float32Array }[] =
+    [];
   const start = performance.now();
   for (let from = 0; from < count; from += batch) {
     const n = Math.min(batch, count - from);
@@ -88,9 +107,11 @@ export async function trainEpoch(
     const [losses, logits] = values[i];
     let row = 0;
     losses.forEach((l, d) => {
-      loss += l.reduce((s, v) => s + v, 0);
-      correct += countCorrect(logits[d], out.labels.subarray(row, row + l.length), mlp.outputs);
-      row += l.length;
+      // Per-row losses or a replica's mean loss: either way mean * rows is the sum.
+      const rows = out.rows[d];
+      loss += (l.reduce((s, v) => s + v, 0) / l.length) * rows;
+      correct += countCorrect(logits[d], out.labels.subarray(row, row + rows), mlp.outputs);
+      row += rows;
     });
     for (const t of [...out.losses, ...out.logits]) t.dispose();
   }

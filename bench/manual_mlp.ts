@@ -1,4 +1,8 @@
 /**
+ * The baseline of bench/mlp.ts: the chapter's MLP with its gradients written by hand, as
+ * autopar trained it before autograd (lib/train/trainer.ts now trains it with autograd,
+ * the layers and DataParallel). Kept here, outside lib/, to measure autograd's cost.
+ *
  * The book's two-layer MLP (784 -> 256 -> 10 with ReLU, softmax cross-entropy) trained by
  * minibatch SGD, data parallel: each minibatch is split between the devices, each holding a
  * replica of the parameters. Each layer's gradients are copied to the host as soon as they
@@ -7,10 +11,11 @@
  *
  * @module
  */
-import { cpu, type Device } from "../devices/device.ts";
-import { fromArray, rand, zeros } from "../tensor/creation.ts";
-import type { Tensor } from "../tensor/tensor.ts";
-import { CLASSES, type Dataset, PIXELS } from "./mnist.ts";
+import { cpu, type Device } from "../lib/devices/device.ts";
+import { fromArray, rand, zeros } from "../lib/tensor/creation.ts";
+import type { Tensor } from "../lib/tensor/tensor.ts";
+import { CLASSES, type Dataset, PIXELS } from "../lib/train/mnist.ts";
+import { countCorrect } from "../lib/train/trainer.ts";
 
 /**
  * The parameters of one replica, in the order the backward pass produces their gradients.
@@ -76,6 +81,7 @@ export interface MlpOptions {
 export interface StepOutputs {
   losses: Tensor[];
   logits: Tensor[];
+  rows: number[];
 }
 
 /** Uniform in [-a, a) with a = sqrt(6 / (fanIn + fanOut)) (Glorot), the same bits everywhere. */
@@ -98,8 +104,8 @@ export function shards(count: number, parts: number): [number, number][] {
  *
  * @example
  * ```ts
- * import { cpu } from "../devices/device.ts";
- * import { DataParallelMlp } from "./mlp.ts";
+ * import { cpu } from "../lib/devices/device.ts";
+ * import { DataParallelMlp } from "./manual_mlp.ts";
  * const mlp = new DataParallelMlp([cpu()], { inputs: 4, hidden: 8, outputs: 3, lr: 0.5 });
  * const x = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]);
  * const y = new Float32Array([0, 1, 2]);
@@ -160,10 +166,12 @@ export class DataParallelMlp {
     const scale = 1 / count;
     const losses: Tensor[] = [];
     const logitsOut: Tensor[] = [];
+    const rowsOut: number[] = [];
     const grads: Tensor[][] = shards(count, this.devices.length).map(([from, to], d) => {
       const device = this.devices[d];
       const p = this.replicas[d];
       const rows = to - from;
+      rowsOut.push(rows);
       const x = fromArray(images.subarray(from * this.inputs, to * this.inputs), [
         rows,
         this.inputs,
@@ -195,7 +203,7 @@ export class DataParallelMlp {
     });
     if (!this.exchange) {
       this.#apply(grads);
-      return { losses, logits: logitsOut };
+      return { losses, logits: logitsOut, rows: rowsOut };
     }
     // The sums go to every device as soon as they are ready; with staleness k they are
     // applied after the passes of the k steps after this one.
@@ -207,7 +215,7 @@ export class DataParallelMlp {
     for (const t of [...grads.flat(), ...sums]) if (!kept.has(t) && !t.disposed) t.dispose();
     this.#pending.push(sent);
     while (this.#pending.length > this.staleness) this.#apply(this.#pending.shift()!);
-    return { losses, logits: logitsOut };
+    return { losses, logits: logitsOut, rows: rowsOut };
   }
 
   /** Applies the updates still pending (with staleness > 0), oldest first; returns at once. */
@@ -283,17 +291,4 @@ export class DataParallelMlp {
     const [w2, b2, w1, b1] = await Promise.all(PARAMETER_NAMES.map((n) => p[n].data()));
     return { w2, b2, w1, b1 };
   }
-}
-
-/** How many rows of `logits` (`outputs` per row) have their largest value at the label. */
-export function countCorrect(logits: Float32Array, labels: Float32Array, outputs: number): number {
-  let correct = 0;
-  for (let r = 0; r < labels.length; r++) {
-    let best = 0;
-    for (let j = 1; j < outputs; j++) {
-      if (logits[r * outputs + j] > logits[r * outputs + best]) best = j;
-    }
-    if (best === labels[r]) correct++;
-  }
-  return correct;
 }

@@ -1,0 +1,247 @@
+/**
+ * Layers with PyTorch's names: a {@link Module} holds parameters (tensors that require
+ * grad) and child modules; {@link Linear}, {@link ReLU} and {@link Sequential} are the
+ * building blocks of the chapter's MLP.
+ *
+ * @module
+ */
+import type { Device } from "../devices/device.ts";
+import { noGrad, release } from "../autograd/tape.ts";
+import { rand } from "../tensor/creation.ts";
+import { Tensor } from "../tensor/tensor.ts";
+
+/**
+ * A layer or a model. Subclasses set parameters (tensors with `requiresGrad`) and child
+ * modules as fields, and implement `forward`; `parameters()`, `to()` and DataParallel's
+ * replicas find them by walking the fields in the order they were set.
+ *
+ * @example
+ * ```ts
+ * import { fromArray, Linear, Module, type Tensor } from "../../mod.ts";
+ * class Net extends Module {
+ *   fc = new Linear(2, 1, { seed: 1 });
+ *   forward(x: Tensor): Tensor {
+ *     return this.fc.forward(x).tanh();
+ *   }
+ * }
+ * const net = new Net();
+ * console.log(net.parameters().length, net.forward(fromArray([1, 2], [1, 2])).shape); // 2 [1, 1]
+ * ```
+ */
+export abstract class Module {
+  /** The module's output for `input`. */
+  abstract forward(input: Tensor): Tensor;
+
+  /** Every parameter, this module's own fields first, then the children's, in field order. */
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  /** Every parameter with its dotted path (`"layers.0.weight"`), as PyTorch names them. */
+  namedParameters(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    walk(this, "", (name, p) => out.push([name, p]));
+    return out;
+  }
+
+  /**
+   * Moves every parameter to `device` (in place: the module is returned, its parameters are
+   * new tensors there that require grad) and drops their gradients.
+   */
+  to(device: Device): this {
+    noGrad(() => {
+      mapParameters(this, (p) => {
+        if (p.device === device) return p;
+        const moved = p.to(device);
+        moved.requiresGrad = true;
+        p.dispose();
+        p.grad?.dispose();
+        return moved;
+      });
+    });
+    return this;
+  }
+}
+
+type Visit = (name: string, p: Tensor) => void;
+
+function isParameter(v: unknown): v is Tensor {
+  return v instanceof Tensor && v.requiresGrad && v.gradFn === undefined;
+}
+
+function walk(value: unknown, prefix: string, visit: Visit): void {
+  if (isParameter(value)) return visit(prefix, value);
+  const entries = value instanceof Module
+    ? Object.entries(value)
+    : Array.isArray(value)
+    ? value.map((v, i) => [String(i), v] as const)
+    : [];
+  for (const [key, v] of entries) {
+    if (v instanceof Module || Array.isArray(v) || isParameter(v)) {
+      walk(v, prefix ? `${prefix}.${key}` : key, visit);
+    }
+  }
+}
+
+/** Replaces every parameter field of `m` (and of its children) by `f(parameter)`. */
+function mapParameters(m: Module, f: (p: Tensor) => Tensor): void {
+  const visit = (holder: Record<string, unknown> | unknown[]) => {
+    for (const [key, v] of Object.entries(holder)) {
+      if (isParameter(v)) (holder as Record<string, unknown>)[key] = f(v);
+      else if (v instanceof Module || Array.isArray(v)) {
+        visit(v as unknown as Record<string, unknown>);
+      }
+    }
+  };
+  visit(m as unknown as Record<string, unknown>);
+}
+
+/**
+ * A copy of `m` with copies of its parameters on `device` (the structure is cloned field
+ * by field; other fields are shared). What DataParallel keeps on each device.
+ */
+export function replicate<M extends Module>(m: M, device: Device): M {
+  return noGrad(() => cloneModule(m, device));
+}
+
+function cloneModule<M extends Module>(m: M, device: Device): M {
+  const copy = Object.create(Object.getPrototypeOf(m)) as M;
+  for (const [key, v] of Object.entries(m)) {
+    (copy as Record<string, unknown>)[key] = cloneValue(v, device);
+  }
+  return copy;
+}
+
+function cloneValue(v: unknown, device: Device): unknown {
+  if (isParameter(v)) {
+    const c = v.device === device ? v.detach() : v.to(device, { nonBlocking: true });
+    c.requiresGrad = true;
+    return c;
+  }
+  if (v instanceof Module) return cloneModule(v, device);
+  if (Array.isArray(v)) return v.map((x) => cloneValue(x, device));
+  return v;
+}
+
+/** Options of {@link Linear}. */
+export interface LinearOptions {
+  /**
+   * Where the parameters live.
+   * @default {cpu()}
+   */
+  device?: Device;
+  /**
+   * Add a learnt bias.
+   * @default {true}
+   */
+  bias?: boolean;
+  /**
+   * Seed of the initial values (the same seed gives the same values on every device).
+   * @default {a fresh random seed}
+   */
+  seed?: number;
+}
+
+/**
+ * `y = x W^T + b`, with `weight` stored `[outFeatures, inFeatures]` as in PyTorch and both
+ * initialised uniform in ±1/sqrt(inFeatures) (PyTorch's default). Throws a RangeError for
+ * sizes that are not whole numbers >= 1.
+ *
+ * @example
+ * ```ts
+ * import { fromArray, Linear } from "../../mod.ts";
+ * const fc = new Linear(3, 2, { seed: 7 });
+ * console.log(fc.weight.shape, fc.forward(fromArray([1, 2, 3], [1, 3])).shape); // [2, 3] [1, 2]
+ * ```
+ */
+export class Linear extends Module {
+  /** `[outFeatures, inFeatures]`. */
+  weight: Tensor;
+  /** `[outFeatures]`, or undefined without a bias. */
+  bias: Tensor | undefined;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    options: LinearOptions = {},
+  ) {
+    super();
+    for (const [name, n] of [["inFeatures", inFeatures], ["outFeatures", outFeatures]] as const) {
+      if (!Number.isInteger(n) || n < 1) {
+        throw new RangeError(`Cannot make a Linear layer with ${name} ${n}: it must be >= 1`);
+      }
+    }
+    const bound = 1 / Math.sqrt(inFeatures);
+    const seed = options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
+    const uniform = (shape: number[], s: number) =>
+      noGrad(() => {
+        const t = rand(shape, { device: options.device, seed: s >>> 0 }).sub(0.5).mul(2 * bound);
+        t.requiresGrad = true;
+        return t;
+      });
+    this.weight = uniform([outFeatures, inFeatures], seed);
+    this.bias = (options.bias ?? true) ? uniform([outFeatures], seed + 1) : undefined;
+  }
+
+  /** `x W^T + b` for `x` of shape `[batch, inFeatures]`. */
+  forward(x: Tensor): Tensor {
+    const y = x.mm(this.weight, { transB: true });
+    if (!this.bias) return y;
+    const out = y.add(this.bias);
+    release(y);
+    return out;
+  }
+}
+
+/**
+ * `max(x, 0)`, as a layer.
+ *
+ * @example
+ * ```ts
+ * import { fromArray, ReLU } from "../../mod.ts";
+ * console.log(await new ReLU().forward(fromArray([-1, 2], [2])).data()); // Float32Array [0, 2]
+ * ```
+ */
+export class ReLU extends Module {
+  /** `max(x, 0)`. */
+  forward(x: Tensor): Tensor {
+    return x.relu();
+  }
+}
+
+/**
+ * Layers applied one after the other.
+ *
+ * @example
+ * ```ts
+ * import { fromArray, Linear, ReLU, Sequential } from "../../mod.ts";
+ * const mlp = new Sequential(new Linear(4, 8, { seed: 1 }), new ReLU(), new Linear(8, 3, { seed: 2 }));
+ * console.log(mlp.forward(fromArray(new Float32Array(8), [2, 4])).shape); // [2, 3]
+ * console.log(mlp.namedParameters().map(([name]) => name)); // ["layers.0.weight", "layers.0.bias", ...]
+ * ```
+ */
+export class Sequential extends Module {
+  /** The layers, in order. */
+  readonly layers: Module[];
+
+  constructor(...layers: Module[]) {
+    super();
+    for (const l of layers) {
+      if (!(l instanceof Module)) {
+        throw new TypeError(`Cannot put ${l} in a Sequential: not a Module`);
+      }
+    }
+    this.layers = layers;
+  }
+
+  /** Each layer's output feeds the next. */
+  forward(x: Tensor): Tensor {
+    let y = x;
+    for (const layer of this.layers) {
+      const next = layer.forward(y);
+      if (y !== x) release(y);
+      y = next;
+    }
+    return y;
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * What every optimizer shares: the parameters it updates, `zeroGrad()`, and the checks of
+ * its arguments.
+ *
+ * @module
+ */
+import { noGrad } from "../autograd/tape.ts";
+import { Tensor } from "../tensor/tensor.ts";
+
+/** An optimizer over a list of parameters (tensors that require grad). */
+export abstract class Optimizer {
+  /** The parameters, in the order given. */
+  readonly params: readonly Tensor[];
+
+  /** Throws a TypeError unless every parameter is a leaf tensor that requires grad. */
+  constructor(params: Iterable<Tensor>, what: string) {
+    this.params = [...params];
+    for (const [i, p] of this.params.entries()) {
+      if (!(p instanceof Tensor) || !p.requiresGrad || p.gradFn !== undefined) {
+        throw new TypeError(
+          `Cannot make ${what} with parameter ${i}, ${String(p)}: parameters must be leaf ` +
+            `tensors with requiresGrad (for example model.parameters())`,
+        );
+      }
+    }
+    if (this.params.length === 0) {
+      throw new RangeError(`Cannot make ${what} without parameters`);
+    }
+  }
+
+  /**
+   * Updates every parameter that has a gradient, in place, and returns at once (the update
+   * is queued work). Parameters without `.grad` are left alone.
+   */
+  step(): void {
+    noGrad(() => {
+      this.params.forEach((p, i) => {
+        if (p.grad !== undefined && !p.grad.disposed) this.update(p, p.grad, i);
+      });
+    });
+  }
+
+  /** Drops every parameter's gradient (PyTorch's `zero_grad(set_to_none=True)`). */
+  zeroGrad(): void {
+    for (const p of this.params) {
+      p.grad?.dispose();
+      p.grad = undefined;
+    }
+  }
+
+  /** Updates parameter `i` from its gradient (inside noGrad). */
+  protected abstract update(p: Tensor, grad: Tensor, i: number): void;
+}
+
+/** Throws a RangeError unless `value` is a finite number in [min, max]. */
+export function checkRange(value: number, name: string, min: number, max = Infinity): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
+    throw new RangeError(
+      `Cannot use ${name} ${value}: it must be a finite number in [${min}, ${max}]`,
+    );
+  }
+  return value;
+}

@@ -1,0 +1,77 @@
+/**
+ * Stochastic gradient descent with momentum, as PyTorch's `torch.optim.SGD`.
+ *
+ * @module
+ */
+import type { Tensor } from "../tensor/tensor.ts";
+import { checkRange, Optimizer } from "./optimizer.ts";
+
+/** Options of {@link SGD}. */
+export interface SgdOptions {
+  /** The learning rate. */
+  lr: number;
+  /**
+   * Momentum factor: `v = momentum * v + g; p -= lr * v` (PyTorch's form).
+   * @default {0}
+   */
+  momentum?: number;
+  /**
+   * L2 penalty added to the gradient: `g + weightDecay * p`.
+   * @default {0}
+   */
+  weightDecay?: number;
+}
+
+/**
+ * `p -= lr * g` for every parameter, with optional momentum and weight decay. Throws a
+ * RangeError for a learning rate or momentum out of range.
+ *
+ * @example
+ * ```ts
+ * import { fromArray, SGD } from "../../mod.ts";
+ * const w = fromArray([1, 2], [2], { requiresGrad: true });
+ * const opt = new SGD([w], { lr: 0.1 });
+ * w.mul(w).sum().backward(); // grad 2w = [2, 4]
+ * opt.step();
+ * console.log(await w.data()); // Float32Array [0.8, 1.6]
+ * ```
+ */
+export class SGD extends Optimizer {
+  /** The learning rate; may be changed between steps. */
+  lr: number;
+  readonly momentum: number;
+  readonly weightDecay: number;
+  #velocity: (Tensor | undefined)[] = [];
+
+  constructor(params: Iterable<Tensor>, options: SgdOptions) {
+    super(params, "an SGD optimizer");
+    this.lr = checkRange(options?.lr, "lr", 0);
+    this.momentum = checkRange(options.momentum ?? 0, "momentum", 0, 1);
+    this.weightDecay = checkRange(options.weightDecay ?? 0, "weightDecay", 0);
+  }
+
+  protected update(p: Tensor, grad: Tensor, i: number): void {
+    let g = grad;
+    if (this.weightDecay > 0) {
+      const decay = p.mul(this.weightDecay);
+      g = grad.add(decay);
+      decay.dispose();
+    }
+    if (this.momentum > 0) {
+      const v = this.#velocity[i];
+      let next: Tensor;
+      if (v === undefined) next = g === grad ? g.detach() : g;
+      else {
+        const scaled = v.mul(this.momentum);
+        next = scaled.add(g);
+        scaled.dispose();
+        v.dispose();
+        if (g !== grad) g.dispose();
+      }
+      this.#velocity[i] = next;
+      g = next;
+    }
+    p.sub_(g, { alpha: this.lr });
+    if (g !== grad && g !== this.#velocity[i]) g.dispose();
+  }
+}

@@ -300,7 +300,9 @@ function paint(canvas: HTMLCanvasElement, ctx: CanvasRenderingContext2D, v: View
       drawn++;
       const x0 = Math.max(0, (s.start - t0) * scale);
       const x1 = Math.min(plot, (s.end - t0) * scale);
-      const colour = s.event?.error ? "#000000" : colourOf(s.op, row.lane);
+      // Backward ops (labelled so by autograd) get a colour of their own.
+      const op = s.event?.label === "backward" ? `${s.op} backward` : s.op;
+      const colour = s.event?.error ? "#000000" : colourOf(op, row.lane);
       if (benchmarks) {
         ctx.fillStyle = colour;
         ctx.fillRect(GUTTER + x0, y, Math.max(1, x1 - x0), h);

@@ -8,7 +8,16 @@ import { Tensor } from "../tensor/tensor.ts";
 import { zeros } from "../tensor/creation.ts";
 import { runBackward } from "./tape.ts";
 
-/** Options of {@link grad} and {@link valueAndGrad}. */
+/**
+ * Options of {@link grad} and {@link valueAndGrad}.
+ *
+ * @example
+ * ```ts
+ * import { fromArray, grad } from "../../mod.ts";
+ * const dy = grad((w, x) => w.mul(x).sum(), { argnums: 1 });
+ * console.log(await dy(fromArray([5], [1]), fromArray([2], [1])).data()); // Float32Array [5]
+ * ```
+ */
 export interface GradOptions<A extends number | readonly number[]> {
   /**
    * Which arguments to differentiate with respect to: one index (the gradient is a Tensor)
@@ -18,7 +27,19 @@ export interface GradOptions<A extends number | readonly number[]> {
   argnums?: A;
 }
 
-/** The gradient(s) that `argnums` asks for. */
+/**
+ * The gradient(s) that `argnums` asks for: a Tensor for one index, an array for several.
+ *
+ * @example
+ * ```ts
+ * import { fromArray, grad, type Grads } from "../../mod.ts";
+ * const both: Grads<[0, 1]> = grad((a, b) => a.mul(b).sum(), { argnums: [0, 1] })(
+ *   fromArray([1], [1]),
+ *   fromArray([2], [1]),
+ * );
+ * console.log(both.length); // 2
+ * ```
+ */
 export type Grads<A> = A extends number ? Tensor : Tensor[];
 
 function differentiate<A extends number | readonly number[]>(

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import type { KernelParams } from "../kernels/kernel.ts";
 import type { OpContext, Tensor } from "../tensor/tensor.ts";
 
 /** One recorded op as a rule sees it. */
@@ -112,7 +111,10 @@ export const RULES: ReadonlyMap<string, GradRule> = new Map<string, GradRule>([
   ["relu", (gy, op) => [out(op).reluBackward(gy)]],
   ["reshape", (gy, op) => [gy.reshape(op.inputs[0].shape)]],
   ["transpose", (gy) => [gy.transpose()]],
-  ["narrow", (gy, op) => [gy.unnarrow(op.ctx as KernelParams, op.inputs[0].shape)]],
+  ["narrow", (gy, op) => {
+    const { axis, start, size } = op.ctx as { axis: number; start: number; size: number };
+    return [gy.unnarrow(axis, start, size)];
+  }],
   ["expand", (gy, op) => [sumTo(gy, op.inputs[0].shape)]],
   ["to", (gy, op) => [gy.to(op.inputs[0].device, { nonBlocking: true })]],
   ["mm", (gy, op) => {

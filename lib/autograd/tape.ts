@@ -13,6 +13,7 @@ import {
   setGradRecorder,
   Tensor,
 } from "../tensor/tensor.ts";
+import { engine } from "../engine/engine.ts";
 import { ones } from "../tensor/creation.ts";
 import { RULES } from "./rules.ts";
 
@@ -211,6 +212,9 @@ export function runBackward(
   order.reverse();
 
   gradDepth++;
+  const e = engine();
+  const outer = e.phase;
+  e.phase = "backward";
   try {
     const seed = gradient ?? ones(root.shape, { device: root.device });
     const grads = new Map<Node, Tensor>();
@@ -279,6 +283,7 @@ export function runBackward(
     }
   } finally {
     gradDepth--;
+    e.phase = outer;
   }
 }
 

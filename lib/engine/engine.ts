@@ -44,6 +44,11 @@ export class Engine {
   #fence: OpNode | undefined;
   #live = 0;
   #liveBytes = 0;
+  /**
+   * The label of ops submitted without one, for the trace: autograd sets `"backward"`
+   * while it queues a backward pass, so the task stream tells the passes apart.
+   */
+  phase: string | undefined = undefined;
 
   /** Makes an engine with the given options. */
   constructor(options: EngineOptions = {}) {
@@ -114,7 +119,7 @@ export class Engine {
         ? req.inputs[0].bytes
         : outputs.reduce((a, o) => a + o.bytes, 0),
       flops: req.flops,
-      label: req.label,
+      label: req.label ?? this.phase,
       after: this.#fence && this.#fence.state !== "done" && this.#fence.state !== "failed"
         ? this.#fence
         : undefined,

@@ -13,7 +13,16 @@ import { fromArray } from "../tensor/creation.ts";
 import { recordOf, type Tensor } from "../tensor/tensor.ts";
 import { type Module, replicate } from "./module.ts";
 
-/** Options of {@link DataParallel}. */
+/**
+ * Options of {@link DataParallel}.
+ *
+ * @example
+ * ```ts
+ * import { cpu, DataParallel, Linear } from "../../mod.ts";
+ * const dp = new DataParallel(new Linear(4, 2), [cpu(), cpu()], { staleness: 1 });
+ * console.log(dp.replicas.length, dp.staleness); // 2 1
+ * ```
+ */
 export interface DataParallelOptions {
   /**
    * How many steps late the averaged gradients reach `.grad`. 0 is synchronous data-parallel
@@ -39,7 +48,18 @@ export interface DataParallelOptions {
   exchange?: boolean;
 }
 
-/** What one {@link DataParallel.forwardBackward} queued: per replica, on its device. */
+/**
+ * What one {@link DataParallel.forwardBackward} queued: per replica, on its device.
+ *
+ * @example
+ * ```ts
+ * import { cpu, DataParallel, fromArray, Linear } from "../../mod.ts";
+ * const dp = new DataParallel(new Linear(2, 2), [cpu(), cpu()]);
+ * const x = fromArray([1, 2, 3, 4, 5, 6], [3, 2]);
+ * const r = dp.forwardBackward(x, fromArray([0, 1, 0], [3]), (out, y) => out.crossEntropy(y));
+ * console.log(r.rows, r.outputs[1].shape); // [1, 2] [2, 2]
+ * ```
+ */
 export interface StepResult {
   /** Each replica's loss on its share of the batch (a scalar). */
   losses: Tensor[];
@@ -82,8 +102,11 @@ export function shards(count: number, parts: number): [number, number][] {
 export class DataParallel<M extends Module = Module> {
   /** One replica per device; replica 0 is the model given, moved to the first device. */
   readonly replicas: M[];
+  /** See {@link DataParallelOptions.staleness}. */
   readonly staleness: number;
+  /** See {@link DataParallelOptions.bucketBytes}. */
   readonly bucketBytes: number;
+  /** See {@link DataParallelOptions.exchange}. */
   readonly exchange: boolean;
   /** Averaged gradients not yet put into `.grad`, per step, per replica, per parameter. */
   #pending: Tensor[][][] = [];
@@ -140,7 +163,8 @@ export class DataParallel<M extends Module = Module> {
     for (const ps of params) {
       buckets.forEach((b, bi) => b.forEach((pi) => bucketOf.set(ps[pi], bi)));
     }
-    const exchange = this.exchange && this.devices.length > 1;
+    // One device has nothing to exchange, but staleness must still delay its gradients.
+    const exchange = this.exchange && (this.devices.length > 1 || this.staleness > 0);
     const averaged: Tensor[][] = this.devices.map(() => []);
     const result: StepResult = { losses: [], outputs: [], rows: [] };
     shards(count, this.devices.length).forEach(([from, to], d) => {

@@ -99,6 +99,14 @@ function mapParameters(m: Module, f: (p: Tensor) => Tensor): void {
 /**
  * A copy of `m` with copies of its parameters on `device` (the structure is cloned field
  * by field; other fields are shared). What DataParallel keeps on each device.
+ *
+ * @example
+ * ```ts
+ * import { cpu, Linear, replicate } from "../../mod.ts";
+ * const a = new Linear(2, 2, { seed: 1 });
+ * const b = replicate(a, cpu());
+ * console.log(b !== a, b.weight !== a.weight, b.weight.requiresGrad); // true true true
+ * ```
  */
 export function replicate<M extends Module>(m: M, device: Device): M {
   return noGrad(() => cloneModule(m, device));
@@ -123,7 +131,15 @@ function cloneValue(v: unknown, device: Device): unknown {
   return v;
 }
 
-/** Options of {@link Linear}. */
+/**
+ * Options of {@link Linear}.
+ *
+ * @example
+ * ```ts
+ * import { Linear } from "../../mod.ts";
+ * console.log(new Linear(3, 2, { bias: false, seed: 1 }).parameters().length); // 1
+ * ```
+ */
 export interface LinearOptions {
   /**
    * Where the parameters live.
@@ -160,6 +176,7 @@ export class Linear extends Module {
   /** `[outFeatures]`, or undefined without a bias. */
   bias: Tensor | undefined;
 
+  /** A layer from `inFeatures` to `outFeatures` values per sample. */
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
@@ -224,6 +241,7 @@ export class Sequential extends Module {
   /** The layers, in order. */
   readonly layers: Module[];
 
+  /** Chains `layers`; throws a TypeError for one that is not a Module. */
   constructor(...layers: Module[]) {
     super();
     for (const l of layers) {

@@ -6,7 +6,16 @@
 import type { Tensor } from "../tensor/tensor.ts";
 import { checkRange, Optimizer } from "./optimizer.ts";
 
-/** Options of {@link Adam}. */
+/**
+ * Options of {@link Adam}.
+ *
+ * @example
+ * ```ts
+ * import { Adam, zeros } from "../../mod.ts";
+ * const opt = new Adam([zeros([2], { requiresGrad: true })], { lr: 0.01, betas: [0.8, 0.99] });
+ * console.log(opt.betas); // [0.8, 0.99]
+ * ```
+ */
 export interface AdamOptions {
   /**
    * The learning rate.
@@ -43,12 +52,15 @@ export interface AdamOptions {
 export class Adam extends Optimizer {
   /** The learning rate; may be changed between steps. */
   lr: number;
+  /** See {@link AdamOptions.betas}. */
   readonly betas: readonly [number, number];
+  /** See {@link AdamOptions.eps}. */
   readonly eps: number;
   #m: (Tensor | undefined)[] = [];
   #v: (Tensor | undefined)[] = [];
   #t: number[] = [];
 
+  /** An optimizer of `params`; throws a TypeError for a tensor that is not a parameter. */
   constructor(params: Iterable<Tensor>, options: AdamOptions = {}) {
     super(params, "an Adam optimizer");
     this.lr = checkRange(options.lr ?? 1e-3, "lr", 0);
@@ -57,6 +69,7 @@ export class Adam extends Optimizer {
     this.eps = checkRange(options.eps ?? 1e-8, "eps", 0);
   }
 
+  /** One Adam step of `p` with gradient `g`. */
   protected update(p: Tensor, g: Tensor, i: number): void {
     const [b1, b2] = this.betas;
     const t = (this.#t[i] ?? 0) + 1;

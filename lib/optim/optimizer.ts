@@ -7,7 +7,28 @@
 import { noGrad } from "../autograd/tape.ts";
 import { Tensor } from "../tensor/tensor.ts";
 
-/** An optimizer over a list of parameters (tensors that require grad). */
+/**
+ * An optimizer over a list of parameters (tensors that require grad); subclasses write `update`.
+ *
+ * @example
+ * ```ts
+ * import { fromArray, Optimizer, type Tensor } from "../../mod.ts";
+ * // Plain gradient descent, written as a subclass.
+ * class Descent extends Optimizer {
+ *   constructor(params: Tensor[], readonly lr: number) {
+ *     super(params, "a descent optimizer");
+ *   }
+ *   protected update(p: Tensor, g: Tensor): void {
+ *     p.sub_(g, { alpha: this.lr });
+ *   }
+ * }
+ * const w = fromArray([1], [1], { requiresGrad: true });
+ * const opt = new Descent([w], 0.25);
+ * w.mul(w).sum().backward();
+ * opt.step();
+ * console.log(await w.data()); // Float32Array [0.5]
+ * ```
+ */
 export abstract class Optimizer {
   /** The parameters, in the order given. */
   readonly params: readonly Tensor[];

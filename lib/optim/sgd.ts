@@ -6,7 +6,16 @@
 import type { Tensor } from "../tensor/tensor.ts";
 import { checkRange, Optimizer } from "./optimizer.ts";
 
-/** Options of {@link SGD}. */
+/**
+ * Options of {@link SGD}.
+ *
+ * @example
+ * ```ts
+ * import { SGD, zeros } from "../../mod.ts";
+ * const opt = new SGD([zeros([2], { requiresGrad: true })], { lr: 0.1, momentum: 0.9 });
+ * console.log(opt.momentum); // 0.9
+ * ```
+ */
 export interface SgdOptions {
   /** The learning rate. */
   lr: number;
@@ -39,10 +48,13 @@ export interface SgdOptions {
 export class SGD extends Optimizer {
   /** The learning rate; may be changed between steps. */
   lr: number;
+  /** See {@link SgdOptions.momentum}. */
   readonly momentum: number;
+  /** See {@link SgdOptions.weightDecay}. */
   readonly weightDecay: number;
   #velocity: (Tensor | undefined)[] = [];
 
+  /** An optimizer of `params`; throws a TypeError for a tensor that is not a parameter. */
   constructor(params: Iterable<Tensor>, options: SgdOptions) {
     super(params, "an SGD optimizer");
     this.lr = checkRange(options?.lr, "lr", 0);
@@ -50,6 +62,7 @@ export class SGD extends Optimizer {
     this.weightDecay = checkRange(options.weightDecay ?? 0, "weightDecay", 0);
   }
 
+  /** `p -= lr * (momentum-averaged, decayed) grad`. */
   protected update(p: Tensor, grad: Tensor, i: number): void {
     let g = grad;
     if (this.weightDecay > 0) {

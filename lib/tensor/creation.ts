@@ -8,7 +8,16 @@ import { cpu, type Device } from "../devices/device.ts";
 import { engine } from "../engine/engine.ts";
 import { checkDevice, checkShape, type Tensor, wrap } from "./tensor.ts";
 
-/** Options of the creation functions. */
+/**
+ * Options of the creation functions.
+ *
+ * @example
+ * ```ts
+ * import { zeros } from "../../mod.ts";
+ * const w = zeros([2, 2], { requiresGrad: true });
+ * console.log(w.device.name, w.requiresGrad); // "cpu" true
+ * ```
+ */
 export interface CreateOptions {
   /**
    * Where the tensor lives.
@@ -22,7 +31,16 @@ export interface CreateOptions {
   requiresGrad?: boolean;
 }
 
-/** Options of {@link rand}. */
+/**
+ * Options of {@link rand}.
+ *
+ * @example
+ * ```ts
+ * import { rand } from "../../mod.ts";
+ * const a = await rand([3], { seed: 1 }).data();
+ * console.log(a.every((v) => v >= 0 && v < 1)); // true
+ * ```
+ */
 export interface RandOptions extends CreateOptions {
   /**
    * A whole number in [0, 2^32): the same seed gives the same values on every device.
@@ -68,13 +86,29 @@ export function rand(shape: readonly number[], options: RandOptions = {}): Tenso
   return leaf(made("rand", device, "random", { n: sizeOf(s), seed }, s), options);
 }
 
-/** A tensor of zeros. Throws a RangeError for a bad shape. */
+/**
+ * A tensor of zeros. Throws a RangeError for a bad shape.
+ *
+ * @example
+ * ```ts
+ * import { zeros } from "../../mod.ts";
+ * console.log(await zeros([2]).data()); // Float32Array [0, 0]
+ * ```
+ */
 export function zeros(shape: readonly number[], options: CreateOptions = {}): Tensor {
   const { device, shape: s } = place(options, shape, "make a tensor of zeros");
   return leaf(made("zeros", device, "fill", { n: sizeOf(s), value: 0 }, s), options);
 }
 
-/** A tensor of ones. Throws a RangeError for a bad shape. */
+/**
+ * A tensor of ones. Throws a RangeError for a bad shape.
+ *
+ * @example
+ * ```ts
+ * import { ones } from "../../mod.ts";
+ * console.log(await ones([2]).data()); // Float32Array [1, 1]
+ * ```
+ */
 export function ones(shape: readonly number[], options: CreateOptions = {}): Tensor {
   const { device, shape: s } = place(options, shape, "make a tensor of ones");
   return leaf(made("ones", device, "fill", { n: sizeOf(s), value: 1 }, s), options);

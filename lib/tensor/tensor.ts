@@ -12,7 +12,16 @@ import { broadcastShape, expandParams, stridedParams } from "../kernels/broadcas
 import type { KernelParams } from "../kernels/kernel.ts";
 import { matmulTilingFor } from "../kernels/matmul.ts";
 
-/** Options of {@link Tensor.to}. */
+/**
+ * Options of {@link Tensor.to}.
+ *
+ * @example
+ * ```ts
+ * import { cpu, ones } from "../../mod.ts";
+ * const onHost = ones([2]).to(cpu(), { nonBlocking: true });
+ * console.log(onHost.device.name); // "cpu"
+ * ```
+ */
 export interface ToOptions {
   /**
    * true: the copy runs as soon as its input is ready, overlapping later work. false (as in
@@ -22,7 +31,16 @@ export interface ToOptions {
   nonBlocking?: boolean;
 }
 
-/** Options of {@link Tensor.mm}. */
+/**
+ * Options of {@link Tensor.mm}.
+ *
+ * @example
+ * ```ts
+ * import { fromArray } from "../../mod.ts";
+ * const a = fromArray([1, 2, 3, 4, 5, 6], [3, 2]);
+ * console.log(a.mm(a, { transA: true }).shape); // [2, 2]
+ * ```
+ */
 export interface MmOptions {
   /**
    * Use this tensor transposed (it is read as stored, never copied).
@@ -36,7 +54,16 @@ export interface MmOptions {
   transB?: boolean;
 }
 
-/** Options of {@link Tensor.softmaxCrossEntropy}. */
+/**
+ * Options of {@link Tensor.softmaxCrossEntropy}.
+ *
+ * @example
+ * ```ts
+ * import { fromArray } from "../../mod.ts";
+ * const { grad } = fromArray([0, 0], [1, 2]).softmaxCrossEntropy(fromArray([0], [1]), { scale: 2 });
+ * console.log(await grad.data()); // Float32Array [-1, 1]
+ * ```
+ */
 export interface SoftmaxCrossEntropyOptions {
   /**
    * Factor of the gradient: 1 / batch size gives the gradient of the mean loss.
@@ -45,7 +72,17 @@ export interface SoftmaxCrossEntropyOptions {
   scale?: number;
 }
 
-/** Options of {@link Tensor.sub_}. */
+/**
+ * Options of {@link Tensor.sub_}.
+ *
+ * @example
+ * ```ts
+ * import { fromArray } from "../../mod.ts";
+ * const p = fromArray([1, 1], [2]);
+ * p.sub_(fromArray([1, 2], [2]), { alpha: 0.5 });
+ * console.log(await p.data()); // Float32Array [0.5, 0]
+ * ```
+ */
 export interface SubOptions {
   /**
    * Factor of the subtrahend: `this -= alpha * other`.
@@ -54,7 +91,15 @@ export interface SubOptions {
   alpha?: number;
 }
 
-/** Options of {@link Tensor.sum}, {@link Tensor.mean} and {@link Tensor.max}. */
+/**
+ * Options of {@link Tensor.sum}, {@link Tensor.mean} and {@link Tensor.max}.
+ *
+ * @example
+ * ```ts
+ * import { fromArray } from "../../mod.ts";
+ * console.log(fromArray([1, 2, 3, 4], [2, 2]).mean(1, { keepdim: true }).shape); // [2, 1]
+ * ```
+ */
 export interface ReduceOptions {
   /**
    * Keep the reduced axis with size 1 (so the result broadcasts against the input).
@@ -63,7 +108,19 @@ export interface ReduceOptions {
   keepdim?: boolean;
 }
 
-/** Options of {@link Tensor.backward}. */
+/**
+ * Options of {@link Tensor.backward}.
+ *
+ * @example
+ * ```ts
+ * import { fromArray } from "../../mod.ts";
+ * const x = fromArray([3], [1], { requiresGrad: true });
+ * const y = x.mul(x).sum();
+ * y.backward(undefined, { retainGraph: true });
+ * y.backward(); // the graph was kept: the gradients add up
+ * console.log(await x.grad!.data()); // Float32Array [12]
+ * ```
+ */
 export interface BackwardOptions {
   /**
    * Keep the graph so that `backward()` may run through it again.
@@ -75,6 +132,13 @@ export interface BackwardOptions {
 /**
  * The op that made a tensor, for the backward pass (PyTorch's `grad_fn`): its name, its
  * inputs and what its gradient rule needs. Made by the autograd layer.
+ *
+ * @example
+ * ```ts
+ * import { fromArray } from "../../mod.ts";
+ * const x = fromArray([1, 2], [2], { requiresGrad: true });
+ * console.log(x.gradFn, x.exp().gradFn?.name); // undefined "exp"
+ * ```
  */
 export interface GradFn {
   /** The op's name, as in the trace (`"mm"`, `"add"`, ...). */
@@ -206,7 +270,17 @@ function checkLabels(labels: Tensor, rec: TensorRecord, cols: number): void {
   e.dispose(checked);
 }
 
-/** A float32 tensor on one device. Ops return at once; `data()` waits for the values. */
+/**
+ * A float32 tensor on one device. Ops return at once; `data()` waits for the values.
+ *
+ * @example
+ * ```ts
+ * import { fromArray } from "../../mod.ts";
+ * const t = fromArray([1, 2, 3, 4], [2, 2]);
+ * console.log(t.shape, t.size, t.dtype, t.device.name); // [2, 2] 4 "float32" "cpu"
+ * console.log(await t.add(1).mul(t).sum().data()); // Float32Array [40]
+ * ```
+ */
 export class Tensor {
   /** Sizes of each dimension. */
   readonly shape: readonly number[];
@@ -592,12 +666,30 @@ export class Tensor {
     const shape = this.shape.map((s, i) => i === ax ? length : s);
     const params = { outer, mid, inner, start, length };
     const out = this.#run("narrow", "narrow", params, [a], shape, 0);
-    return this.#track(out, "narrow", [this], params);
+    return this.#track(out, "narrow", [this], { axis: ax, start, size: mid });
   }
 
-  /** The gradient of {@link Tensor.narrow} (autopar's own use): this slice put in place. */
-  unnarrow(params: KernelParams, shape: readonly number[]): Tensor {
+  /**
+   * The inverse of {@link Tensor.narrow}, its gradient: this tensor placed from `start`
+   * along `axis` in zeros of size `size` there. Throws a RangeError when it does not fit.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * console.log(await fromArray([1, 2], [1, 2]).unnarrow(0, 1, 3).data()); // [0, 0, 1, 2, 0, 0]
+   * ```
+   */
+  unnarrow(axis: number, start: number, size: number): Tensor {
     const [a] = this.#operands("unnarrow");
+    const ax = this.#axis(axis, "unnarrow");
+    const { outer, mid: length, inner } = this.#split(ax);
+    if (!Number.isInteger(start) || !Number.isInteger(size) || start < 0 || start + length > size) {
+      throw new RangeError(
+        `Cannot place shape ${fmt(this.shape)} from ${start} along axis ${axis} in size ${size}`,
+      );
+    }
+    const shape = this.shape.map((s, i) => i === ax ? size : s);
+    const params = { outer, mid: size, inner, start, length };
     return this.#run("unnarrow", "unnarrow", params, [a], shape, 0);
   }
 

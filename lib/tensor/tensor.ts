@@ -7,6 +7,7 @@
 import { cpu, type Device } from "../devices/device.ts";
 import { WebGpuDevice } from "../devices/webgpu_device.ts";
 import { engine, type TensorRecord } from "../engine/engine.ts";
+import type { OpRequest } from "../engine/records.ts";
 import type { BinaryOp, Broadcast, UnaryOp } from "../kernels/elementwise.ts";
 import { broadcastShape, expandParams, stridedParams } from "../kernels/broadcast.ts";
 import type { KernelParams } from "../kernels/kernel.ts";
@@ -217,10 +218,16 @@ export function checkShape(shape: unknown, device: Device, what: string): readon
 
 /**
  * Checks class indices before the op is queued when they are host values already
- * computed; otherwise queues a check that fails at the next synchronisation naming the
- * first bad label.
+ * computed (returns undefined). Otherwise queues a check that fails, naming the first bad
+ * label, and returns a record on `device` that is made only when the check passed: the
+ * loss depends on it, so reading the loss fails too.
  */
-function checkLabels(labels: Tensor, rec: TensorRecord, cols: number): void {
+function checkLabels(
+  labels: Tensor,
+  rec: TensorRecord,
+  cols: number,
+  device: Device,
+): TensorRecord | undefined {
   const e = engine();
   const op = "the cross-entropy";
   if (rec.device.kind === "cpu" && rec.state === "done") {
@@ -234,40 +241,34 @@ function checkLabels(labels: Tensor, rec: TensorRecord, cols: number): void {
         );
       }
     }
-    return;
+    return undefined;
   }
-  const [found] = e.submit({
-    name: "checkLabels",
+  // Each step consumes the previous step's temporary (never the labels themselves).
+  const step = (req: Omit<OpRequest, "name" | "outputShapes">, temporary?: TensorRecord) => {
+    const [out] = e.submit({ name: "checkLabels", outputShapes: [[2]], ...req });
+    if (temporary) e.dispose(temporary);
+    return out;
+  };
+  const found = step({
     kind: "run",
     device: rec.device,
     kernel: "find_bad_label",
     params: { rows: rec.shape[0], cols },
     inputs: [rec],
-    outputShapes: [[2]],
   });
-  let onHost = found;
-  if (rec.device.kind === "webgpu") {
-    [onHost] = e.submit({
-      name: "checkLabels",
-      kind: "read",
-      device: rec.device,
-      inputs: [found],
-      outputShapes: [[2]],
-      internal: true,
-    });
-    e.dispose(found);
-  }
-  const [checked] = e.submit({
-    name: "checkLabels",
+  const onHost = rec.device.kind === "webgpu"
+    ? step({ kind: "read", device: rec.device, inputs: [found], internal: true }, found)
+    : found;
+  const checked = step({
     kind: "run",
     device: cpu(),
     kernel: "assert_labels",
     params: { cols, op },
     inputs: [onHost],
-    outputShapes: [[2]],
-  });
-  e.dispose(onHost);
-  e.dispose(checked);
+  }, onHost);
+  return device.kind === "cpu"
+    ? checked
+    : step({ kind: "write", device, inputs: [checked], internal: true }, checked);
 }
 
 /**
@@ -787,7 +788,7 @@ export class Tensor {
       );
     }
     const [rows, cols] = this.shape;
-    checkLabels(labels, y, cols);
+    const gate = checkLabels(labels, y, cols, this.device);
     const e = engine();
     const [losses, grad] = e.submit({
       name: "crossEntropy",
@@ -810,7 +811,22 @@ export class Tensor {
       flops: rows,
     });
     e.dispose(losses);
-    const out = wrap(loss);
+    let checkedLoss = loss;
+    if (gate) {
+      // loss + 0: made only once the labels' check has passed, so a bad label fails it.
+      [checkedLoss] = e.submit({
+        name: "crossEntropy",
+        kind: "run",
+        device: this.device,
+        kernel: "binary",
+        params: { op: "add", broadcast: "one", n: 1, cols: 1, scalar: 0 },
+        inputs: [loss, gate],
+        outputShapes: [[]],
+      });
+      e.dispose(loss);
+      e.dispose(gate);
+    }
+    const out = wrap(checkedLoss);
     const g = wrap(grad);
     if (!this.#track(out, "crossEntropy", [this], { grad: g }).gradFn) g.dispose();
     return out;

@@ -6,7 +6,7 @@
  */
 import { cpu, type Device } from "../devices/device.ts";
 import { engine } from "../engine/engine.ts";
-import { checkDevice, checkShape, type Tensor, wrap } from "./tensor.ts";
+import { checkDevice, checkShape, noteValues, type Tensor, wrap } from "./tensor.ts";
 
 /**
  * Options of the creation functions.
@@ -150,7 +150,11 @@ export function fromArray(
   }
   const e = engine();
   const host = e.hostTensor(Float32Array.from(data), s);
-  if (device.kind === "cpu") return leaf(wrap(host), options);
+  if (device.kind === "cpu") {
+    const t = wrap(host);
+    noteValues(t, data);
+    return leaf(t, options);
+  }
   host.internal = true; // ours alone: its buffer is handed to the Worker without another copy
   const [out] = e.submit({
     name: "fromArray",
@@ -160,7 +164,9 @@ export function fromArray(
     outputShapes: [s],
   });
   e.dispose(host);
-  return leaf(wrap(out), options);
+  const t = wrap(out);
+  noteValues(t, data);
+  return leaf(t, options);
 }
 
 function made(

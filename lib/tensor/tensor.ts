@@ -216,11 +216,50 @@ export function checkShape(shape: unknown, device: Device, what: string): readon
   return Object.freeze([...shape]);
 }
 
+/** What is known of a tensor's values as class indices: checked once, where they were made. */
+interface IndexFacts {
+  /** The first value that is not a whole number >= 0, and its row. */
+  bad?: { row: number; value: number };
+  /** Otherwise the first largest value, and its row. */
+  max?: { row: number; value: number };
+}
+
+const indexFacts = new WeakMap<TensorRecord, IndexFacts>();
+
+/** Labels up to this length are checked as class indices when they are made (cheap). */
+const CHECK_AT_CREATION = 4096;
+
+function factsOf(values: ArrayLike<number>): IndexFacts {
+  const max = { row: 0, value: -1 };
+  for (let r = 0; r < values.length; r++) {
+    const v = values[r];
+    if (!(Number.isInteger(v) && v >= 0)) return { bad: { row: r, value: v } };
+    if (v > max.value) [max.row, max.value] = [r, v];
+  }
+  return { max };
+}
+
 /**
- * Checks class indices before the op is queued when they are host values already
- * computed (returns undefined). Otherwise queues a check that fails, naming the first bad
- * label, and returns a record on `device` that is made only when the check passed: the
- * loss depends on it, so reading the loss fails too.
+ * Notes, for `crossEntropy`, whether the values `t` was made from are class indices, so
+ * that labels uploaded to a device need no check there (creation functions call it).
+ */
+export function noteValues(t: Tensor, values: ArrayLike<number>): void {
+  if (values.length <= CHECK_AT_CREATION) indexFacts.set(recordOf(t), factsOf(values));
+}
+
+function badLabel(labels: Tensor, row: number, value: number, cols: number): RangeError {
+  return new RangeError(
+    `Cannot take the cross-entropy of ${labels}: label ${value} at row ${row} is not a class ` +
+      `index in [0, ${cols})`,
+  );
+}
+
+/**
+ * Checks class indices before the op is queued when they are known (noted at creation, or
+ * host values already computed): returns undefined or throws naming the label. Otherwise
+ * queues a check that fails, naming the first bad label, and returns a record on `device`
+ * that is made only when the check passed: the loss depends on it, so reading the loss
+ * fails too.
  */
 function checkLabels(
   labels: Tensor,
@@ -230,17 +269,13 @@ function checkLabels(
 ): TensorRecord | undefined {
   const e = engine();
   const op = "the cross-entropy";
-  if (rec.device.kind === "cpu" && rec.state === "done") {
-    const values = e.hostValues(rec);
-    for (let r = 0; r < values.length; r++) {
-      const label = values[r];
-      if (!(Number.isInteger(label) && label >= 0 && label < cols)) {
-        throw new RangeError(
-          `Cannot take ${op} of ${labels}: label ${label} at row ${r} is not a class index ` +
-            `in [0, ${cols})`,
-        );
-      }
-    }
+  let facts = indexFacts.get(rec);
+  if (!facts && rec.device.kind === "cpu" && rec.state === "done") {
+    facts = factsOf(e.hostValues(rec));
+  }
+  if (facts) {
+    const bad = facts.bad ?? (facts.max!.value >= cols ? facts.max : undefined);
+    if (bad) throw badLabel(labels, bad.row, bad.value, cols);
     return undefined;
   }
   // Each step consumes the previous step's temporary (never the labels themselves).

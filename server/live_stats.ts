@@ -5,6 +5,7 @@
  * @module
  */
 import type { TraceEvent } from "../lib/trace/trace.ts";
+import { intersection, measure, union } from "../lib/trace/intervals.ts";
 
 /** Rates of the window ending at `now`. */
 export interface WindowRates {
@@ -12,35 +13,6 @@ export interface WindowRates {
   bytesPerSec: number;
   /** Share of copy time during which some compute lane was busy; null without copies. */
   overlap: number | null;
-}
-
-/** Merges intervals into disjoint, sorted ones. */
-function union(spans: [number, number][]): [number, number][] {
-  spans.sort((a, b) => a[0] - b[0]);
-  const out: [number, number][] = [];
-  for (const [s, e] of spans) {
-    const last = out[out.length - 1];
-    if (last && s <= last[1]) last[1] = Math.max(last[1], e);
-    else out.push([s, e]);
-  }
-  return out;
-}
-
-function length(spans: [number, number][]): number {
-  return spans.reduce((a, [s, e]) => a + e - s, 0);
-}
-
-/** The length of the intersection of two disjoint, sorted interval lists. */
-function intersection(a: [number, number][], b: [number, number][]): number {
-  let i = 0, j = 0, total = 0;
-  while (i < a.length && j < b.length) {
-    const s = Math.max(a[i][0], b[j][0]);
-    const e = Math.min(a[i][1], b[j][1]);
-    if (e > s) total += e - s;
-    if (a[i][1] < b[j][1]) i++;
-    else j++;
-  }
-  return total;
 }
 
 /**
@@ -79,7 +51,7 @@ export function windowRates(
     }
   }
   const copies = union(copy);
-  const copyTime = length(copies);
+  const copyTime = measure(copies);
   return {
     gflops: flops / 1e9 / (windowMs / 1000),
     bytesPerSec: bytes / (windowMs / 1000),

@@ -6,6 +6,7 @@
  * @module
  */
 import type { TraceEvent } from "../engine/engine.ts";
+import { intersection, type Interval, measure, union } from "./intervals.ts";
 
 /**
  * How busy one lane (a device's compute, copy or host lane) was.
@@ -117,33 +118,6 @@ export interface SummarizeOptions {
   span?: string;
 }
 
-type Interval = [number, number];
-
-/** The union of intervals, sorted and merged. */
-function union(spans: Interval[]): Interval[] {
-  const sorted = spans.filter(([a, b]) => b > a).sort((p, q) => p[0] - q[0]);
-  const out: Interval[] = [];
-  for (const [a, b] of sorted) {
-    const last = out[out.length - 1];
-    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
-    else out.push([a, b]);
-  }
-  return out;
-}
-
-const measure = (u: Interval[]) => u.reduce((t, [a, b]) => t + b - a, 0);
-
-/** The length of the intersection of two unions. */
-function overlap(a: Interval[], b: Interval[]): number {
-  let total = 0;
-  for (let i = 0, j = 0; i < a.length && j < b.length;) {
-    total += Math.max(0, Math.min(a[i][1], b[j][1]) - Math.max(a[i][0], b[j][0]));
-    if (a[i][1] < b[j][1]) i++;
-    else j++;
-  }
-  return total;
-}
-
 /**
  * Summarises a trace. Benchmark spans (op "benchmark") are not work: they only delimit
  * `span`. Dependencies on ops that are not in `events` are ignored. The numbers are only as
@@ -214,8 +188,8 @@ export function summarize(
     if (l.lane !== "copy") continue;
     const copies = unions.get(`${l.device}\u0000copy`)!;
     copy.total += l.busy;
-    copy.hidden += overlap(copies, unions.get(`${l.device}\u0000compute`) ?? []);
-    copy.hiddenAnyDevice += overlap(copies, computeAll);
+    copy.hidden += intersection(copies, unions.get(`${l.device}\u0000compute`) ?? []);
+    copy.hiddenAnyDevice += intersection(copies, computeAll);
   }
   copy.exposed = copy.total - copy.hiddenAnyDevice;
   copy.hiddenFraction = copy.total > 0 ? copy.hidden / copy.total : 0;

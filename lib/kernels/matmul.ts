@@ -20,10 +20,26 @@ export interface MatmulParams extends KernelParams {
   /** `in1` is stored as `[N, K]` and used transposed. */
   transB: boolean;
   /**
-   * The tiling as `"{tm}x{tn}@{wx}x{wy}"`; see {@link matmulTilingFor}.
-   * @default {DEFAULT_MATMUL_TILING}
+   * Output rows per invocation ({@link MatmulTiling.tm}); the four tiling fields come from
+   * {@link matmulTilingFor}, spread into the parameters (kernel parameters are flat).
+   * @default {DEFAULT_MATMUL_TILING.tm}
    */
-  tiling?: string;
+  tm?: number;
+  /**
+   * Output columns per invocation.
+   * @default {DEFAULT_MATMUL_TILING.tn}
+   */
+  tn?: number;
+  /**
+   * Invocations per workgroup along the columns.
+   * @default {DEFAULT_MATMUL_TILING.wx}
+   */
+  wx?: number;
+  /**
+   * Invocations per workgroup along the rows.
+   * @default {DEFAULT_MATMUL_TILING.wy}
+   */
+  wy?: number;
 }
 
 /** How the work is cut: outputs per invocation (`tm` x `tn`) and invocations per workgroup. */
@@ -270,8 +286,8 @@ export function matmulCpu(a: Float32Array, b: Float32Array, p: MatmulParams): Fl
  * workgroups (measured). On a GPU, 256 accumulators per invocation would spill registers:
  * 4x4 outputs per invocation in 16x16 workgroups instead (not yet measured on a GPU).
  */
-export function matmulTilingFor(software: boolean): string {
-  return software ? tagOf(DEFAULT_MATMUL_TILING) : tagOf(GPU_MATMUL_TILING);
+export function matmulTilingFor(software: boolean): MatmulTiling {
+  return software ? DEFAULT_MATMUL_TILING : GPU_MATMUL_TILING;
 }
 
 /** The tiling for hardware GPUs, see {@link matmulTilingFor}. */
@@ -281,13 +297,12 @@ const tagOf = (t: MatmulTiling) => `${t.tm}x${t.tn}@${t.wx}x${t.wy}`;
 const specs = new Map<string, KernelSpec<MatmulParams>>();
 
 function specFor(p: MatmulParams): KernelSpec<MatmulParams> {
-  const tag = p.tiling ?? tagOf(DEFAULT_MATMUL_TILING);
+  const d = DEFAULT_MATMUL_TILING;
+  const tiling = { tm: p.tm ?? d.tm, tn: p.tn ?? d.tn, wx: p.wx ?? d.wx, wy: p.wy ?? d.wy };
+  const tag = tagOf(tiling);
   let spec = specs.get(tag);
   if (!spec) {
-    const m = /^(\d+)x(\d+)@(\d+)x(\d+)$/.exec(tag);
-    if (!m) throw new RangeError(`Cannot use matmul tiling "${tag}": write it as 16x16@4x4`);
-    const [tm, tn, wx, wy] = m.slice(1).map(Number);
-    spec = createMatmul({ tm, tn, wx, wy });
+    spec = createMatmul(tiling);
     specs.set(tag, spec);
   }
   return spec;

@@ -455,7 +455,7 @@ export class Tensor {
     }
     const shape = checkShape([M, N], this.device, "mm");
     const tiling = matmulTilingFor(this.device.info.software);
-    const params = { M, N, K, transA, transB, tiling };
+    const params = { M, N, K, transA, transB, ...tiling };
     const out = this.#run("mm", "matmul", params, [a, b], shape, 2 * M * N * K);
     return this.#track(out, "mm", [this, other], { transA, transB });
   }

@@ -61,7 +61,8 @@ function differentiate<A extends number | readonly number[]>(
   }
   // Fresh leaves, so that the caller's tensors and their .grad are left alone.
   const leaves = args.map((a, i) => {
-    if (!wanted.includes(i)) return a;
+    // Others that require grad would get a gradient too: they go in as constants.
+    if (!wanted.includes(i)) return a instanceof Tensor && a.requiresGrad ? a.detach() : a;
     const l = a.detach();
     l.requiresGrad = true;
     return l;
@@ -76,7 +77,9 @@ function differentiate<A extends number | readonly number[]>(
     const l = leaves[i];
     return l.grad ?? zeros(l.shape, { device: l.device });
   });
-  for (const i of wanted) if (leaves[i] !== value) leaves[i].dispose();
+  leaves.forEach((l, i) => {
+    if (l !== args[i] && l !== value) l.dispose();
+  });
   const result = (typeof argnums === "number" ? grads[0] : grads) as Grads<A>;
   return [value.requiresGrad ? value.detach() : value, result];
 }

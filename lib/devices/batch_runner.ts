@@ -8,7 +8,13 @@
  * @module
  */
 import { kernel } from "../kernels/registry.ts";
-import { packUniforms, pipelineKey, wgslModule } from "../kernels/kernel.ts";
+import {
+  type KernelParams,
+  type KernelSpec,
+  packUniforms,
+  pipelineKey,
+  wgslModule,
+} from "../kernels/kernel.ts";
 import type {
   Command,
   FromWorker,
@@ -20,14 +26,25 @@ import type {
 import { StagingRing } from "./staging_ring.ts";
 import type { Waits } from "./drains.ts";
 import { BatchTimer, DeviceClock, type DeviceSpan, QueryPool } from "./batch_timer.ts";
+import { PhaseClock } from "./phase_clock.ts";
+import { BufferPool, STORAGE_USAGE } from "./buffer_pool.ts";
+import { RingSlots, UNIFORM_STRIDE, type UniformSlots } from "./uniform_ring.ts";
 
 const clock = () => performance.timeOrigin + performance.now();
 
 /** Sends a report (its ArrayBuffers transferred). */
 export type Post = (msg: FromWorker, transfer?: ArrayBuffer[]) => void;
 
-/** Bytes between two ops' uniforms in a batch's uniform buffer (WebGPU's offset alignment). */
-const UNIFORM_STRIDE = 256;
+/** Slots of the device's uniform ring: 4,096 ops in flight before a batch falls back. */
+const RING_SLOTS = 4096;
+/** Cached bind groups kept before the cache starts over. */
+const MAX_BIND_GROUPS = 8192;
+
+/** A compiled kernel: its pipeline, and whether it binds the uniform ring (dynamic offset). */
+interface Compiled {
+  pipeline: GPUComputePipeline;
+  ring: boolean;
+}
 
 /** The error messages of a shader module's compilation, if any. */
 async function compileErrors(module: GPUShaderModule): Promise<string | undefined> {
@@ -48,9 +65,23 @@ export class BatchRunner {
   readonly #queries: QueryPool | undefined;
   readonly #deviceClock = new DeviceClock();
   readonly #buffers = new Map<number, GPUBuffer>();
+  /** The bound size of each tensor's buffer (its bytes, rounded up to 16). */
+  readonly #sizes = new Map<number, number>();
+  readonly #pool: BufferPool;
+  readonly #ring: GPUBuffer;
+  readonly #ringSlots = new RingSlots(RING_SLOTS);
+  /** Bind groups by pipeline and buffers; an entry goes when one of its buffers is destroyed. */
+  readonly #bindGroups = new Map<string, GPUBindGroup>();
+  readonly #groupsOf = new Map<GPUBuffer, string[]>();
+  readonly #bufferIds = new WeakMap<GPUBuffer, number>();
+  #nextBufferId = 1;
+  /** Resolved pipelines, so that a cached kernel costs no await. */
+  readonly #compiled = new Map<string, Compiled>();
   /** Buffers whose producing op failed; ops reading them are skipped. */
   readonly #failed = new Map<number, string>();
-  readonly #pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  readonly #pipelines = new Map<string, Promise<Compiled>>();
+  /** Where the time goes, when AUTOPAR_PROFILE is set (bench/op_profile.ts). */
+  readonly phases = new PhaseClock();
 
   /**
    * A runner on `device`, waiting through `waits` (drains.ts for Deno's blocking waits,
@@ -63,6 +94,20 @@ export class BatchRunner {
     this.#onBatch = onBatch;
     this.#staging = new StagingRing(device);
     if (device.features.has("timestamp-query")) this.#queries = new QueryPool(device);
+    this.#pool = new BufferPool((size) =>
+      device.createBuffer({ label: `pool-${size}`, size, usage: STORAGE_USAGE })
+    );
+    this.#pool.onDestroy = (b) => this.#forget(b);
+    this.#ring = device.createBuffer({
+      label: "uniform-ring",
+      size: RING_SLOTS * UNIFORM_STRIDE,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  /** Buffers made and reused by the pool, and bind groups cached, for tests and profiles. */
+  get reuse(): { created: number; reused: number; bindGroups: number } {
+    return { ...this.#pool.counts, bindGroups: this.#bindGroups.size };
   }
 
   /** Buffers held, for tests. */
@@ -75,7 +120,12 @@ export class BatchRunner {
     await this.#device.queue.onSubmittedWorkDone();
     for (const b of this.#buffers.values()) b.destroy();
     this.#buffers.clear();
+    this.#sizes.clear();
     this.#failed.clear();
+    this.#pool.clear();
+    this.#bindGroups.clear();
+    this.#groupsOf.clear();
+    this.#ring.destroy();
   }
 
   /**
@@ -85,6 +135,9 @@ export class BatchRunner {
    */
   async run(commands: Command[], timing: boolean): Promise<void> {
     const start = clock();
+    const phases = this.phases;
+    phases.start();
+    phases.totals.batches++;
     this.#onBatch(); // Dawn: this batch's waits (error scopes, maps) are answered promptly
     const device = this.#device;
     const buffers = this.#buffers;
@@ -103,14 +156,27 @@ export class BatchRunner {
     const failures: OpFailure[] = [];
     const reads: { cmd: ReadCommand; staging: GPUBuffer }[] = [];
     const frees: number[] = [];
-    const runs = commands.filter((c): c is RunCommand => c.t === "run");
-    const uniforms = new Uint8Array(Math.max(1, runs.length) * UNIFORM_STRIDE);
-    const uniformBuffer = device.createBuffer({
+    /** Buffers of ops that failed before being encoded: back to the pool after the batch. */
+    const failedOutputs: GPUBuffer[] = [];
+    const runs = commands.reduce((n, c) => c.t === "run" && c.source === undefined ? n + 1 : n, 0);
+    const uniforms = new Uint8Array(Math.max(1, runs) * UNIFORM_STRIDE);
+    // The batch's uniforms go to the ring; a batch that finds no room there gets a buffer
+    // of its own (its bind groups are then not cached).
+    const slots: UniformSlots | undefined = runs > 0 ? this.#ringSlots.reserve(runs) : undefined;
+    const uniformBuffer = slots || runs === 0 ? this.#ring : device.createBuffer({
       size: uniforms.byteLength,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
+    const ringBase = slots?.offset ?? 0;
     const encoder = device.createCommandEncoder();
+    // One compute pass for the batch's dispatches, unless each op is timed (a pass each).
+    let shared: GPUComputePassEncoder | undefined;
+    const endShared = () => {
+      shared?.end();
+      shared = undefined;
+    };
     device.pushErrorScope("validation");
+    phases.mark("batch setup");
     let slot = 0;
     for (const cmd of commands) {
       if (cmd.t === "write") {
@@ -128,6 +194,7 @@ export class BatchRunner {
         }
         const bytes = Math.max(4, cmd.bytes);
         const s = staging.take(bytes);
+        endShared();
         timer?.copy(encoder, cmd.op);
         encoder.copyBufferToBuffer(buffers.get(cmd.buf)!, 0, s, 0, bytes);
         reads.push({ cmd, staging: s });
@@ -141,7 +208,11 @@ export class BatchRunner {
         }
         let adopted: number | undefined;
         try {
-          const pipe = await this.#pipeline(cmd);
+          phases.totals.ops++;
+          phases.mark("other");
+          const compiled = this.#compiled.get(this.#keyOf(cmd)) ?? await this.#pipeline(cmd);
+          const pipe = compiled.pipeline;
+          phases.mark("pipeline lookup");
           const outs = cmd.outputs.map((o, i) => {
             if (i > 0 || cmd.inPlace === undefined) return bufferFor(o.id, o.bytes);
             // In place: the output is the old buffer under the new version's id.
@@ -151,24 +222,16 @@ export class BatchRunner {
             adopted = o.id;
             return b;
           });
-          const entries: GPUBindGroupEntry[] = [
-            ...cmd.inputs.map((id) => buffers.get(id)!),
-            ...outs,
-          ]
-            .map((buffer, binding) => ({ binding, resource: { buffer } }));
+          const bound = [...cmd.inputs, ...cmd.outputs.map((o) => o.id)];
+          const storage = [...cmd.inputs.map((id) => buffers.get(id)!), ...outs];
+          phases.mark("output buffers");
           let workgroups: readonly [number, number, number];
+          let dynamicOffsets: number[] | undefined;
           if (cmd.source === undefined) {
             const spec = kernel(cmd.kernel);
             const packed = packUniforms(spec, cmd.params);
             uniforms.set(new Uint8Array(packed), slot * UNIFORM_STRIDE);
-            entries.push({
-              binding: entries.length,
-              resource: {
-                buffer: uniformBuffer,
-                offset: slot * UNIFORM_STRIDE,
-                size: packed.byteLength,
-              },
-            });
+            dynamicOffsets = [ringBase + slot * UNIFORM_STRIDE];
             slot++;
             workgroups = spec.workgroups(cmd.params);
           } else {
@@ -176,17 +239,22 @@ export class BatchRunner {
             const { x = 1, y = 1, z = 1 } = cmd.params;
             workgroups = [Number(x), Number(y), Number(z)];
           }
-          const pass = encoder.beginComputePass({
-            label: `op${cmd.op}`,
-            timestampWrites: timer?.pass(cmd.op),
-          });
+          phases.mark("uniforms");
+          const group = this.#bindGroup(compiled, cmd, storage, bound, uniformBuffer);
+          phases.mark("bind group");
+          let pass: GPUComputePassEncoder;
+          if (timer) {
+            pass = encoder.beginComputePass({
+              label: `op${cmd.op}`,
+              timestampWrites: timer.pass(cmd.op),
+            });
+          } else pass = shared ??= encoder.beginComputePass({ label: "batch" });
           pass.setPipeline(pipe);
-          pass.setBindGroup(
-            0,
-            device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }),
-          );
+          if (dynamicOffsets) pass.setBindGroup(0, group, dynamicOffsets);
+          else pass.setBindGroup(0, group);
           pass.dispatchWorkgroups(...workgroups);
-          pass.end();
+          if (timer) pass.end();
+          phases.mark("pass");
           done.push(cmd.op);
         } catch (e) {
           const message = e instanceof Error ? e.message : String(e);
@@ -194,8 +262,10 @@ export class BatchRunner {
             // An adopted buffer may still be read by earlier work of this batch: it is freed
             // with the output's record, later.
             if (o.id !== adopted) {
-              buffers.get(o.id)?.destroy();
+              const b = buffers.get(o.id);
+              if (b) failedOutputs.push(b);
               buffers.delete(o.id);
+              this.#sizes.delete(o.id);
             }
             failed.set(o.id, message);
           }
@@ -204,21 +274,30 @@ export class BatchRunner {
         }
       }
     }
-    if (slot > 0) device.queue.writeBuffer(uniformBuffer, 0, uniforms, 0, slot * UNIFORM_STRIDE);
+    endShared();
+    phases.mark("other");
+    if (slot > 0) {
+      device.queue.writeBuffer(uniformBuffer, ringBase, uniforms, 0, slot * UNIFORM_STRIDE);
+    }
+    phases.mark("uniforms");
     timer?.resolve(encoder, staging);
     const commandBuffer = encoder.finish();
+    phases.mark("finish");
     drains.beforeSubmit();
+    phases.mark("wait before submit");
     const submitted = clock();
     device.queue.submit([commandBuffer]);
+    phases.mark("submit");
 
     const validation = device.popErrorScope();
     // Freed buffers leave the table now; they are destroyed once the work using them is done
     // (destroying them right after submit crashed Deno's GL backend now and then).
-    const retired = [uniformBuffer];
+    const retired = [...failedOutputs];
     for (const id of frees) {
       const b = buffers.get(id);
       if (b) retired.push(b);
       buffers.delete(id);
+      this.#sizes.delete(id);
       failed.delete(id);
     }
     // The batch is reported once, when a later wait (see drains.ts) or one of its readbacks
@@ -256,10 +335,14 @@ export class BatchRunner {
           }
         }
         post({ type: "done", ops: done, start, end, failures, timings });
-        for (const b of retired) b.destroy();
+        // The batch is complete: its buffers and uniform slots may be used again.
+        for (const b of retired) this.#pool.give(b);
+        if (slots) this.#ringSlots.release(slots);
+        else if (uniformBuffer !== this.#ring) uniformBuffer.destroy();
       });
     if (timer?.timed) reportDone();
     drains.submitted(reportDone);
+    phases.mark("after submit");
     for (const { cmd, staging: s } of reads) {
       drains.map(s).then(async () => {
         await reportDone();
@@ -289,26 +372,38 @@ export class BatchRunner {
     }
   }
 
-  #pipeline(cmd: RunCommand): Promise<GPUComputePipeline> {
+  #keyOf(cmd: RunCommand): string {
+    return cmd.source === undefined
+      ? pipelineKey(kernel(cmd.kernel), cmd.params)
+      : `custom|${cmd.kernel}|${cmd.source}`;
+  }
+
+  #pipeline(cmd: RunCommand): Promise<Compiled> {
     const device = this.#device;
     const pipelines = this.#pipelines;
     const spec = cmd.source === undefined ? kernel(cmd.kernel) : undefined;
-    const key = spec ? pipelineKey(spec, cmd.params) : `custom|${cmd.kernel}|${cmd.source}`;
+    const key = this.#keyOf(cmd);
     let p = pipelines.get(key);
     if (!p) {
       const code = spec ? wgslModule(spec, cmd.params) : cmd.source!;
       // A scope of its own, so a shader that fails to compile fails this op, not the batch.
       device.pushErrorScope("validation");
       const module = device.createShaderModule({ label: key, code });
+      // Kernels bind the uniform ring with a dynamic offset, which needs an explicit layout;
+      // custom kernels keep "auto".
+      const layout: GPUPipelineLayout | "auto" = spec ? this.#layoutOf(spec, cmd) : "auto";
       // Dawn may hand back an invalid pipeline for a module that failed to compile (which
       // then fails the whole batch); the compiler's own messages name the fault.
-      p = compileErrors(module).then((errors) => {
+      p = compileErrors(module).then(async (errors) => {
         if (errors) throw new Error(`Cannot compile kernel ${key}: ${errors}`);
-        return device.createComputePipelineAsync({
+        const pipeline = await device.createComputePipelineAsync({
           label: key,
-          layout: "auto",
+          layout,
           compute: { module, entryPoint: "main" },
         });
+        const compiled = { pipeline, ring: spec !== undefined };
+        this.#compiled.set(key, compiled);
+        return compiled;
       });
       device.popErrorScope();
       pipelines.set(key, p);
@@ -317,14 +412,100 @@ export class BatchRunner {
     return p;
   }
 
-  #bufferFor(id: number, bytes: number): GPUBuffer {
-    const b = this.#device.createBuffer({
-      label: `t${id}`,
-      // Rounded up to 16 bytes, so a vec4<f32> binding of any kernel always fits.
-      size: Math.max(16, Math.ceil(bytes / 16) * 16),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  /** Storage bindings in order (inputs read-only), then the uniforms with a dynamic offset. */
+  #layoutOf(spec: KernelSpec<KernelParams>, cmd: RunCommand): GPUPipelineLayout {
+    const types: GPUBufferBindingType[] = [
+      ...spec.inputTypes(cmd.params).map((): GPUBufferBindingType => "read-only-storage"),
+      ...spec.outputTypes(cmd.params).map((): GPUBufferBindingType => "storage"),
+    ];
+    const entries: GPUBindGroupLayoutEntry[] = types.map((type, binding) => ({
+      binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type },
+    }));
+    entries.push({
+      binding: types.length,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: "uniform", hasDynamicOffset: true },
     });
+    const device = this.#device;
+    return device.createPipelineLayout({
+      bindGroupLayouts: [device.createBindGroupLayout({ entries })],
+    });
+  }
+
+  /**
+   * The bind group of `storage` buffers (tensor ids `bound`) and the uniforms for a
+   * compiled kernel: cached by pipeline and buffers when the uniforms are in the ring.
+   */
+  #bindGroup(
+    compiled: Compiled,
+    cmd: RunCommand,
+    storage: GPUBuffer[],
+    bound: number[],
+    uniformBuffer: GPUBuffer,
+  ): GPUBindGroup {
+    const sizes = bound.map((id) => this.#sizes.get(id)!);
+    const entries: GPUBindGroupEntry[] = storage.map((buffer, binding) => ({
+      binding,
+      resource: { buffer, size: sizes[binding] },
+    }));
+    if (compiled.ring) {
+      entries.push({
+        binding: entries.length,
+        resource: { buffer: uniformBuffer, offset: 0, size: UNIFORM_STRIDE },
+      });
+    }
+    const cacheable = !compiled.ring || uniformBuffer === this.#ring;
+    if (!cacheable) {
+      return this.#device.createBindGroup({
+        layout: compiled.pipeline.getBindGroupLayout(0),
+        entries,
+      });
+    }
+    let key = this.#keyOf(cmd);
+    for (let i = 0; i < storage.length; i++) key += `|${this.#idOf(storage[i])}:${sizes[i]}`;
+    let group = this.#bindGroups.get(key);
+    if (!group) {
+      if (this.#bindGroups.size >= MAX_BIND_GROUPS) {
+        this.#bindGroups.clear();
+        this.#groupsOf.clear();
+      }
+      group = this.#device.createBindGroup({
+        layout: compiled.pipeline.getBindGroupLayout(0),
+        entries,
+      });
+      this.#bindGroups.set(key, group);
+      for (const b of storage) {
+        const keys = this.#groupsOf.get(b);
+        if (keys) keys.push(key);
+        else this.#groupsOf.set(b, [key]);
+      }
+    }
+    return group;
+  }
+
+  #idOf(b: GPUBuffer): number {
+    let id = this.#bufferIds.get(b);
+    if (id === undefined) {
+      id = this.#nextBufferId++;
+      this.#bufferIds.set(b, id);
+    }
+    return id;
+  }
+
+  /** Drops the cached bind groups of a buffer about to be destroyed. */
+  #forget(b: GPUBuffer): void {
+    for (const key of this.#groupsOf.get(b) ?? []) this.#bindGroups.delete(key);
+    this.#groupsOf.delete(b);
+  }
+
+  #bufferFor(id: number, bytes: number): GPUBuffer {
+    // Bound as its bytes rounded up to 16, so a vec4<f32> binding of any kernel fits.
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const b = this.#pool.take(size);
     this.#buffers.set(id, b);
+    this.#sizes.set(id, size);
     return b;
   }
 

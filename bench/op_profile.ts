@@ -1,0 +1,104 @@
+// Where one small op's microseconds go, on each backend: a chain of 1,000 adds of 1,024
+// floats (`y = y.add(x)`), timed end to end; the main thread's share (creating the ops and
+// the engine's bookkeeping, until the loop returns); and the device Worker's phases
+// (AUTOPAR_PROFILE: bind groups, uniforms, passes, submit, ...). Writes
+// bench/results/op_profile.json.
+//
+//   deno run -A bench/op_profile.ts
+import { closeDevices, rand, synchronize, tryAllGpus } from "../mod.ts";
+import type { PhaseTotals } from "../lib/devices/phase_clock.ts";
+
+const OPS = 1000;
+const ROUNDS = 5;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+if (Deno.args[0] === "--child") {
+  const [device] = await tryAllGpus({ count: 1 });
+  const x = rand([1024], { device, seed: 1 });
+  const chain = async () => {
+    let y = x.mul(1);
+    const t0 = performance.now();
+    for (let i = 0; i < OPS; i++) {
+      const next = y.add(x);
+      y.dispose();
+      y = next;
+    }
+    const enqueued = performance.now() - t0;
+    await y.data();
+    const total = performance.now() - t0;
+    y.dispose();
+    return { enqueued, total };
+  };
+  await chain(); // compiles the kernel
+  await synchronize();
+  const runs = [];
+  for (let r = 0; r < ROUNDS; r++) runs.push(await chain());
+  console.log(JSON.stringify({
+    backend: device.info.backend,
+    adapter: device.info.adapter,
+    enqueueUsPerOp: median(runs.map((r) => r.enqueued)) * 1000 / OPS,
+    totalUsPerOp: median(runs.map((r) => r.total)) * 1000 / OPS,
+  }));
+  await closeDevices();
+  Deno.exit(0);
+}
+
+interface Profile {
+  backend: string;
+  adapter: string;
+  enqueueUsPerOp: number;
+  totalUsPerOp: number;
+  /** Worker µs per op by phase, over every op the Worker ran (warm-up included). */
+  workerUsPerOp: Record<string, number>;
+  workerBatches: number;
+  workerOps: number;
+}
+
+const results: Profile[] = [];
+for (const backend of ["dawn", "deno"]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", import.meta.filename!, "--child"],
+    env: { AUTOPAR_WEBGPU: backend, AUTOPAR_PROFILE: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout).trim().split("\n").pop()!;
+  const line = new TextDecoder().decode(out.stderr).split("\n").find((l) =>
+    l.startsWith("AUTOPAR_PROFILE ")
+  );
+  if (!out.success || !line) {
+    console.log(`${backend}: no profile (exit ${out.code})`);
+    continue;
+  }
+  const totals: PhaseTotals = JSON.parse(line.slice("AUTOPAR_PROFILE ".length));
+  const main = JSON.parse(stdout);
+  const perOp = Object.fromEntries(
+    Object.entries(totals.ms).map(([k, v]) => [k, (v * 1000) / totals.ops]),
+  );
+  results.push({
+    ...main,
+    workerUsPerOp: perOp,
+    workerBatches: totals.batches,
+    workerOps: totals.ops,
+  });
+}
+for (const r of results) {
+  const worker = Object.values(r.workerUsPerOp).reduce((a, b) => a + b, 0);
+  console.log(
+    `${r.backend}: ${r.totalUsPerOp.toFixed(1)} us/op end to end; main thread enqueue ` +
+      `${r.enqueueUsPerOp.toFixed(1)}; Worker busy ${worker.toFixed(1)} ` +
+      `(${(r.workerOps / r.workerBatches).toFixed(1)} ops per command buffer)`,
+  );
+  for (const [phase, us] of Object.entries(r.workerUsPerOp).sort((a, b) => b[1] - a[1])) {
+    console.log(`    ${phase.padEnd(22)} ${us.toFixed(2)} us/op`);
+  }
+}
+await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
+await Deno.writeTextFile(
+  new URL("./results/op_profile.json", import.meta.url),
+  JSON.stringify(
+    { date: new Date().toISOString(), cores: navigator.hardwareConcurrency, ops: OPS, results },
+    null,
+    2,
+  ) + "\n",
+);

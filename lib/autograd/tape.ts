@@ -10,6 +10,7 @@ import {
   type BackwardOptions,
   type GradFn,
   type OpContext,
+  setCreationHook,
   setGradRecorder,
   Tensor,
 } from "../tensor/tensor.ts";
@@ -31,6 +32,36 @@ const released = new WeakSet<Tensor>();
 export function release(t: Tensor): void {
   if ((holders.get(t) ?? 0) > 0) released.add(t);
   else if (!t.disposed) t.dispose();
+}
+
+/** Tensors made inside the outermost {@link forwardScope} now running, if one is. */
+let made: Tensor[] | undefined;
+setCreationHook((t) => made?.push(t));
+
+/**
+ * Runs `fn` (a module's forward pass) and then releases (see {@link release}) every tensor
+ * it made except its result, the parameters and what `keep` says to keep: intermediate
+ * results are freed as soon as backward no longer needs them, deterministically, whatever
+ * the garbage collector does. Nested scopes leave the work to the outermost.
+ */
+export function forwardScope(fn: () => Tensor, keep: () => ReadonlySet<Tensor>): Tensor {
+  if (made) return fn();
+  const mine: Tensor[] = (made = []);
+  let out: Tensor | undefined;
+  try {
+    out = fn();
+  } finally {
+    made = undefined;
+  }
+  if (mine.length === 0) return out;
+  const kept = keep();
+  for (const t of mine) {
+    if (t === out || t.disposed || (t.requiresGrad && t.gradFn === undefined) || kept.has(t)) {
+      continue;
+    }
+    release(t);
+  }
+  return out;
 }
 
 /** A recorded op. Its inputs and saved tensors are dropped once backward has used them. */

@@ -9,7 +9,7 @@
 import { cpu, type Device } from "../devices/device.ts";
 import { engine } from "../engine/engine.ts";
 import { noGrad, release, runBackward } from "../autograd/tape.ts";
-import { fromArray } from "../tensor/creation.ts";
+import { fromArray, zeros } from "../tensor/creation.ts";
 import { recordOf, type Tensor } from "../tensor/tensor.ts";
 import { type Module, replicate } from "./module.ts";
 
@@ -190,6 +190,13 @@ export class DataParallel<M extends Module = Module> {
         },
       });
       seed.dispose();
+      // A bucket with a parameter that backward never reached (unused in this step) is sent
+      // now, that parameter's gradient taken as zeros (DDP's find_unused_parameters).
+      if (exchange) {
+        buckets.forEach((b, bi) => {
+          if (ready[bi][d] < b.length) this.#send(bi, d, buckets, params, onHost, averaged);
+        });
+      }
     });
     if (!exchange) return result;
     // .grad now holds each replica's own share; it waits for the averaged gradients.
@@ -242,11 +249,19 @@ export class DataParallel<M extends Module = Module> {
   ): void {
     const host = cpu();
     noGrad(() => {
+      if (this.devices.length === 1) {
+        // Nothing to average: the gradients wait, copied, for their step (staleness).
+        for (const pi of buckets[bi]) {
+          const p = params[d][pi];
+          averaged[d][pi] = p.grad?.detach() ?? zeros(p.shape, { device: p.device });
+        }
+        return;
+      }
       buckets[bi].forEach((pi, k) => {
-        const g = params[d][pi].grad!;
-        onHost[bi][k][d] = this.devices.length === 1
-          ? g.detach()
-          : g.to(host, { nonBlocking: true });
+        const p = params[d][pi];
+        onHost[bi][k][d] = p.grad
+          ? p.grad.to(host, { nonBlocking: true })
+          : zeros(p.shape, { device: host });
       });
       if (onHost[bi][0].filter(Boolean).length < this.devices.length) return;
       buckets[bi].forEach((pi, k) => {

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Device } from "../devices/device.ts";
-import { noGrad, release } from "../autograd/tape.ts";
+import { forwardScope, noGrad } from "../autograd/tape.ts";
 import { rand } from "../tensor/creation.ts";
 import { Tensor } from "../tensor/tensor.ts";
 
@@ -29,8 +29,17 @@ import { Tensor } from "../tensor/tensor.ts";
  * ```
  */
 export abstract class Module {
-  /** The module's output for `input`. */
+  /**
+   * The module's output for `input`. Tensors made inside it, other than the result and
+   * tensors stored in the module's fields, are freed once backward no longer needs them:
+   * return (or store) what you want to keep.
+   */
   abstract forward(input: Tensor): Tensor;
+
+  /** Wraps the subclass's `forward` in a scope that frees its intermediate results. */
+  constructor() {
+    scopeForward(this);
+  }
 
   /** Every parameter, this module's own fields first, then the children's, in field order. */
   parameters(): Tensor[] {
@@ -61,6 +70,28 @@ export abstract class Module {
     });
     return this;
   }
+}
+
+/**
+ * Makes `m.forward` (the prototype's) run in a {@link forwardScope}; an own non-enumerable
+ * property, so that field walks do not see it.
+ */
+function scopeForward(m: Module): void {
+  const proto = Object.getPrototypeOf(m) as { forward: (x: Tensor) => Tensor };
+  Object.defineProperty(m, "forward", {
+    configurable: true,
+    writable: true,
+    enumerable: false,
+    value: (x: Tensor) => forwardScope(() => proto.forward.call(m, x), () => tensorsIn(m)),
+  });
+}
+
+/** The tensors stored in the fields of `value` and of its children. */
+function tensorsIn(value: unknown, out = new Set<Tensor>()): Set<Tensor> {
+  if (value instanceof Tensor) out.add(value);
+  else if (value instanceof Module) { for (const v of Object.values(value)) tensorsIn(v, out); }
+  else if (Array.isArray(value)) { for (const v of value) tensorsIn(v, out); }
+  return out;
 }
 
 type Visit = (name: string, p: Tensor) => void;
@@ -117,6 +148,7 @@ function cloneModule<M extends Module>(m: M, device: Device): M {
   for (const [key, v] of Object.entries(m)) {
     (copy as Record<string, unknown>)[key] = cloneValue(v, device);
   }
+  scopeForward(copy);
   return copy;
 }
 
@@ -203,10 +235,7 @@ export class Linear extends Module {
   /** `x W^T + b` for `x` of shape `[batch, inFeatures]`. */
   forward(x: Tensor): Tensor {
     const y = x.mm(this.weight, { transB: true });
-    if (!this.bias) return y;
-    const out = y.add(this.bias);
-    release(y);
-    return out;
+    return this.bias ? y.add(this.bias) : y;
   }
 }
 
@@ -255,11 +284,7 @@ export class Sequential extends Module {
   /** Each layer's output feeds the next. */
   forward(x: Tensor): Tensor {
     let y = x;
-    for (const layer of this.layers) {
-      const next = layer.forward(y);
-      if (y !== x) release(y);
-      y = next;
-    }
+    for (const layer of this.layers) y = layer.forward(y);
     return y;
   }
 }

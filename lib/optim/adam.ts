@@ -69,6 +69,12 @@ export class Adam extends Optimizer {
     this.eps = checkRange(options.eps ?? 1e-8, "eps", 0);
   }
 
+  /** The running means. */
+  protected override state(): (Tensor | undefined)[] {
+    this.#t = [];
+    return [...this.#m.splice(0), ...this.#v.splice(0)];
+  }
+
   /** One Adam step of `p` with gradient `g`. */
   protected update(p: Tensor, g: Tensor, i: number): void {
     const [b1, b2] = this.betas;

@@ -69,8 +69,19 @@ export abstract class Optimizer {
     }
   }
 
+  /** Frees the gradients and the optimizer's state (momentum, running means). */
+  dispose(): void {
+    this.zeroGrad();
+    for (const t of this.state()) t?.dispose();
+  }
+
   /** Updates parameter `i` from its gradient (inside noGrad). */
   protected abstract update(p: Tensor, grad: Tensor, i: number): void;
+
+  /** The tensors the optimizer keeps between steps, for {@link Optimizer.dispose}. */
+  protected state(): (Tensor | undefined)[] {
+    return [];
+  }
 }
 
 /** Throws a RangeError unless `value` is a finite number in [min, max]. */

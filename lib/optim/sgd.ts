@@ -62,6 +62,11 @@ export class SGD extends Optimizer {
     this.weightDecay = checkRange(options.weightDecay ?? 0, "weightDecay", 0);
   }
 
+  /** The velocities. */
+  protected override state(): (Tensor | undefined)[] {
+    return this.#velocity.splice(0);
+  }
+
   /** `p -= lr * (momentum-averaged, decayed) grad`. */
   protected update(p: Tensor, grad: Tensor, i: number): void {
     let g = grad;

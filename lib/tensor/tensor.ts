@@ -165,6 +165,13 @@ export interface GradRecorder {
 export type OpContext = Readonly<Record<string, unknown>>;
 
 let recorder: GradRecorder | undefined;
+/** Told of every tensor made (set by lib/autograd's forward scopes). */
+let onCreate: ((t: Tensor) => void) | undefined;
+
+/** Installs the hook told of every tensor made (called once by lib/autograd). */
+export function setCreationHook(hook: (t: Tensor) => void): void {
+  onCreate = hook;
+}
 
 /** Installs the autograd layer's hooks (called once by lib/autograd). */
 export function setGradRecorder(r: GradRecorder): void {
@@ -339,6 +346,7 @@ export class Tensor {
     this.device = rec.device;
     records.set(this, rec);
     collected.register(this, rec, rec);
+    onCreate?.(this);
   }
 
   /** Elements in the tensor. */

@@ -175,7 +175,7 @@ export class Trainer {
   /** Frees every replica's parameters; the trainer cannot be used after. */
   dispose(): void {
     this.flush();
-    this.opt.zeroGrad();
+    this.opt.dispose();
     for (const p of this.dp.parameters()) p.dispose();
   }
 }

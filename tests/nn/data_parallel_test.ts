@@ -314,3 +314,63 @@ Deno.test("DataParallel rejects no devices, a bad staleness and a batch too smal
     /Cannot split a batch of 1 rows/,
   );
 });
+
+/** A model users would write: its intermediates are not freed by any library layer. */
+class Wiggly extends Module {
+  fc1 = new Linear(DIMS.inputs, DIMS.hidden, { seed: 11 });
+  fc2 = new Linear(DIMS.hidden, DIMS.outputs, { seed: 12 });
+  forward(x: Tensor): Tensor {
+    return this.fc2.forward(this.fc1.forward(x).tanh().mul(2).sigmoid());
+  }
+}
+
+Deno.test(
+  "a model users write keeps device memory flat on two devices (200 steps)",
+  opts,
+  async () => {
+    const { engine } = await import("../../lib/engine/engine.ts");
+    const dp = new DataParallel(new Wiggly(), [gpu0, gpu1]);
+    const opt = new SGD(dp.parameters(), { lr: 0.1, momentum: 0.5 });
+    const b = batch(8, 21);
+    let at50 = -1;
+    for (let step = 1; step <= 200; step++) {
+      opt.zeroGrad();
+      const r = dp.forwardBackward(b.x, b.y, crossEntropy);
+      opt.step();
+      for (const t of [...r.losses, ...r.outputs]) t.dispose();
+      if (step === 50) {
+        await synchronize();
+        at50 = engine().liveBuffers().count;
+      }
+    }
+    await synchronize();
+    assert.equal(engine().liveBuffers().count, at50);
+    opt.dispose();
+    for (const p of dp.parameters()) p.dispose();
+  },
+);
+
+Deno.test(
+  "DataParallel updates the parameters that were used when a bucket holds an unused one",
+  opts,
+  async () => {
+    class Partly extends Module {
+      used = new Linear(DIMS.inputs, DIMS.outputs, { seed: 31 });
+      unused = new Linear(DIMS.inputs, DIMS.outputs, { seed: 32 });
+      forward(x: Tensor): Tensor {
+        return this.used.forward(x);
+      }
+    }
+    const dp = new DataParallel(new Partly(), [gpu0, gpu1], { bucketBytes: 1e9 });
+    const opt = new SGD(dp.parameters(), { lr: 0.5 });
+    const before = await dp.replicas[0].used.weight.data();
+    const unusedBefore = await dp.replicas[0].unused.weight.data();
+    const b = batch(8, 33);
+    dp.forwardBackward(b.x, b.y, crossEntropy);
+    opt.step();
+    const after = await dp.replicas[0].used.weight.data();
+    assert.ok(after.some((v, i) => v !== before[i]), "the used layer moved");
+    assert.deepEqual(await dp.replicas[1].used.weight.data(), after);
+    assert.deepEqual(await dp.replicas[0].unused.weight.data(), unusedBefore);
+  },
+);

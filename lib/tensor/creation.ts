@@ -6,6 +6,8 @@
  */
 import { cpu, type Device } from "../devices/device.ts";
 import { engine } from "../engine/engine.ts";
+import type { KernelParams, KernelSpec } from "../kernels/kernel.ts";
+import { fill, random } from "../kernels/elementwise.ts";
 import { checkDevice, checkShape, noteValues, type Tensor, wrap } from "./tensor.ts";
 
 /**
@@ -83,7 +85,7 @@ export function rand(shape: readonly number[], options: RandOptions = {}): Tenso
   if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
     throw new RangeError(`Cannot use seed ${seed}: it must be a whole number in [0, 2^32)`);
   }
-  return leaf(made("rand", device, "random", { n: sizeOf(s), seed }, s), options);
+  return leaf(made("rand", device, random, { n: sizeOf(s), seed }, s), options);
 }
 
 /**
@@ -97,7 +99,7 @@ export function rand(shape: readonly number[], options: RandOptions = {}): Tenso
  */
 export function zeros(shape: readonly number[], options: CreateOptions = {}): Tensor {
   const { device, shape: s } = place(options, shape, "make a tensor of zeros");
-  return leaf(made("zeros", device, "fill", { n: sizeOf(s), value: 0 }, s), options);
+  return leaf(made("zeros", device, fill, { n: sizeOf(s), value: 0 }, s), options);
 }
 
 /**
@@ -111,7 +113,7 @@ export function zeros(shape: readonly number[], options: CreateOptions = {}): Te
  */
 export function ones(shape: readonly number[], options: CreateOptions = {}): Tensor {
   const { device, shape: s } = place(options, shape, "make a tensor of ones");
-  return leaf(made("ones", device, "fill", { n: sizeOf(s), value: 1 }, s), options);
+  return leaf(made("ones", device, fill, { n: sizeOf(s), value: 1 }, s), options);
 }
 
 /**
@@ -169,18 +171,18 @@ export function fromArray(
   return leaf(t, options);
 }
 
-function made(
+function made<P extends KernelParams>(
   name: string,
   device: Device,
-  kernelName: string,
-  params: Record<string, number>,
+  spec: KernelSpec<P>,
+  params: P,
   shape: readonly number[],
 ): Tensor {
   const [out] = engine().submit({
     name,
     kind: "run",
     device,
-    kernel: kernelName,
+    kernel: spec.name,
     params,
     inputs: [],
     outputShapes: [shape],

@@ -10,8 +10,19 @@ import { engine, type TensorRecord } from "../engine/engine.ts";
 import type { OpRequest } from "../engine/records.ts";
 import type { BinaryOp, Broadcast, UnaryOp } from "../kernels/elementwise.ts";
 import { broadcastShape, expandParams, stridedParams } from "../kernels/broadcast.ts";
-import type { KernelParams } from "../kernels/kernel.ts";
-import { matmulTilingFor } from "../kernels/matmul.ts";
+import type { KernelParams, KernelSpec } from "../kernels/kernel.ts";
+import { binary, unary } from "../kernels/elementwise.ts";
+import { binaryStrided, expand } from "../kernels/broadcast.ts";
+import { narrow, sumCols, sumRows, transpose, unnarrow } from "../kernels/layout.ts";
+import {
+  assertLabels,
+  findBadLabel,
+  logSoftmax,
+  reluBackward,
+  softmaxCrossEntropy,
+  subInPlace,
+} from "../kernels/training.ts";
+import { matmul, matmulTilingFor } from "../kernels/matmul.ts";
 
 /**
  * Options of {@link Tensor.to}.
@@ -178,6 +189,14 @@ export function setGradRecorder(r: GradRecorder): void {
   recorder = r;
 }
 
+/** A kernel and its parameters for a request: the parameters are checked against the spec. */
+function call<P extends KernelParams>(
+  spec: KernelSpec<P>,
+  params: P,
+): { kernel: string; params: P } {
+  return { kernel: spec.name, params };
+}
+
 const records = new WeakMap<Tensor, TensorRecord>();
 const collected = new FinalizationRegistry<TensorRecord>((rec) => engine().dispose(rec));
 
@@ -294,8 +313,7 @@ function checkLabels(
   const found = step({
     kind: "run",
     device: rec.device,
-    kernel: "find_bad_label",
-    params: { rows: rec.shape[0], cols },
+    ...call(findBadLabel, { rows: rec.shape[0], cols }),
     inputs: [rec],
   });
   const onHost = rec.device.kind === "webgpu"
@@ -304,8 +322,7 @@ function checkLabels(
   const checked = step({
     kind: "run",
     device: cpu(),
-    kernel: "assert_labels",
-    params: { cols, op },
+    ...call(assertLabels, { cols, op }),
     inputs: [onHost],
   }, onHost);
   return device.kind === "cpu"
@@ -419,7 +436,7 @@ export class Tensor {
    */
   detach(): Tensor {
     const [a] = this.#operands("detach");
-    return this.#run("detach", "unary", { op: "copy", n: this.size }, [a], this.shape, 0);
+    return this.#run("detach", unary, { op: "copy", n: this.size }, [a], this.shape, 0);
   }
 
   /**
@@ -464,7 +481,7 @@ export class Tensor {
     const shape = checkShape([M, N], this.device, "mm");
     const tiling = matmulTilingFor(this.device.info.software);
     const params = { M, N, K, transA, transB, ...tiling };
-    const out = this.#run("mm", "matmul", params, [a, b], shape, 2 * M * N * K);
+    const out = this.#run("mm", matmul, params, [a, b], shape, 2 * M * N * K);
     return this.#track(out, "mm", [this, other], { transA, transB });
   }
 
@@ -563,7 +580,7 @@ export class Tensor {
   reshape(shape: readonly number[]): Tensor {
     const [a] = this.#operands("reshape");
     const target = this.#resolveShape(shape);
-    const out = this.#run("reshape", "unary", { op: "copy", n: this.size }, [a], target, 0);
+    const out = this.#run("reshape", unary, { op: "copy", n: this.size }, [a], target, 0);
     return this.#track(out, "reshape", [this], {});
   }
 
@@ -582,7 +599,7 @@ export class Tensor {
   reluBackward(dy: Tensor): Tensor {
     const [x, g] = this.#operands("take the relu gradient of", dy);
     this.#sameShape("take the relu gradient of", dy);
-    return this.#run("relu_backward", "relu_backward", { n: this.size }, [x, g], this.shape, 0);
+    return this.#run("relu_backward", reluBackward, { n: this.size }, [x, g], this.shape, 0);
   }
 
   /**
@@ -621,8 +638,7 @@ export class Tensor {
       name: "softmax_xent",
       kind: "run",
       device: this.device,
-      kernel: "softmax_cross_entropy",
-      params: { rows, cols, scale },
+      ...call(softmaxCrossEntropy, { rows, cols, scale }),
       inputs: [z, y],
       outputShapes: [[rows], this.shape],
       flops: 5 * rows * cols,
@@ -669,8 +685,7 @@ export class Tensor {
       name: "sub_",
       kind: "run",
       device: this.device,
-      kernel: "sub_inplace",
-      params: { n: this.size, alpha },
+      ...call(subInPlace, { n: this.size, alpha }),
       inputs: [g],
       inPlace: target,
       outputShapes: [this.shape],
@@ -709,7 +724,7 @@ export class Tensor {
     }
     const shape = this.shape.map((s, i) => i === ax ? length : s);
     const params = { outer, mid, inner, start, length };
-    const out = this.#run("narrow", "narrow", params, [a], shape, 0);
+    const out = this.#run("narrow", narrow, params, [a], shape, 0);
     return this.#track(out, "narrow", [this], { axis: ax, start, size: mid });
   }
 
@@ -734,7 +749,7 @@ export class Tensor {
     }
     const shape = this.shape.map((s, i) => i === ax ? size : s);
     const params = { outer, mid: size, inner, start, length };
-    return this.#run("unnarrow", "unnarrow", params, [a], shape, 0);
+    return this.#run("unnarrow", unnarrow, params, [a], shape, 0);
   }
 
   /** The transpose of a 2-D tensor. Throws a RangeError for other ranks. */
@@ -746,7 +761,7 @@ export class Tensor {
       );
     }
     const [rows, cols] = this.shape;
-    const out = this.#run("transpose", "transpose", { rows, cols }, [a], [cols, rows], 0);
+    const out = this.#run("transpose", transpose, { rows, cols }, [a], [cols, rows], 0);
     return this.#track(out, "transpose", [this], {});
   }
 
@@ -795,7 +810,7 @@ export class Tensor {
     const { outer, mid, inner } = this.#split(ax);
     const out = this.#run(
       "logSoftmax",
-      "log_softmax",
+      logSoftmax,
       { outer, mid, inner },
       [a],
       this.shape,
@@ -837,8 +852,7 @@ export class Tensor {
       name: "crossEntropy",
       kind: "run",
       device: this.device,
-      kernel: "softmax_cross_entropy",
-      params: { rows, cols, scale: 1 / rows },
+      ...call(softmaxCrossEntropy, { rows, cols, scale: 1 / rows }),
       inputs: [z, y],
       outputShapes: [[rows], this.shape],
       flops: 5 * rows * cols,
@@ -847,8 +861,7 @@ export class Tensor {
       name: "crossEntropy",
       kind: "run",
       device: this.device,
-      kernel: "sum_rows",
-      params: { rows: 1, cols: rows, scale: 1 / rows },
+      ...call(sumRows, { rows: 1, cols: rows, scale: 1 / rows }),
       inputs: [losses],
       outputShapes: [[]],
       flops: rows,
@@ -861,8 +874,7 @@ export class Tensor {
         name: "crossEntropy",
         kind: "run",
         device: this.device,
-        kernel: "binary",
-        params: { op: "add", broadcast: "one", n: 1, cols: 1, scalar: 0 },
+        ...call(binary, { op: "add", broadcast: "one", n: 1, cols: 1, scalar: 0 }),
         inputs: [loss, gate],
         outputShapes: [[]],
       });
@@ -1009,7 +1021,7 @@ export class Tensor {
         throw new RangeError(`Cannot ${op} ${this} and ${other}: the scalar must be finite`);
       }
       const params = this.#bparams(op, "scalar", other);
-      const out = this.#run(op, "binary", params, [a], this.shape, this.size);
+      const out = this.#run(op, binary, params, [a], this.shape, this.size);
       return this.#track(out, op, [this], { scalar: other });
     }
     const [a, b] = this.#operands(op, other);
@@ -1034,10 +1046,10 @@ export class Tensor {
       ? "row"
       : undefined;
     const t = broadcast
-      ? this.#run(op, "binary", { ...this.#bparams(op, broadcast, 0), n }, [a, b], out, n)
+      ? this.#run(op, binary, { ...this.#bparams(op, broadcast, 0), n }, [a, b], out, n)
       : this.#run(
         op,
-        "binary_strided",
+        binaryStrided,
         stridedParams(op, this.shape, other.shape, out),
         [
           a,
@@ -1052,7 +1064,7 @@ export class Tensor {
 
   #unary(op: UnaryOp): Tensor {
     const [a] = this.#operands(op);
-    const out = this.#run(op, "unary", { op, n: this.size }, [a], this.shape, this.size);
+    const out = this.#run(op, unary, { op, n: this.size }, [a], this.shape, this.size);
     return this.#track(out, op, [this], { out });
   }
 
@@ -1091,7 +1103,7 @@ export class Tensor {
     if (axis === undefined) {
       const shape = keepdim ? this.shape.map(() => 1) : [];
       const params = { rows: 1, cols: n, op, scale: name === "mean" ? 1 / n : 1 };
-      out = this.#run(name, "sum_rows", params, [a], shape, n);
+      out = this.#run(name, sumRows, params, [a], shape, n);
     } else {
       ax = this.#axis(axis, name);
       const { outer, mid, inner } = this.#split(ax);
@@ -1102,8 +1114,8 @@ export class Tensor {
         : this.shape.filter((_, i) => i !== ax);
       const scale = name === "mean" ? 1 / mid : 1;
       out = inner === 1
-        ? this.#run(name, "sum_rows", { rows: outer, cols: mid, op, scale }, [a], shape, n)
-        : this.#run(name, "sum_cols", { outer, rows: mid, cols: inner, op, scale }, [a], shape, n);
+        ? this.#run(name, sumRows, { rows: outer, cols: mid, op, scale }, [a], shape, n)
+        : this.#run(name, sumCols, { outer, rows: mid, cols: inner, op, scale }, [a], shape, n);
     }
     return this.#track(out, name, [this], { axis: ax, keepdim, out });
   }
@@ -1154,7 +1166,7 @@ export class Tensor {
       throw new RangeError(`Cannot expand shape ${fmt(this.shape)} to ${fmt(shape)}`);
     }
     const out = checkShape(shape, this.device, "expand");
-    const t = this.#run("expand", "expand", expandParams(this.shape, out), [a], out, 0);
+    const t = this.#run("expand", expand, expandParams(this.shape, out), [a], out, 0);
     return this.#track(t, "expand", [this], {});
   }
 
@@ -1162,10 +1174,10 @@ export class Tensor {
     return { op, broadcast, n: this.size, cols: this.shape[this.shape.length - 1] ?? 1, scalar };
   }
 
-  #run(
+  #run<P extends KernelParams>(
     name: string,
-    kernelName: string,
-    params: KernelParams,
+    spec: KernelSpec<P>,
+    params: P,
     inputs: TensorRecord[],
     shape: readonly number[],
     flops: number,
@@ -1174,7 +1186,7 @@ export class Tensor {
       name,
       kind: "run",
       device: this.device,
-      kernel: kernelName,
+      kernel: spec.name,
       params,
       inputs,
       outputShapes: [shape],

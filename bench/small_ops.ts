@@ -328,7 +328,7 @@ const git = (...args: string[]) =>
   new TextDecoder().decode(
     new Deno.Command("git", { args, cwd: new URL("..", import.meta.url), stdout: "piped" })
       .outputSync().stdout,
-  ).trim();
+  ).trimEnd(); // not trimStart: a porcelain line starts with its status, a space for unstaged
 
 // Other work on this machine skews every contender: the load when this run began says how much.
 const loadAverage = Deno.loadavg();

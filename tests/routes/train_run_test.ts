@@ -45,7 +45,7 @@ Deno.test(
       }
       await d.state.runs.idle();
       const run: RunRecord = await (await d.fetch(new Request(`${ORIGIN}/api/runs/${id}`))).json();
-      assert.equal(run.status, "done", run.error);
+      assert.equal(run.status, "done", run.error ?? "");
       assert.equal(run.epochs?.length, 2);
       const [first, second] = run.epochs!;
       assert.ok(second.loss < first.loss, `loss ${first.loss} then ${second.loss}`);

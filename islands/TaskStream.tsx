@@ -40,9 +40,14 @@ const PALETTE: Record<string, string> = {
   rand: "#ff9f1c",
   ones: "#7f7f7f",
   zeros: "#7f7f7f",
-  // Training: the loss, the relu mask's backward pass, and the in-place SGD update.
+  // Training: the loss, backward (autograd labels its ops; "<op> backward" is its colour), and
+  // the in-place SGD update.
+  crossEntropy: "#393b79",
   softmax_xent: "#393b79",
-  relu_backward: "#8c6d31",
+  "mm backward": "#6baed6",
+  "add backward": "#74c476",
+  "relu_backward backward": "#8c6d31",
+  "sum backward": "#c49c94",
   sub_: "#0b6e69",
   benchmark: "#dde3ea",
 };

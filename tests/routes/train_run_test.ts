@@ -35,7 +35,7 @@ Deno.test(
       const live: TraceEvent[] = [];
       let running = false;
       const seen = (op: string) => live.some((e) => e.op === op);
-      while (!(running && seen("softmax_xent") && seen("sub_"))) {
+      while (!(running && seen("crossEntropy") && seen("sub_"))) {
         const m = await stream.next();
         assert.ok(m, "the stream stays open");
         if (m.event === "batch") live.push(...(JSON.parse(m.data) as Batch).events);

@@ -52,6 +52,9 @@ interface Profile {
   workerUsPerOp: Record<string, number>;
   workerBatches: number;
   workerOps: number;
+  /** Storage buffers the pool made and reused, and bind groups cached at the end. */
+  buffers: { created: number; reused: number };
+  bindGroupsCached: number;
 }
 
 const results: Profile[] = [];
@@ -70,7 +73,8 @@ for (const backend of ["dawn", "deno"]) {
     console.log(`${backend}: no profile (exit ${out.code})`);
     continue;
   }
-  const totals: PhaseTotals = JSON.parse(line.slice("AUTOPAR_PROFILE ".length));
+  const totals: PhaseTotals & { created: number; reused: number; bindGroups: number } = JSON
+    .parse(line.slice("AUTOPAR_PROFILE ".length));
   const main = JSON.parse(stdout);
   const perOp = Object.fromEntries(
     Object.entries(totals.ms).map(([k, v]) => [k, (v * 1000) / totals.ops]),
@@ -80,6 +84,8 @@ for (const backend of ["dawn", "deno"]) {
     workerUsPerOp: perOp,
     workerBatches: totals.batches,
     workerOps: totals.ops,
+    buffers: { created: totals.created, reused: totals.reused },
+    bindGroupsCached: totals.bindGroups,
   });
 }
 for (const r of results) {
@@ -87,7 +93,9 @@ for (const r of results) {
   console.log(
     `${r.backend}: ${r.totalUsPerOp.toFixed(1)} us/op end to end; main thread enqueue ` +
       `${r.enqueueUsPerOp.toFixed(1)}; Worker busy ${worker.toFixed(1)} ` +
-      `(${(r.workerOps / r.workerBatches).toFixed(1)} ops per command buffer)`,
+      `(${(r.workerOps / r.workerBatches).toFixed(1)} ops per command buffer; buffers ` +
+      `${r.buffers.created} made, ${r.buffers.reused} reused; ${r.bindGroupsCached} bind groups ` +
+      `cached for ${r.workerOps} ops)`,
   );
   for (const [phase, us] of Object.entries(r.workerUsPerOp).sort((a, b) => b[1] - a[1])) {
     console.log(`    ${phase.padEnd(22)} ${us.toFixed(2)} us/op`);

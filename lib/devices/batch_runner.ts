@@ -171,6 +171,7 @@ export class BatchRunner {
     const encoder = device.createCommandEncoder();
     // One compute pass for the batch's dispatches, unless each op is timed (a pass each).
     let shared: GPUComputePassEncoder | undefined;
+    let sharedPipeline: GPUComputePipeline | undefined;
     const endShared = () => {
       shared?.end();
       shared = undefined;
@@ -210,7 +211,8 @@ export class BatchRunner {
         try {
           phases.totals.ops++;
           phases.mark("other");
-          const compiled = this.#compiled.get(this.#keyOf(cmd)) ?? await this.#pipeline(cmd);
+          const key = this.#keyOf(cmd);
+          const compiled = this.#compiled.get(key) ?? await this.#pipeline(cmd);
           const pipe = compiled.pipeline;
           phases.mark("pipeline lookup");
           const outs = cmd.outputs.map((o, i) => {
@@ -240,7 +242,7 @@ export class BatchRunner {
             workgroups = [Number(x), Number(y), Number(z)];
           }
           phases.mark("uniforms");
-          const group = this.#bindGroup(compiled, cmd, storage, bound, uniformBuffer);
+          const group = this.#bindGroup(compiled, key, storage, bound, uniformBuffer);
           phases.mark("bind group");
           let pass: GPUComputePassEncoder;
           if (timer) {
@@ -248,8 +250,13 @@ export class BatchRunner {
               label: `op${cmd.op}`,
               timestampWrites: timer.pass(cmd.op),
             });
-          } else pass = shared ??= encoder.beginComputePass({ label: "batch" });
-          pass.setPipeline(pipe);
+          } else if (!shared) {
+            pass = shared = encoder.beginComputePass({ label: "batch" });
+            sharedPipeline = undefined;
+          } else pass = shared;
+          // In the batch's one pass, consecutive ops of one kernel set its pipeline once.
+          if (pass !== shared || sharedPipeline !== pipe) pass.setPipeline(pipe);
+          if (pass === shared) sharedPipeline = pipe;
           if (dynamicOffsets) pass.setBindGroup(0, group, dynamicOffsets);
           else pass.setBindGroup(0, group);
           pass.dispatchWorkgroups(...workgroups);
@@ -440,7 +447,7 @@ export class BatchRunner {
    */
   #bindGroup(
     compiled: Compiled,
-    cmd: RunCommand,
+    pipelineKey: string,
     storage: GPUBuffer[],
     bound: number[],
     uniformBuffer: GPUBuffer,
@@ -463,7 +470,7 @@ export class BatchRunner {
         entries,
       });
     }
-    let key = this.#keyOf(cmd);
+    let key = pipelineKey;
     for (let i = 0; i < storage.length; i++) key += `|${this.#idOf(storage[i])}:${sizes[i]}`;
     let group = this.#bindGroups.get(key);
     if (!group) {

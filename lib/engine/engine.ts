@@ -23,6 +23,7 @@ import {
   type EngineOptions,
 } from "./options.ts";
 import { elementsOf, onDevice, type OpNode, type OpRequest, type TensorRecord } from "./records.ts";
+import type { CaptureTape } from "./capture.ts";
 
 export type { TraceEvent } from "../trace/event.ts";
 export type { EngineMode, EngineOptions } from "./options.ts";
@@ -49,6 +50,8 @@ export class Engine {
    * while it queues a backward pass, so the task stream tells the passes apart.
    */
   phase: string | undefined = undefined;
+  /** Set while `capture()` records a step: told of every op, host constant and dispose. */
+  capture: CaptureTape | undefined = undefined;
 
   /** Makes an engine with the given options. */
   constructor(options: EngineOptions = {}) {
@@ -77,6 +80,7 @@ export class Engine {
       internal: false,
     };
     hostRuntime().put(t.id, data);
+    this.capture?.constant(t, data);
     return t;
   }
 
@@ -126,6 +130,8 @@ export class Engine {
       state: "waiting",
     };
     if (req.blocking) this.#fence = op;
+    if (req.inPlace) req.inPlace.successor = outputs[0];
+    this.capture?.op({ ...req, label: op.label }, outputs);
     for (const o of outputs) o.producer = op;
     for (const t of inputs) t.unsentReaders++;
     if (req.inPlace) req.inPlace.writer = op;
@@ -140,6 +146,7 @@ export class Engine {
   /** Marks a tensor disposed; its storage is freed once no queued op reads it. */
   dispose(t: TensorRecord): void {
     if (t.disposed) return;
+    this.capture?.dispose(t);
     t.disposed = true;
     this.#maybeFree(t);
     this.#schedulePump();

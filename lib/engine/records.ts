@@ -32,6 +32,8 @@ export interface TensorRecord {
   /** The in-place op's output now owns this storage: freeing this one frees nothing. */
   movedTo?: TensorRecord;
   settledWaiters?: (() => void)[];
+  /** The version an in-place op makes of this tensor (set when that op is submitted). */
+  successor?: TensorRecord;
 }
 
 /** One op as the engine schedules it. */

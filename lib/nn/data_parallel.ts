@@ -301,7 +301,9 @@ export class DataParallel<M extends Module = Module> {
 /** Rows [from, to) of `t` on `device`: straight from the host values when they are there. */
 function shard(t: Tensor, from: number, to: number, device: Device): Tensor {
   const rec = recordOf(t);
-  if (t.device.kind === "cpu" && rec.state === "done" && !rec.disposed) {
+  // Straight from the values, unless a capture records the step: a replay must read the
+  // tensor it is given, so the slice is an op then.
+  if (!engine().capture && t.device.kind === "cpu" && rec.state === "done" && !rec.disposed) {
     const row = t.size / t.shape[0];
     const values = engine().hostValues(rec).subarray(from * row, to * row);
     return fromArray(values, [to - from, ...t.shape.slice(1)], { device });

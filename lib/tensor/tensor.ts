@@ -8,6 +8,7 @@ import { cpu, type Device } from "../devices/device.ts";
 import { WebGpuDevice } from "../devices/webgpu_device.ts";
 import { engine, type TensorRecord } from "../engine/engine.ts";
 import type { OpRequest } from "../engine/records.ts";
+import { latest } from "../engine/capture.ts";
 import type { BinaryOp, Broadcast, UnaryOp } from "../kernels/elementwise.ts";
 import { broadcastShape, expandParams, stridedParams } from "../kernels/broadcast.ts";
 import type { KernelParams, KernelSpec } from "../kernels/kernel.ts";
@@ -202,8 +203,16 @@ const collected = new FinalizationRegistry<TensorRecord>((rec) => engine().dispo
 
 /** The engine's record of a tensor (for autopar's own layers, not for users). */
 export function recordOf(t: Tensor): TensorRecord {
-  const rec = records.get(t);
+  let rec = records.get(t);
   if (!rec) throw new TypeError(`Cannot use ${String(t)}: it is not an autopar Tensor`);
+  if (rec.successor) {
+    // Updated in place by a replayed step (capture.ts): this tensor names the newest version.
+    const newest = latest(rec);
+    collected.unregister(rec);
+    records.set(t, newest);
+    collected.register(t, newest, newest);
+    rec = newest;
+  }
   return rec;
 }
 
@@ -244,6 +253,8 @@ export function checkShape(shape: unknown, device: Device, what: string): readon
 
 /** What is known of a tensor's values as class indices: checked once, where they were made. */
 interface IndexFacts {
+  /** The tensor whose values these facts describe (slices and copies of it share them). */
+  origin: TensorRecord;
   /** The first value that is not a whole number >= 0, and its row. */
   bad?: { row: number; value: number };
   /** Otherwise the first largest value, and its row. */
@@ -255,14 +266,20 @@ const indexFacts = new WeakMap<TensorRecord, IndexFacts>();
 /** Labels up to this length are checked as class indices when they are made (cheap). */
 const CHECK_AT_CREATION = 4096;
 
-function factsOf(values: ArrayLike<number>): IndexFacts {
+function factsOf(values: ArrayLike<number>, origin: TensorRecord): IndexFacts {
   const max = { row: 0, value: -1 };
   for (let r = 0; r < values.length; r++) {
     const v = values[r];
-    if (!(Number.isInteger(v) && v >= 0)) return { bad: { row: r, value: v } };
+    if (!(Number.isInteger(v) && v >= 0)) return { origin, bad: { row: r, value: v } };
     if (v > max.value) [max.row, max.value] = [r, v];
   }
-  return { max };
+  return { origin, max };
+}
+
+/** A slice or copy of `from` is known to hold class indices if `from` is (conservatively). */
+function inheritFacts(from: TensorRecord, to: Tensor): void {
+  const f = indexFacts.get(from);
+  if (f) indexFacts.set(recordOf(to), f);
 }
 
 /**
@@ -270,14 +287,19 @@ function factsOf(values: ArrayLike<number>): IndexFacts {
  * that labels uploaded to a device need no check there (creation functions call it).
  */
 export function noteValues(t: Tensor, values: ArrayLike<number>): void {
-  if (values.length <= CHECK_AT_CREATION) indexFacts.set(recordOf(t), factsOf(values));
+  const rec = recordOf(t);
+  if (values.length <= CHECK_AT_CREATION) indexFacts.set(rec, factsOf(values, rec));
 }
 
-function badLabel(labels: Tensor, row: number, value: number, cols: number): RangeError {
-  return new RangeError(
-    `Cannot take the cross-entropy of ${labels}: label ${value} at row ${row} is not a class ` +
-      `index in [0, ${cols})`,
-  );
+/** Throws a RangeError naming the first label out of [0, cols), if any. */
+function verifyFacts(facts: IndexFacts, cols: number, what: string): void {
+  const bad = facts.bad ?? (facts.max!.value >= cols ? facts.max : undefined);
+  if (bad) {
+    throw new RangeError(
+      `Cannot take the cross-entropy of ${what}: label ${bad.value} at row ${bad.row} is not ` +
+        `a class index in [0, ${cols})`,
+    );
+  }
 }
 
 /**
@@ -297,11 +319,27 @@ function checkLabels(
   const op = "the cross-entropy";
   let facts = indexFacts.get(rec);
   if (!facts && rec.device.kind === "cpu" && rec.state === "done") {
-    facts = factsOf(e.hostValues(rec));
+    facts = factsOf(e.hostValues(rec), rec);
   }
   if (facts) {
-    const bad = facts.bad ?? (facts.max!.value >= cols ? facts.max : undefined);
-    if (bad) throw badLabel(labels, bad.row, bad.value, cols);
+    verifyFacts(facts, cols, String(labels));
+    // A replay checks the labels it is given, where these came from, before it runs.
+    const origin = facts.origin;
+    e.capture?.check((resolve) => {
+      const given = resolve(origin);
+      if (!given) return;
+      const known = indexFacts.get(given) ??
+        (given.device.kind === "cpu" && given.state === "done"
+          ? factsOf(e.hostValues(given), given)
+          : undefined);
+      if (!known) {
+        throw new TypeError(
+          `Cannot replay a step with labels whose values are not known yet: give labels made ` +
+            `by fromArray, or host values already computed`,
+        );
+      }
+      verifyFacts(known, cols, `the labels Tensor${fmt(given.shape)}`);
+    });
     return undefined;
   }
   // Each step consumes the previous step's temporary (never the labels themselves).
@@ -725,6 +763,7 @@ export class Tensor {
     const shape = this.shape.map((s, i) => i === ax ? length : s);
     const params = { outer, mid, inner, start, length };
     const out = this.#run("narrow", narrow, params, [a], shape, 0);
+    inheritFacts(a, out);
     return this.#track(out, "narrow", [this], { axis: ax, start, size: mid });
   }
 
@@ -918,7 +957,11 @@ export class Tensor {
         label,
         blocking: !options.nonBlocking && target.kind === "cpu",
       });
-      if (target.kind === "cpu") return this.#track(wrap(staged), "to", [this], {});
+      if (target.kind === "cpu") {
+        const onHost = wrap(staged);
+        inheritFacts(a, onHost);
+        return this.#track(onHost, "to", [this], {});
+      }
     }
     const [out] = e.submit({
       name: "copy",
@@ -930,7 +973,9 @@ export class Tensor {
       blocking: !options.nonBlocking,
     });
     if (staged !== a) e.dispose(staged);
-    return this.#track(wrap(out), "to", [this], {});
+    const moved = wrap(out);
+    inheritFacts(a, moved);
+    return this.#track(moved, "to", [this], {});
   }
 
   /**

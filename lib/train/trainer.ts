@@ -11,6 +11,7 @@ import { DataParallel, shards } from "../nn/data_parallel.ts";
 import { Linear, type Module, ReLU, Sequential } from "../nn/module.ts";
 import { SGD } from "../optim/sgd.ts";
 import { fromArray } from "../tensor/creation.ts";
+import { capture, type Captured } from "../capture/capture.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { CLASSES, type Dataset, PIXELS } from "./mnist.ts";
 
@@ -66,6 +67,13 @@ export interface TrainerOptions {
    * @default {true}
    */
   exchange?: boolean;
+  /**
+   * Capture the training step on its first call for each batch size and replay it after
+   * (see lib/capture/capture.ts): the step's JavaScript (layers, autograd, DataParallel,
+   * SGD) runs once, and each later step only resubmits its ops. Needs `staleness: 0`.
+   * @default {false}
+   */
+  capture?: boolean;
 }
 
 /** Per-replica outputs of one step, where they were computed. */
@@ -101,9 +109,23 @@ export class Trainer {
   readonly inputs: number;
   /** Classes. */
   readonly outputs: number;
+  /** Whether steps are captured and replayed. */
+  readonly captured: boolean;
+  /** One captured step per batch size. */
+  readonly #steps = new Map<number, Captured<Tensor[]>>();
 
-  /** Replicates `model` on `devices`. Throws a RangeError without devices. */
+  /**
+   * Replicates `model` on `devices`. Throws a RangeError without devices, or for `capture`
+   * with staleness.
+   */
   constructor(model: Module, readonly devices: readonly Device[], options: TrainerOptions = {}) {
+    this.captured = options.capture ?? false;
+    if (this.captured && (options.staleness ?? 0) > 0) {
+      throw new RangeError(
+        "Cannot capture a training step with staleness: its pending gradients are state the " +
+          "step replaces, which a replay cannot carry over",
+      );
+    }
     this.dp = new DataParallel(model, devices, {
       staleness: options.staleness,
       exchange: options.exchange,
@@ -118,12 +140,23 @@ export class Trainer {
   step(images: Float32Array, labels: Float32Array, count: number): StepOutputs {
     const x = fromArray(images.subarray(0, count * this.inputs), [count, this.inputs]);
     const y = fromArray(labels.subarray(0, count), [count]);
-    this.opt.zeroGrad();
-    const r = this.dp.forwardBackward(x, y, (logits, y) => logits.crossEntropy(y));
-    this.opt.step();
+    const rows = shards(count, this.devices.length).map(([from, to]) => to - from);
+    const run = (x: Tensor, y: Tensor): Tensor[] => {
+      this.opt.zeroGrad();
+      const r = this.dp.forwardBackward(x, y, (logits, y) => logits.crossEntropy(y));
+      this.opt.step();
+      return [...r.losses, ...r.outputs];
+    };
+    let out: Tensor[];
+    if (this.captured) {
+      let step = this.#steps.get(count);
+      if (!step) this.#steps.set(count, step = capture(run));
+      out = step.replay(x, y);
+    } else out = run(x, y);
     x.dispose();
     y.dispose();
-    return { losses: r.losses, logits: r.outputs, rows: r.rows };
+    const n = this.devices.length;
+    return { losses: out.slice(0, n), logits: out.slice(n), rows };
   }
 
   /** Applies the updates still pending (with staleness > 0), oldest first; returns at once. */

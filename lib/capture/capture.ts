@@ -1,0 +1,189 @@
+/**
+ * Capture and replay of a repeated step (CUDA Graphs' idea, and onnxruntime-web's graph
+ * capture): `capture(fn)` runs `fn` once as it is (a warm-up, in which optimizers make their
+ * state), records the ops its second call submits, and each later `replay` submits them
+ * again for new arguments of the same shapes, without running `fn`: no
+ * Tensor methods, no autograd tape, no optimizer or DataParallel bookkeeping, only the
+ * engine's submission of the recorded requests. The devices see the same work, so their
+ * pooled buffers and cached bind groups are reused from replay to replay.
+ *
+ * What carries over between replays is what the step updates in place (parameters through
+ * `sub_`, which every optimizer step does). State that a step replaces instead (SGD's
+ * momentum, Adam's running means, DataParallel's pending gradients with staleness) is read
+ * by the recording at its old value: replay refuses it with a TypeError rather than compute
+ * with stale tensors. JavaScript fields the step sets (`p.grad`) are not updated by a replay:
+ * read what the step returns.
+ *
+ * @module
+ */
+import { engine } from "../engine/engine.ts";
+import { latest, Program } from "../engine/capture.ts";
+import type { TensorRecord } from "../engine/records.ts";
+import { recordOf, Tensor, wrap } from "../tensor/tensor.ts";
+
+/** What a step returns: a tensor, several, or nothing. */
+export type CaptureResult = Tensor | Tensor[] | void;
+
+/** A captured step. */
+export interface Captured<R extends CaptureResult> {
+  /**
+   * The first call runs the step (warm-up), the second runs and records it; each later call
+   * replays the recording for these arguments and returns new tensors in the places of the
+   * step's results.
+   * Throws before anything is queued when an argument's shape or device differs from the
+   * recording's, or when state it reads is gone.
+   */
+  replay(...args: Tensor[]): R;
+  /** Ops the recording holds (0 before the first call). */
+  readonly ops: number;
+  /** How many times the recording was replayed. */
+  readonly replays: number;
+}
+
+const fmt = (s: readonly number[]) => `[${s.join(", ")}]`;
+
+/**
+ * Runs `fn` on its first call, records it on its second and replays it after.
+ *
+ * @example
+ * ```ts
+ * import { capture, fromArray } from "../../mod.ts";
+ * const w = fromArray([1, 1], [2]);
+ * const step = capture((x) => {
+ *   const g = x.mul(w);
+ *   w.sub_(g, { alpha: 0.5 }); // state updated in place carries over between replays
+ *   return g.sum();
+ * });
+ * const x = fromArray([1, 2], [2]);
+ * console.log((await step.replay(x).data())[0]); // 3: run (warm-up)
+ * console.log((await step.replay(x).data())[0]); // 0.5: run and recorded (w was [0.5, 0])
+ * console.log((await step.replay(x).data())[0]); // 0.25: replayed (w was [0.25, 0])
+ * console.log(step.ops, step.replays, await w.data()); // 3 1 Float32Array [0.125, 0]
+ * ```
+ */
+export function capture<R extends CaptureResult>(fn: (...args: Tensor[]) => R): Captured<R> {
+  let program: Program | undefined;
+  let argRecs: TensorRecord[] = [];
+  let shapes: { shape: readonly number[]; device: string }[] = [];
+  let outRecs: TensorRecord[] = [];
+  let single = false;
+  /** Records made inside the step, alive at its end, that nothing outside reads. */
+  let carried: TensorRecord[] = [];
+  let lastCarried: TensorRecord[] = [];
+  let externals: TensorRecord[] = [];
+  let replays = 0;
+  let warmedUp = false;
+
+  const record = (args: Tensor[]): R => {
+    const e = engine();
+    if (e.capture) throw new TypeError("Cannot capture a step inside another capture");
+    argRecs = args.map((a, i) => {
+      if (!(a instanceof Tensor)) {
+        throw new TypeError(`Cannot capture argument ${i}: ${a} is not a Tensor`);
+      }
+      return recordOf(a);
+    });
+    shapes = args.map((a) => ({ shape: a.shape, device: a.device.name }));
+    const p = new Program();
+    e.capture = p;
+    let result: R;
+    try {
+      result = fn(...args);
+    } finally {
+      e.capture = undefined;
+    }
+    const outs = result === undefined ? [] : Array.isArray(result) ? result : [result];
+    single = result instanceof Tensor;
+    outRecs = outs.map((t) => recordOf(t as Tensor));
+    const args_ = new Set(argRecs);
+    externals = [...p.externals()].filter((t) => !args_.has(t));
+    // State the step updated in place: the newest versions of external records.
+    const state = new Set(externals.map(latest));
+    const results = new Set(outRecs);
+    carried = [...p.made].filter((t) => !t.disposed && !results.has(t) && !state.has(t));
+    lastCarried = carried;
+    program = p;
+    return result;
+  };
+
+  const replay = (args: Tensor[]): R => {
+    const p = program!;
+    const e = engine();
+    if (args.length !== argRecs.length) {
+      throw new TypeError(
+        `Cannot replay a step recorded with ${argRecs.length} arguments with ${args.length}`,
+      );
+    }
+    const given = args.map((a, i) => {
+      if (!(a instanceof Tensor)) {
+        throw new TypeError(`Cannot replay with argument ${i}: ${a} is not a Tensor`);
+      }
+      const want = shapes[i];
+      if (
+        a.device.name !== want.device || a.shape.length !== want.shape.length ||
+        a.shape.some((n, k) => n !== want.shape[k])
+      ) {
+        throw new RangeError(
+          `Cannot replay with argument ${i} of shape ${fmt(a.shape)} on ${a.device.name}: the ` +
+            `step was recorded with shape ${fmt(want.shape)} on ${want.device} (capture a ` +
+            `step per shape)`,
+        );
+      }
+      const rec = recordOf(a);
+      if (rec.disposed) throw new TypeError(`Cannot replay with argument ${i}: it was disposed`);
+      return rec;
+    });
+    const map = new Map<TensorRecord, TensorRecord>();
+    argRecs.forEach((r, i) => map.set(r, given[i]));
+    for (const ext of externals) {
+      const now = latest(ext);
+      if (now.disposed) {
+        throw new TypeError(
+          `Cannot replay: the step reads a tensor of shape ${fmt(ext.shape)} on ` +
+            `${ext.device.name}, made before it was recorded, that has been disposed since. ` +
+            `A step can carry state over only by updating it in place (sub_); state it replaces ` +
+            `(SGD's momentum, Adam's means, gradients pending with staleness) cannot be replayed`,
+        );
+      }
+      map.set(ext, now);
+    }
+    for (const check of p.checks) check((t) => given[argRecs.indexOf(t)]);
+    // What the last replay made that nothing outside reads is dropped now.
+    for (const t of lastCarried) e.dispose(t);
+    for (const s of p.steps) {
+      if (s.kind === "constant") {
+        map.set(s.rec, e.hostTensor(s.data.slice(), s.rec.shape));
+      } else if (s.kind === "dispose") {
+        const t = map.get(s.rec);
+        if (t) e.dispose(t);
+      } else {
+        const req = s.req;
+        const outputs = e.submit({
+          ...req,
+          inputs: req.inputs.map((t) => map.get(t) ?? t),
+          inPlace: req.inPlace && (map.get(req.inPlace) ?? req.inPlace),
+        });
+        s.outputs.forEach((o, i) => map.set(o, outputs[i]));
+      }
+    }
+    lastCarried = carried.map((t) => map.get(t)!).filter((t) => t !== undefined);
+    replays++;
+    const outs = outRecs.map((t) => wrap(map.get(t) ?? t));
+    return (single ? outs[0] : outRecs.length === 0 ? undefined : outs) as R;
+  };
+
+  return {
+    replay: (...args: Tensor[]) => {
+      if (program) return replay(args);
+      if (warmedUp) return record(args);
+      warmedUp = true;
+      return fn(...args);
+    },
+    get ops() {
+      return program?.steps.filter((s) => s.kind === "op").length ?? 0;
+    },
+    get replays() {
+      return replays;
+    },
+  };
+}

@@ -4,7 +4,10 @@
 // through the host in buckets while backward still runs).
 //
 //   deno task train [--devices cpu|1|2] [--epochs N] [--batch N] [--lr X] [--staleness K]
-//                   [--trace step.json]
+//                   [--capture on|off] [--trace step.json]
+//
+// --capture on (the default without staleness) records the training step once and replays
+// it after (capture() in mod.ts): each step then only resubmits its ops.
 //
 // --staleness K applies each step's summed gradients K steps late, so their round trip
 // through the host runs while the devices compute the next steps (K-step-delayed SGD).
@@ -27,7 +30,7 @@ import { trainEpoch } from "../lib/train/epoch.ts";
 import { gradientTraffic } from "../lib/train/traffic.ts";
 
 const usage = "deno task train [--devices cpu|1|2] [--epochs N] [--batch N] [--lr X] " +
-  "[--staleness K] [--trace step.json]";
+  "[--staleness K] [--capture on|off] [--trace step.json]";
 const { values } = parseArgs({
   args: Deno.args,
   options: {
@@ -36,6 +39,7 @@ const { values } = parseArgs({
     batch: { type: "string", default: "64" },
     lr: { type: "string", default: "0.5" },
     staleness: { type: "string", default: "0" },
+    capture: { type: "string" },
     trace: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
@@ -65,6 +69,16 @@ if (!/^[0-8]$/.test(values.staleness)) {
   Deno.exit(2);
 }
 
+if (values.capture !== undefined && !/^(on|off)$/.test(values.capture)) {
+  console.error(`--capture must be on or off, got "${values.capture}"\n${usage}`);
+  Deno.exit(2);
+}
+const captured = (values.capture ?? (staleness === 0 ? "on" : "off")) === "on";
+if (captured && staleness > 0) {
+  console.error(`--capture on needs --staleness 0: a replay cannot carry pending gradients`);
+  Deno.exit(2);
+}
+
 let devices: Device[];
 if (values.devices === "cpu") devices = [cpu()];
 else {
@@ -85,10 +99,12 @@ console.log(
 );
 console.log(
   `MNIST: ${train.count} training and ${test.count} test digits; batch ${batch}, lr ${lr}` +
-    (staleness ? `; updates ${staleness} step(s) late (--staleness ${staleness})` : "") + "\n",
+    (staleness ? `; updates ${staleness} step(s) late (--staleness ${staleness})` : "") +
+    (captured ? "; the step captured once and replayed (--capture off to run it anew)" : "") +
+    "\n",
 );
 
-const trainer = new Trainer(mlp({ seed: 1 }), devices, { lr, staleness });
+const trainer = new Trainer(mlp({ seed: 1 }), devices, { lr, staleness, capture: captured });
 await synchronize();
 
 if (values.trace) {

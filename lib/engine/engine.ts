@@ -117,7 +117,7 @@ export class Engine {
       inputs,
       outputs,
       inPlace: req.inPlace,
-      site: new Error("created here"),
+      site: req.site ?? new Error("created here"),
       queued: performance.now(),
       bytes: req.kind === "read" || req.kind === "write"
         ? req.inputs[0].bytes
@@ -131,7 +131,7 @@ export class Engine {
     };
     if (req.blocking) this.#fence = op;
     if (req.inPlace) req.inPlace.successor = outputs[0];
-    this.capture?.op({ ...req, label: op.label }, outputs);
+    this.capture?.op({ ...req, label: op.label, site: op.site }, outputs);
     for (const o of outputs) o.producer = op;
     for (const t of inputs) t.unsentReaders++;
     if (req.inPlace) req.inPlace.writer = op;

@@ -76,6 +76,11 @@ export interface OpRequest {
   /** Ops submitted after this one are not sent before it has finished (blocking copies). */
   blocking?: boolean;
   /**
+   * Where the op was created, for its errors; a replay passes the recorded op's.
+   * @default {a new Error here}
+   */
+  site?: Error;
+  /**
    * Overwrite this tensor (a "run" op whose kernel is `inPlace`): the one output is a new
    * version that takes over its storage. The op waits until every op submitted earlier that
    * reads the old version has been sent to the same in-order lane or has finished; ops that

@@ -110,7 +110,9 @@ async function init(backend: WebGpuBackend, adapterName?: string, list = false):
 /** Destroys every buffer and the device, so the process can end without tearing down live GPU state. */
 async function close(): Promise<void> {
   if (runner?.phases.enabled) {
-    console.error(`AUTOPAR_PROFILE ${JSON.stringify(runner.phases.totals)}`);
+    console.error(
+      `AUTOPAR_PROFILE ${JSON.stringify({ ...runner.phases.totals, ...runner.reuse })}`,
+    );
   }
   await runner?.destroyAll();
   device?.destroy();

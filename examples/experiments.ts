@@ -3,7 +3,7 @@
 //
 //   deno task experiments [--quick] [--out DIR]
 import { parseArgs } from "node:util";
-import { runExperiments } from "../lib/experiments/report.ts";
+import { runExperiments } from "../tools/experiments_report.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

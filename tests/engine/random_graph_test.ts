@@ -1,7 +1,7 @@
 /**
  * Property test: random dependency graphs spread over the WebGPU devices and the host give
  * the same values in parallel mode and in serial mode (bit for bit), and both match a
- * float64 reference interpreter (lib/experiments/random_graph.ts), within a float32 error bound derived per node.
+ * float64 reference interpreter (tools/random_graph.ts), within a float32 error bound derived per node.
  *
  * AUTOPAR_GRAPH_RUNS raises the number of programs (default 50); AUTOPAR_GRAPH_SEED
  * replays another fast-check seed, AUTOPAR_GRAPH_PATH one failing graph of it.
@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { cpu, type Device, tryAllGpus } from "../../mod.ts";
-import { checkRandomGraphs } from "../../lib/experiments/random_graph.ts";
+import { checkRandomGraphs } from "../../tools/random_graph.ts";
 
 const gpus = await tryAllGpus({ count: 2 });
 const devices: Device[] = [...gpus, cpu()];

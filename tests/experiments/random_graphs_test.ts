@@ -13,7 +13,7 @@ import {
   type Program,
   RandomGraphError,
   reference,
-} from "../../lib/experiments/random_graph.ts";
+} from "../../tools/random_graph.ts";
 
 const gpus = await tryAllGpus({ count: 2 });
 const devices: Device[] = [...gpus, cpu()];

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runExperiments } from "../../lib/experiments/report.ts";
+import { runExperiments } from "../../tools/experiments_report.ts";
 
 Deno.test({
   name:

@@ -9,11 +9,11 @@
  */
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@4.11.0";
-import type { Device } from "../devices/device.ts";
-import { configureEngine, engine } from "../engine/engine.ts";
-import { waitAll } from "../engine/sync.ts";
-import { fromArray, rand } from "../tensor/creation.ts";
-import type { Tensor } from "../tensor/tensor.ts";
+import type { Device } from "../lib/devices/device.ts";
+import { configureEngine, engine } from "../lib/engine/engine.ts";
+import { waitAll } from "../lib/engine/sync.ts";
+import { fromArray, rand } from "../lib/tensor/creation.ts";
+import type { Tensor } from "../lib/tensor/tensor.ts";
 
 /** The ops a program uses. */
 export type OpName =

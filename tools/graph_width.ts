@@ -6,9 +6,9 @@
  * @module
  */
 import fc from "npm:fast-check@4.11.0";
-import type { Device } from "../devices/device.ts";
+import type { Device } from "../lib/devices/device.ts";
 import { checkProgram, checkRandomGraphs, layeredProgram, layeredSpecs } from "./random_graph.ts";
-import { describeDevice, fmt, median, type Section } from "./section.ts";
+import { describeDevice, fmt, median, type Section } from "../lib/experiments/section.ts";
 
 /** Options of {@link graphWidth}. */
 export interface GraphWidthOptions {

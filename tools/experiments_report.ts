@@ -4,15 +4,15 @@
  *
  * @module
  */
-import { cpu, type Device } from "../devices/device.ts";
-import { tryAllGpus } from "../devices/discovery.ts";
-import { chapterTimeline } from "./chapter_timeline.ts";
+import { cpu, type Device } from "../lib/devices/device.ts";
+import { tryAllGpus } from "../lib/devices/discovery.ts";
+import { chapterTimeline } from "../lib/experiments/chapter_timeline.ts";
 import { graphWidth } from "./graph_width.ts";
-import { independentOps } from "./independent_ops.ts";
-import { renderSvg } from "./plot.ts";
-import { describeDevice, type Section, sectionMarkdown } from "./section.ts";
-import { smallOps } from "./small_ops.ts";
-import { threeLanes } from "./three_lanes.ts";
+import { independentOps } from "../lib/experiments/independent_ops.ts";
+import { renderSvg } from "../lib/experiments/plot.ts";
+import { describeDevice, type Section, sectionMarkdown } from "../lib/experiments/section.ts";
+import { smallOps } from "../lib/experiments/small_ops.ts";
+import { threeLanes } from "../lib/experiments/three_lanes.ts";
 
 /** Options of {@link runExperiments}. */
 export interface RunExperimentsOptions {

@@ -16,6 +16,7 @@ import { fromArray, rand, zeros } from "../lib/tensor/creation.ts";
 import type { Tensor } from "../lib/tensor/tensor.ts";
 import { CLASSES, type Dataset, PIXELS } from "../lib/train/mnist.ts";
 import { countCorrect } from "../lib/train/trainer.ts";
+import { shards } from "../lib/nn/data_parallel.ts";
 
 /**
  * The parameters of one replica, in the order the backward pass produces their gradients.
@@ -88,14 +89,6 @@ export interface StepOutputs {
 function glorot(shape: [number, number], device: Device, seed: number): Tensor {
   const a = Math.sqrt(6 / (shape[0] + shape[1]));
   return rand(shape, { device, seed }).sub(0.5).mul(2 * a);
-}
-
-/** Row ranges that split `count` rows as evenly as possible into `parts`. */
-export function shards(count: number, parts: number): [number, number][] {
-  return Array.from({ length: parts }, (_, i) => [
-    Math.floor((count * i) / parts),
-    Math.floor((count * (i + 1)) / parts),
-  ]);
 }
 
 /**

@@ -10,11 +10,13 @@ import {
   type BackwardOptions,
   type GradFn,
   type OpContext,
+  recordOf,
   setCreationHook,
   setGradRecorder,
   Tensor,
 } from "../tensor/tensor.ts";
 import { engine } from "../engine/engine.ts";
+import { creationSite } from "../engine/errors.ts";
 import { ones } from "../tensor/creation.ts";
 import { RULES } from "./rules.ts";
 
@@ -66,14 +68,19 @@ export function forwardScope(fn: () => Tensor, keep: () => ReadonlySet<Tensor>):
 
 /** A recorded op. Its inputs and saved tensors are dropped once backward has used them. */
 class Node implements GradFn {
-  readonly site = new Error("created here");
   inputs: readonly Tensor[] | undefined;
   ctx: OpContext | undefined;
   /** Internal tensors the node owns (disposed when the graph is freed). */
   owned: Tensor[];
   #held: Tensor[];
 
-  constructor(readonly name: string, inputs: readonly Tensor[], ctx: OpContext) {
+  /** `site`: where the op was created (the engine's own record of it, not a second stack). */
+  constructor(
+    readonly name: string,
+    inputs: readonly Tensor[],
+    ctx: OpContext,
+    readonly site: Error,
+  ) {
     this.inputs = inputs;
     this.ctx = ctx;
     this.owned = name === "crossEntropy" ? [ctx.grad as Tensor] : [];
@@ -136,10 +143,7 @@ export interface RunBackwardOptions extends BackwardOptions {
 const fmt = (s: readonly number[]) => `[${s.join(", ")}]`;
 
 function siteOf(node: Node): string {
-  const line = node.site.stack?.split("\n").find((l, i) =>
-    i > 0 && !l.includes("/lib/autograd/") && !l.includes("/lib/tensor/")
-  );
-  return line ? ` (created ${line.trim()})` : "";
+  return ` (created at ${creationSite(node.site)})`;
 }
 
 /**
@@ -321,7 +325,13 @@ export function runBackward(
 setGradRecorder({
   enabled: gradEnabled,
   record(out, op, inputs, ctx) {
-    out.gradFn = new Node(op, inputs, ctx);
+    // The engine captured where the op was created; its producer holds that stack.
+    out.gradFn = new Node(
+      op,
+      inputs,
+      ctx,
+      recordOf(out).producer?.site ?? new Error("created here"),
+    );
   },
   backward: runBackward,
 });

@@ -9,7 +9,8 @@
 /** Where in the user's script an op was created: the first stack frame outside autopar. */
 export function creationSite(site: Error): string {
   const lines = (site.stack ?? "").split("\n").slice(1).map((l) => l.trim());
-  const own = /\/lib\/(engine|tensor|streams|trace|bench|devices|kernels)\//;
+  const own =
+    /\/lib\/(engine|tensor|autograd|nn|optim|capture|train|streams|trace|bench|devices|kernels)\//;
   const outside = lines.find((l) => !own.test(l) && !l.includes("ext:"));
   return (outside ?? lines[0] ?? "unknown").replace(/^at /, "");
 }

@@ -224,7 +224,11 @@ export class Linear extends Module {
     const seed = options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
     const uniform = (shape: number[], s: number) =>
       noGrad(() => {
-        const t = rand(shape, { device: options.device, seed: s >>> 0 }).sub(0.5).mul(2 * bound);
+        const r = rand(shape, { device: options.device, seed: s >>> 0 });
+        const centred = r.sub(0.5);
+        const t = centred.mul(2 * bound);
+        r.dispose();
+        centred.dispose();
         t.requiresGrad = true;
         return t;
       });

@@ -17,7 +17,7 @@ import { Worker } from "node:worker_threads";
 import tfjsBundle from "npm:@tensorflow/tfjs@4.22.0/dist/tf.node.js";
 import type * as TF from "npm:@tensorflow/tfjs-core@4.22.0";
 import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0/dist/tf-backend-webgpu.node.js";
-import { closeDevices, rand, type Tensor, tryAllGpus } from "../mod.ts";
+import { capture, closeDevices, rand, type Tensor, tryAllGpus } from "../mod.ts";
 import { DAWN_SPECIFIER, type WebGpuBackend } from "../lib/devices/backend.ts";
 import { median } from "../lib/experiments/section.ts";
 import type { FromRawWorker, ToRawWorker } from "./small_ops_raw_worker.ts";
@@ -29,11 +29,18 @@ const PER_COMMAND_BUFFER = 64;
 /** Chains back to back in one contender's turn; the turn's figure is their median. */
 const CHAINS_PER_TURN = 5;
 /** autopar over raw holds for both raw variants; one pass is how autopar now encodes. */
-const GOALS = { autoparOverRaw: 1.5, autoparOverRawOnePass: 1.5, autoparOverTfjs: 0.4 };
-const CONTENDERS = ["autopar", "raw", "rawOnePass", "tfjs"] as const;
+const GOALS = {
+  autoparOverRaw: 1.5,
+  autoparOverRawOnePass: 1.5,
+  autoparOverTfjs: 0.4,
+  capturedOverRawOnePass: 1.5,
+  capturedOverTfjs: 0.4,
+};
+const CONTENDERS = ["autopar", "autoparCaptured", "raw", "rawOnePass", "tfjs"] as const;
 type Contender = typeof CONTENDERS[number];
 const LABELS: Record<Contender, string> = {
   autopar: "autopar",
+  autoparCaptured: "autopar, the chain captured, replayed",
   raw: "raw WebGPU, one pass per dispatch",
   rawOnePass: "raw, one pass per command buffer",
   tfjs: "tfjs-backend-webgpu 4.22",
@@ -61,12 +68,14 @@ interface ChildReport {
   /** The contenders' order in each round. */
   order?: Contender[][];
   contenders?: Partial<Record<Contender, ContenderResult>>;
-  ratios?: { autoparOverRaw?: number; autoparOverRawOnePass?: number; autoparOverTfjs?: number };
-  goalsMet?: {
-    autoparOverRaw?: boolean;
-    autoparOverRawOnePass?: boolean;
-    autoparOverTfjs?: boolean;
+  ratios?: {
+    autoparOverRaw?: number;
+    autoparOverRawOnePass?: number;
+    autoparOverTfjs?: number;
+    capturedOverRawOnePass?: number;
+    capturedOverTfjs?: number;
   };
+  goalsMet?: Partial<Record<keyof typeof GOALS, boolean>>;
   seconds?: number;
 }
 
@@ -208,9 +217,28 @@ async function child(backend: WebGpuBackend): Promise<ChildReport> {
       y.dispose();
       return data;
     });
+  // The same chain as a captured step: a replay is one op, its 1,000 kernels one segment
+  // the device Worker encodes in one go.
+  const step = capture((x: Tensor) => {
+    let y: Tensor = x;
+    for (let i = 0; i < OPS; i++) {
+      const next = y.add(x);
+      if (y !== x) y.dispose();
+      y = next;
+    }
+    return y;
+  });
+  const autoparCaptured: Chain = () =>
+    timed(async () => {
+      const y = step.replay(x);
+      const data = await y.data();
+      y.dispose();
+      return data;
+    });
   const raw = await startRaw(backend, xs);
   const chains: Partial<Record<Contender, Chain>> = {
     autopar,
+    autoparCaptured,
     raw: raw.chain(false),
     rawOnePass: raw.chain(true),
   };
@@ -227,6 +255,7 @@ async function child(backend: WebGpuBackend): Promise<ChildReport> {
   const names = CONTENDERS.filter((c) => chains[c] !== undefined);
   // Warm-up: compiles the kernels and fills tfjs's buffer pool.
   for (const c of names) await chains[c]!();
+  await autoparCaptured(); // the capture's second call records, the third replays
   const tensorsBefore = tfjs?.tensors();
   const seen = new Map<Contender, { ms: number[]; error: number }>();
   report.order = [];
@@ -258,14 +287,22 @@ async function child(backend: WebGpuBackend): Promise<ChildReport> {
     autoparOverRaw: ratio(us("autopar"), us("raw")),
     autoparOverRawOnePass: ratio(us("autopar"), us("rawOnePass")),
     autoparOverTfjs: ratio(us("autopar"), us("tfjs")),
+    capturedOverRawOnePass: ratio(us("autoparCaptured"), us("rawOnePass")),
+    capturedOverTfjs: ratio(us("autoparCaptured"), us("tfjs")),
   };
   const met = (v: number | undefined, goal: number) => v === undefined ? undefined : v <= goal;
   report.goalsMet = {
     autoparOverRaw: met(report.ratios.autoparOverRaw, GOALS.autoparOverRaw),
     autoparOverRawOnePass: met(report.ratios.autoparOverRawOnePass, GOALS.autoparOverRawOnePass),
     autoparOverTfjs: met(report.ratios.autoparOverTfjs, GOALS.autoparOverTfjs),
+    capturedOverRawOnePass: met(
+      report.ratios.capturedOverRawOnePass,
+      GOALS.capturedOverRawOnePass,
+    ),
+    capturedOverTfjs: met(report.ratios.capturedOverTfjs, GOALS.capturedOverTfjs),
   };
   report.seconds = (performance.now() - started) / 1000;
+  step.dispose();
   x.dispose();
   await raw.close();
   return report;
@@ -357,10 +394,12 @@ for (const c of CONTENDERS) {
 }
 const verdict = (v: number | undefined, goal: number) =>
   v === undefined ? "-" : `${fmt(v)} ${v <= goal ? "met" : "missed"}`;
-const ratioRows: [string, "autoparOverRaw" | "autoparOverRawOnePass" | "autoparOverTfjs"][] = [
+const ratioRows: [string, keyof typeof GOALS][] = [
   [`autopar / raw (goal <= ${GOALS.autoparOverRaw})`, "autoparOverRaw"],
   [`autopar / raw one pass (goal <= ${GOALS.autoparOverRawOnePass})`, "autoparOverRawOnePass"],
   [`autopar / tfjs (goal <= ${GOALS.autoparOverTfjs})`, "autoparOverTfjs"],
+  [`captured / raw one pass`, "capturedOverRawOnePass"],
+  [`captured / tfjs`, "capturedOverTfjs"],
 ];
 for (const [label, key] of ratioRows) {
   console.log(

@@ -18,7 +18,9 @@
  */
 import { engine } from "../engine/engine.ts";
 import { latest, Program } from "../engine/capture.ts";
-import type { TensorRecord } from "../engine/records.ts";
+import type { OpNode, TensorRecord } from "../engine/records.ts";
+import type { Device } from "../devices/device.ts";
+import { type Plan, planSegments } from "./segments.ts";
 import { recordOf, Tensor, wrap } from "../tensor/tensor.ts";
 
 /** What a step returns: a tensor, several, or nothing. */
@@ -38,7 +40,16 @@ export interface Captured<R extends CaptureResult> {
   readonly ops: number;
   /** How many times the recording was replayed. */
   readonly replays: number;
+  /**
+   * Device segments of the recording: runs of kernels on one device that a replay sends as
+   * one op, encoded by the device in one go (see lib/capture/segments.ts).
+   */
+  readonly segments: number;
+  /** Frees the recording's buffers on its devices; a later call runs the step anew. */
+  dispose(): void;
 }
+
+let nextProgram = 1;
 
 const fmt = (s: readonly number[]) => `[${s.join(", ")}]`;
 
@@ -73,6 +84,10 @@ export function capture<R extends CaptureResult>(fn: (...args: Tensor[]) => R): 
   let externals: TensorRecord[] = [];
   let replays = 0;
   let warmedUp = false;
+  let plan: Plan | undefined;
+  let programId = 0;
+  /** The last segment submitted on each device: the next one there goes after it. */
+  const lastOn = new Map<Device, OpNode>();
 
   const record = (args: Tensor[]): R => {
     const e = engine();
@@ -103,6 +118,11 @@ export function capture<R extends CaptureResult>(fn: (...args: Tensor[]) => R): 
     carried = [...p.made].filter((t) => !t.disposed && !results.has(t) && !state.has(t));
     lastCarried = carried;
     program = p;
+    plan = planSegments(p.steps, results);
+    programId = nextProgram++;
+    for (const seg of plan.segments) {
+      e.command(seg.device, { ...seg.define, program: programId });
+    }
     return result;
   };
 
@@ -150,8 +170,29 @@ export function capture<R extends CaptureResult>(fn: (...args: Tensor[]) => R): 
     for (const check of p.checks) check((t) => given[argRecs.indexOf(t)]);
     // What the last replay made that nothing outside reads is dropped now.
     for (const t of lastCarried) e.dispose(t);
-    for (const s of p.steps) {
-      if (s.kind === "constant") {
+    const segmentAt = plan!.segmentAt;
+    for (let i = 0; i < p.steps.length; i++) {
+      const s = p.steps[i];
+      const seg = segmentAt[i];
+      if (seg === "inside") continue;
+      if (seg) {
+        // One op for the segment's kernels; one that makes nothing seen outside is dropped.
+        if (seg.outputs.length === 0) continue;
+        const outputs = e.submit({
+          name: "replay",
+          device: seg.device,
+          kind: "program",
+          inputs: seg.inputs.map((t) => map.get(t) ?? t),
+          outputShapes: seg.outputs.map((o) => o.shape),
+          segment: { ...seg.ref, program: programId },
+          prev: lastOn.get(seg.device),
+          site: seg.ref.ops[0].site,
+          label: seg.label,
+          flops: seg.flops,
+        });
+        seg.outputs.forEach((o, k) => map.set(o, outputs[k]));
+        lastOn.set(seg.device, outputs[0].producer!);
+      } else if (s.kind === "constant") {
         map.set(s.rec, e.hostTensor(s.data.slice(), s.rec.shape));
       } else if (s.kind === "dispose") {
         const t = map.get(s.rec);
@@ -172,7 +213,20 @@ export function capture<R extends CaptureResult>(fn: (...args: Tensor[]) => R): 
     return (single ? outs[0] : outRecs.length === 0 ? undefined : outs) as R;
   };
 
+  const dispose = () => {
+    if (!plan) return;
+    const e = engine();
+    for (const device of new Set(plan.segments.map((s) => s.device))) {
+      e.command(device, { t: "forget", program: programId }, lastOn.get(device));
+    }
+    for (const t of lastCarried) e.dispose(t);
+    program = plan = undefined;
+    lastOn.clear();
+    warmedUp = false;
+  };
+
   return {
+    dispose,
     replay: (...args: Tensor[]) => {
       if (program) return replay(args);
       if (warmedUp) return record(args);
@@ -184,6 +238,9 @@ export function capture<R extends CaptureResult>(fn: (...args: Tensor[]) => R): 
     },
     get replays() {
       return replays;
+    },
+    get segments() {
+      return plan?.segments.length ?? 0;
     },
   };
 }

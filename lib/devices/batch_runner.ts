@@ -17,11 +17,14 @@ import {
 } from "../kernels/kernel.ts";
 import type {
   Command,
+  DefineCommand,
+  ExecCommand,
   FromWorker,
   OpFailure,
   OpTiming,
   ReadCommand,
   RunCommand,
+  SegmentOutput,
 } from "./protocol.ts";
 import { StagingRing } from "./staging_ring.ts";
 import type { Waits } from "./drains.ts";
@@ -45,6 +48,34 @@ interface Compiled {
   pipeline: GPUComputePipeline;
   ring: boolean;
 }
+
+/** One kernel of a defined segment: everything but the bind group is resolved once. */
+interface SegmentKernel {
+  compiled: Compiled;
+  bind: number[];
+  /** Its uniforms' offset in the segment's uniform buffer. */
+  offset: number;
+  workgroups: readonly [number, number, number];
+  /** Bind groups built so far, by the buffers bound (inputs may change from run to run). */
+  groups: { buffers: GPUBuffer[]; group: GPUBindGroup }[];
+}
+
+/** A defined segment of a device program (see DefineCommand in protocol.ts). */
+interface Segment {
+  /** Bound sizes of the input slots, then of the static slots. */
+  sizes: number[];
+  inputs: number;
+  slots: GPUBuffer[];
+  uniforms: GPUBuffer;
+  kernels: SegmentKernel[];
+  outputs: SegmentOutput[];
+}
+
+/** Bind groups kept per kernel of a segment (its inputs' buffers come from the pool). */
+const SEGMENT_GROUPS = 4;
+
+/** A buffer's bound size: its bytes rounded up to 16, so a vec4<f32> binding of any kernel fits. */
+const boundSize = (bytes: number) => Math.max(16, Math.ceil(bytes / 16) * 16);
 
 /** The error messages of a shader module's compilation, if any. */
 async function compileErrors(module: GPUShaderModule): Promise<string | undefined> {
@@ -80,6 +111,12 @@ export class BatchRunner {
   /** Buffers whose producing op failed; ops reading them are skipped. */
   readonly #failed = new Map<number, string>();
   readonly #pipelines = new Map<string, Promise<Compiled>>();
+  /** Device programs' segments, by program and segment; or why a definition failed. */
+  readonly #programs = new Map<number, Map<number, Segment | OpFailure>>();
+  /** Tensors whose buffer is a segment's static buffer: freeing them frees nothing. */
+  readonly #aliases = new Set<number>();
+  /** Bind groups built for segments so far. */
+  #segmentGroups = 0;
   /** Where the time goes, when AUTOPAR_PROFILE is set (bench/op_profile.ts). */
   readonly phases = new PhaseClock();
 
@@ -106,8 +143,12 @@ export class BatchRunner {
   }
 
   /** Buffers made and reused by the pool, and bind groups cached, for tests and profiles. */
-  get reuse(): { created: number; reused: number; bindGroups: number } {
-    return { ...this.#pool.counts, bindGroups: this.#bindGroups.size };
+  get reuse(): { created: number; reused: number; bindGroups: number; segmentGroups: number } {
+    return {
+      ...this.#pool.counts,
+      bindGroups: this.#bindGroups.size,
+      segmentGroups: this.#segmentGroups,
+    };
   }
 
   /** Buffers held, for tests. */
@@ -126,6 +167,10 @@ export class BatchRunner {
     this.#bindGroups.clear();
     this.#groupsOf.clear();
     this.#ring.destroy();
+    for (const id of [...this.#programs.keys()]) {
+      for (const b of this.#forgetProgram(id)) b.destroy();
+    }
+    this.#aliases.clear();
   }
 
   /**
@@ -156,6 +201,8 @@ export class BatchRunner {
     const failures: OpFailure[] = [];
     const reads: { cmd: ReadCommand; staging: GPUBuffer }[] = [];
     const frees: number[] = [];
+    /** Static buffers of programs forgotten: destroyed once the batch is complete. */
+    const dropped: GPUBuffer[] = [];
     /** Buffers of ops that failed before being encoded: back to the pool after the batch. */
     const failedOutputs: GPUBuffer[] = [];
     const runs = commands.reduce((n, c) => c.t === "run" && c.source === undefined ? n + 1 : n, 0);
@@ -187,6 +234,59 @@ export class BatchRunner {
         done.push(cmd.op);
       } else if (cmd.t === "free") {
         frees.push(cmd.buf);
+      } else if (cmd.t === "define") {
+        endShared();
+        await this.#define(cmd);
+        phases.mark("define");
+      } else if (cmd.t === "forget") {
+        dropped.push(...this.#forgetProgram(cmd.program));
+      } else if (cmd.t === "exec") {
+        const seg = this.#programs.get(cmd.program)?.get(cmd.segment);
+        const bad = badInput(cmd.inputs);
+        const failure: OpFailure | undefined = bad !== undefined
+          ? { op: cmd.op, message: bad, skipped: true }
+          : seg === undefined
+          ? {
+            op: cmd.op,
+            message: `segment ${cmd.segment} of program ${cmd.program} is not defined`,
+            skipped: false,
+          }
+          : "message" in seg
+          ? { ...seg, op: cmd.op }
+          : undefined;
+        if (failure) {
+          for (const id of cmd.outputs) failed.set(id, failure.message);
+          // Inputs it would have updated in place are freed with their records' new versions.
+          if (seg && "outputs" in seg) {
+            for (const o of seg.outputs) if (o.as === "adopt") frees.push(cmd.inputs[o.slot]);
+          }
+          failures.push(failure);
+          continue;
+        }
+        const segment = seg as Segment;
+        let pass: GPUComputePassEncoder;
+        if (timer) {
+          endShared();
+          pass = encoder.beginComputePass({
+            label: `op${cmd.op}`,
+            timestampWrites: timer.pass(cmd.op),
+          });
+        } else if (!shared) {
+          pass = shared = encoder.beginComputePass({ label: "batch" });
+          sharedPipeline = undefined;
+        } else pass = shared;
+        const last = this.#encodeSegment(
+          segment,
+          cmd,
+          pass,
+          pass === shared ? sharedPipeline : undefined,
+        );
+        if (pass === shared) sharedPipeline = last;
+        else pass.end();
+        this.#segmentOutputs(segment, cmd, encoder, endShared);
+        phases.totals.ops += segment.kernels.length;
+        phases.mark("replay");
+        done.push(cmd.op);
       } else if (cmd.t === "read") {
         const bad = badInput([cmd.buf]);
         if (bad !== undefined) {
@@ -221,6 +321,7 @@ export class BatchRunner {
             const b = buffers.get(cmd.inPlace)!;
             buffers.delete(cmd.inPlace);
             buffers.set(o.id, b);
+            if (this.#aliases.delete(cmd.inPlace)) this.#aliases.add(o.id);
             adopted = o.id;
             return b;
           });
@@ -302,7 +403,8 @@ export class BatchRunner {
     const retired = [...failedOutputs];
     for (const id of frees) {
       const b = buffers.get(id);
-      if (b) retired.push(b);
+      // A segment's static buffer stays with its program.
+      if (b && !this.#aliases.delete(id)) retired.push(b);
       buffers.delete(id);
       this.#sizes.delete(id);
       failed.delete(id);
@@ -344,6 +446,7 @@ export class BatchRunner {
         post({ type: "done", ops: done, start, end, failures, timings });
         // The batch is complete: its buffers and uniform slots may be used again.
         for (const b of retired) this.#pool.give(b);
+        for (const b of dropped) b.destroy();
         if (slots) this.#ringSlots.release(slots);
         else if (uniformBuffer !== this.#ring) uniformBuffer.destroy();
       });
@@ -377,6 +480,151 @@ export class BatchRunner {
         });
       });
     }
+  }
+
+  /**
+   * Defines a segment: compiles its kernels, makes its static buffers (writing the
+   * constants) and its uniform buffer, written once. A kernel that does not compile makes
+   * every run of the segment fail, naming that kernel.
+   */
+  async #define(cmd: DefineCommand): Promise<void> {
+    const device = this.#device;
+    let segments = this.#programs.get(cmd.program);
+    if (!segments) this.#programs.set(cmd.program, segments = new Map());
+    const kernels: SegmentKernel[] = [];
+    for (const [i, k] of cmd.kernels.entries()) {
+      const run: RunCommand = {
+        t: "run",
+        op: 0,
+        kernel: k.kernel,
+        params: k.params,
+        inputs: [],
+        outputs: [],
+      };
+      try {
+        const compiled = this.#compiled.get(this.#keyOf(run)) ?? await this.#pipeline(run);
+        kernels.push({
+          compiled,
+          bind: k.bind,
+          offset: i * UNIFORM_STRIDE,
+          workgroups: kernel(k.kernel).workgroups(k.params),
+          groups: [],
+        });
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        segments.set(cmd.segment, { op: 0, message, skipped: false, inner: i });
+        return;
+      }
+    }
+    const uniforms = device.createBuffer({
+      label: `program-${cmd.program}-${cmd.segment}-uniforms`,
+      size: Math.max(1, cmd.kernels.length) * UNIFORM_STRIDE,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    const packed = new Uint8Array(Math.max(1, cmd.kernels.length) * UNIFORM_STRIDE);
+    cmd.kernels.forEach((k, i) => {
+      packed.set(new Uint8Array(packUniforms(kernel(k.kernel), k.params)), i * UNIFORM_STRIDE);
+    });
+    device.queue.writeBuffer(uniforms, 0, packed);
+    const slots = cmd.slots.map((s, i) => {
+      const b = device.createBuffer({
+        label: `program-${cmd.program}-${cmd.segment}-slot-${i}`,
+        size: boundSize(s.bytes),
+        usage: STORAGE_USAGE,
+      });
+      if (s.data) device.queue.writeBuffer(b, 0, s.data);
+      return b;
+    });
+    segments.set(cmd.segment, {
+      sizes: [...cmd.inputs, ...cmd.slots.map((s) => s.bytes)].map(boundSize),
+      inputs: cmd.inputs.length,
+      slots,
+      uniforms,
+      kernels,
+      outputs: cmd.outputs,
+    });
+  }
+
+  /** Drops a program; returns its buffers, to destroy once the work using them is done. */
+  #forgetProgram(program: number): GPUBuffer[] {
+    const segments = this.#programs.get(program);
+    this.#programs.delete(program);
+    const out: GPUBuffer[] = [];
+    for (const seg of segments?.values() ?? []) {
+      if ("slots" in seg) out.push(...seg.slots, seg.uniforms);
+    }
+    return out;
+  }
+
+  /**
+   * Encodes a segment's kernels into `pass`: a pipeline set only where it changes (`current`
+   * is the pass's), and a bind group built only for buffers not bound before. Returns the
+   * pipeline set last.
+   */
+  #encodeSegment(
+    seg: Segment,
+    cmd: ExecCommand,
+    pass: GPUComputePassEncoder,
+    current: GPUComputePipeline | undefined,
+  ): GPUComputePipeline | undefined {
+    const inputs = cmd.inputs.map((id) => this.#buffers.get(id)!);
+    const n = seg.inputs;
+    for (const k of seg.kernels) {
+      const bufs = k.bind.map((s) => s < n ? inputs[s] : seg.slots[s - n]);
+      let group = k.groups.find((g) => g.buffers.every((b, i) => b === bufs[i]))?.group;
+      if (!group) {
+        const entries: GPUBindGroupEntry[] = bufs.map((buffer, binding) => ({
+          binding,
+          resource: { buffer, size: seg.sizes[k.bind[binding]] },
+        }));
+        entries.push({
+          binding: entries.length,
+          resource: { buffer: seg.uniforms, offset: 0, size: UNIFORM_STRIDE },
+        });
+        group = this.#device.createBindGroup({
+          layout: k.compiled.pipeline.getBindGroupLayout(0),
+          entries,
+        });
+        this.#segmentGroups++;
+        if (k.groups.length >= SEGMENT_GROUPS) k.groups.shift();
+        k.groups.push({ buffers: bufs, group });
+      }
+      if (k.compiled.pipeline !== current) pass.setPipeline(current = k.compiled.pipeline);
+      pass.setBindGroup(0, group, [k.offset]);
+      pass.dispatchWorkgroups(...k.workgroups);
+    }
+    return current;
+  }
+
+  /** Gives a segment's outputs their buffers: adopted, aliased, or copied at its end. */
+  #segmentOutputs(
+    seg: Segment,
+    cmd: ExecCommand,
+    encoder: GPUCommandEncoder,
+    endPass: () => void,
+  ): void {
+    const buffers = this.#buffers;
+    const inputs = cmd.inputs.map((id) => buffers.get(id)!);
+    seg.outputs.forEach((o, i) => {
+      const id = cmd.outputs[i];
+      const size = seg.sizes[o.slot];
+      if (o.as === "adopt") {
+        const from = cmd.inputs[o.slot];
+        buffers.delete(from);
+        this.#sizes.delete(from);
+        buffers.set(id, inputs[o.slot]);
+        this.#sizes.set(id, size);
+        if (this.#aliases.delete(from)) this.#aliases.add(id);
+      } else if (o.as === "alias") {
+        buffers.set(id, seg.slots[o.slot - seg.inputs]);
+        this.#sizes.set(id, size);
+        this.#aliases.add(id);
+      } else {
+        endPass();
+        const b = this.#bufferFor(id, size);
+        encoder.copyBufferToBuffer(seg.slots[o.slot - seg.inputs], 0, b, 0, size);
+      }
+    });
   }
 
   #keyOf(cmd: RunCommand): string {
@@ -508,8 +756,7 @@ export class BatchRunner {
   }
 
   #bufferFor(id: number, bytes: number): GPUBuffer {
-    // Bound as its bytes rounded up to 16, so a vec4<f32> binding of any kernel fits.
-    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const size = boundSize(bytes);
     const b = this.#pool.take(size);
     this.#buffers.set(id, b);
     this.#sizes.set(id, size);

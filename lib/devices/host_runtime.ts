@@ -81,6 +81,8 @@ export class HostRuntime implements DeviceRuntime {
         this.#failed.delete(cmd.buf);
         continue;
       }
+      // Device programs are never defined on the host (capture.ts keeps host ops as they are).
+      if (cmd.t === "define" || cmd.t === "forget") continue;
       const start = clock();
       const failure = cmd.t === "run"
         ? this.#execute(cmd)

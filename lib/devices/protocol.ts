@@ -38,8 +38,67 @@ export interface FreeCommand {
   t: "free";
   buf: number;
 }
+/** One kernel of a segment of a device program (see {@link DefineCommand}). */
+export interface SegmentKernel {
+  kernel: string;
+  params: KernelParams;
+  /**
+   * The slot bound at each binding, inputs then outputs: slot `s < inputs` is the segment's
+   * input `s` (a buffer named when it runs), a larger one the program's static buffer
+   * `s - inputs`.
+   */
+  bind: number[];
+}
+/** Where an output of a segment comes from, and how it gets its own buffer. */
+export interface SegmentOutput {
+  slot: number;
+  /**
+   * "adopt": the output takes the input slot's buffer (an in-place update of an input);
+   * "alias": it names the static buffer (read only by later segments of the same replay);
+   * "copy": it gets a buffer of its own, copied from the static one at the segment's end.
+   */
+  as: "adopt" | "alias" | "copy";
+}
+/**
+ * Defines segment `segment` of device program `program`: a recorded run of kernels that a
+ * replay encodes in one go, with static buffers made once (and filled, for constants),
+ * pipelines and uniforms resolved once, and bind groups built at its first run.
+ */
+export interface DefineCommand {
+  t: "define";
+  program: number;
+  segment: number;
+  /** Bytes of each input slot. */
+  inputs: number[];
+  /** Bytes of each static slot, and the values of those that hold constants. */
+  slots: { bytes: number; data?: ArrayBuffer }[];
+  kernels: SegmentKernel[];
+  outputs: SegmentOutput[];
+}
+/** Runs a defined segment, reading the buffers `inputs` and making `outputs`. */
+export interface ExecCommand {
+  t: "exec";
+  op: number;
+  program: number;
+  segment: number;
+  inputs: number[];
+  /** Ids of the outputs, in the order of the definition's outputs. */
+  outputs: number[];
+}
+/** Drops device program `program` and its static buffers once the work before is done. */
+export interface ForgetCommand {
+  t: "forget";
+  program: number;
+}
 /** One command of a batch. */
-export type Command = RunCommand | WriteCommand | ReadCommand | FreeCommand;
+export type Command =
+  | RunCommand
+  | WriteCommand
+  | ReadCommand
+  | FreeCommand
+  | DefineCommand
+  | ExecCommand
+  | ForgetCommand;
 
 /** Main thread to Worker. */
 export type ToWorker =
@@ -75,6 +134,8 @@ export interface OpFailure {
   op: number;
   message: string;
   skipped: boolean;
+  /** For a segment of a device program: the index of the kernel that failed in it. */
+  inner?: number;
   /** The exception, when the op failed on the host (never sent between threads). */
   cause?: unknown;
 }

@@ -69,6 +69,12 @@ export class WebGpuDevice implements Device, DeviceRuntime {
   /** Called with each report of the Worker; the engine installs it. */
   onReport: (report: Report) => void = () => {};
   readonly #worker: Worker;
+  #batches = 0;
+
+  /** Batches sent to the Worker so far; each becomes at most one command buffer. */
+  get batches(): number {
+    return this.#batches;
+  }
 
   private constructor(index: number, worker: Worker, adapter: AdapterReport, threads?: number) {
     this.index = index;
@@ -127,6 +133,7 @@ export class WebGpuDevice implements Device, DeviceRuntime {
    * the ArrayBuffers of writes are transferred, not copied.
    */
   send(commands: Command[], timing = false): void {
+    this.#batches++;
     const transfer = commands.flatMap((c) => c.t === "write" ? [c.data] : []);
     this.#worker.postMessage({ type: "batch", commands, timing } satisfies ToWorker, transfer);
   }

@@ -7,7 +7,9 @@
  *   must be done (its copy has landed).
  * - An op after a blocking copy waits until that copy has finished.
  * - An in-place op waits until every other reader of the version it overwrites has been
- *   sent or has finished (write after read).
+ *   sent or has finished (write after read); so does a program op for each input it updates.
+ * - A program op waits until the segment before it on its device has been sent: segments
+ *   of a captured step reuse their static buffers from replay to replay.
  *
  * @module
  */
@@ -18,6 +20,10 @@ export function readiness(op: OpNode): boolean | "failed" {
   if (op.after && op.after.state !== "done" && op.after.state !== "failed") return false;
   // Only the op itself may still count as an unsent reader of what it overwrites.
   if (op.inPlace && op.inPlace.state !== "failed" && op.inPlace.unsentReaders > 1) return false;
+  if (op.prev && op.prev.state === "waiting") return false;
+  if (op.adopts) {
+    for (const t of op.adopts) if (t.state !== "failed" && t.unsentReaders > 1) return false;
+  }
   for (const t of op.inputs) {
     if (t.state === "failed") return "failed";
     if (t.device.kind === "cpu" || t.device !== op.device) {

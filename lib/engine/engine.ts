@@ -9,7 +9,7 @@
  */
 import { Subject } from "npm:rxjs@7.8.2";
 import { cpu, type Device } from "../devices/device.ts";
-import type { OpTiming } from "../devices/protocol.ts";
+import type { DefineCommand, ForgetCommand, OpTiming } from "../devices/protocol.ts";
 import { type Report, runtimeOf } from "../devices/runtime.ts";
 import { hostRuntime } from "../devices/host_runtime.ts";
 import type { TraceEvent } from "../trace/event.ts";
@@ -106,6 +106,7 @@ export class Engine {
       internal: req.internal ?? false,
     }));
     const inputs = req.inPlace ? [...req.inputs, req.inPlace] : req.inputs;
+    const adopts = req.segment?.adopts.flatMap((k) => k === undefined ? [] : [req.inputs[k]]);
     const op: OpNode = {
       id,
       name: req.name,
@@ -117,6 +118,9 @@ export class Engine {
       inputs,
       outputs,
       inPlace: req.inPlace,
+      segment: req.segment,
+      adopts,
+      prev: req.prev,
       site: req.site ?? new Error("created here"),
       queued: performance.now(),
       bytes: req.kind === "read" || req.kind === "write"
@@ -131,16 +135,31 @@ export class Engine {
     };
     if (req.blocking) this.#fence = op;
     if (req.inPlace) req.inPlace.successor = outputs[0];
+    req.segment?.adopts.forEach((k, i) => {
+      if (k !== undefined) req.inputs[k].successor = outputs[i];
+    });
     this.capture?.op({ ...req, label: op.label, site: op.site }, outputs);
     for (const o of outputs) o.producer = op;
     for (const t of inputs) t.unsentReaders++;
     if (req.inPlace) req.inPlace.writer = op;
+    for (const t of adopts ?? []) t.writer = op;
     const lane = this.#lane(req.device);
     lane.waiting.push(op);
     lane.unfinished.add(op);
     if (this.mode === "serial") this.#serial.push(op);
     this.#schedulePump();
     return outputs;
+  }
+
+  /**
+   * Sends `cmd` (a device program's definition, or its end) to `device`, in order with the
+   * ops sent there; with `after`, not before that op has been sent.
+   */
+  command(device: Device, cmd: DefineCommand | ForgetCommand, after?: OpNode): void {
+    const lane = this.#lane(device);
+    if (after && after.state === "waiting") (after.then ??= []).push(cmd);
+    else lane.outbox.push(cmd);
+    this.#schedulePump();
   }
 
   /** Marks a tensor disposed; its storage is freed once no queued op reads it. */
@@ -291,6 +310,19 @@ export class Engine {
         inPlace: op.inPlace?.id,
       });
       if (op.inPlace) op.inPlace.movedTo = op.outputs[0];
+    } else if (op.kind === "program") {
+      const seg = op.segment!;
+      lane.outbox.push({
+        t: "exec",
+        op: op.id,
+        program: seg.program,
+        segment: seg.segment,
+        inputs: op.inputs.map((t) => t.id),
+        outputs: op.outputs.map((t) => t.id),
+      });
+      seg.adopts.forEach((k, i) => {
+        if (k !== undefined) op.inputs[k].movedTo = op.outputs[i];
+      });
     } else if (op.kind === "read") {
       lane.outbox.push({ t: "read", op: op.id, buf: op.inputs[0].id, bytes: op.inputs[0].bytes });
     } else {
@@ -307,6 +339,7 @@ export class Engine {
         data: data.buffer as ArrayBuffer,
       });
     }
+    if (op.then) lane.outbox.push(...op.then);
     for (const o of op.outputs) {
       o.state = "sent";
       if (onDevice(o)) this.#countLive(o, 1);
@@ -349,7 +382,8 @@ export class Engine {
       for (const f of msg.failures) {
         const op = lane.sent.get(f.op);
         if (op) {
-          this.#fail(lane, op, f.message, f.skipped, msg.start - origin, msg.end - origin, f.cause);
+          const start = msg.start - origin;
+          this.#fail(lane, op, f.message, f.skipped, start, msg.end - origin, f.cause, f.inner);
         }
       }
     } else if (msg.type === "read") {
@@ -389,13 +423,16 @@ export class Engine {
     start: number,
     end: number,
     cause?: unknown,
+    inner?: number,
   ): void {
     const inherited = op.inputs.find((t) => t.state === "failed")?.error;
+    // A segment's failure names the recorded op that failed in it, and where it was made.
+    const named = inner === undefined ? undefined : op.segment?.ops[inner];
     const error = skipped && inherited ? inherited : new OpError(message, {
-      op: op.name,
+      op: named ? `${named.name} (replayed)` : op.name,
       opId: op.id,
       device: op.device.name,
-      site: op.site,
+      site: named?.site ?? op.site,
       cause,
     });
     if (!(skipped && inherited)) this.#errors.add(error);
@@ -413,6 +450,7 @@ export class Engine {
     const lane = this.#lane(op.device);
     op.state = "sent";
     lane.count(op, 1);
+    if (op.then) lane.outbox.push(...op.then);
     this.#release(op.inputs);
     for (const o of op.outputs) if (onDevice(o)) this.#countLive(o, 1);
     const now = performance.now();
@@ -441,7 +479,11 @@ export class Engine {
         id: op.id,
         op: op.name,
         device: op.device.name,
-        lane: op.kind !== "run" ? "copy" : op.device.kind === "cpu" ? "host" : "compute",
+        lane: op.kind === "read" || op.kind === "write"
+          ? "copy"
+          : op.device.kind === "cpu"
+          ? "host"
+          : "compute",
         queued: op.queued,
         start,
         end,

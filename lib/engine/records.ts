@@ -7,6 +7,7 @@
  */
 import type { Device } from "../devices/device.ts";
 import type { KernelParams } from "../kernels/kernel.ts";
+import type { Command } from "../devices/protocol.ts";
 import type { OpError } from "./errors.ts";
 
 /** A tensor's storage as the engine sees it. Host values live in the host runtime. */
@@ -41,7 +42,8 @@ export interface OpNode {
   readonly id: number;
   readonly name: string;
   readonly device: Device;
-  readonly kind: "run" | "read" | "write";
+  /** "program": a segment of a captured step, run on its device in one go (capture.ts). */
+  readonly kind: "run" | "read" | "write" | "program";
   readonly kernel?: string;
   readonly params?: KernelParams;
   readonly source?: string;
@@ -50,6 +52,12 @@ export interface OpNode {
   /** The tensor an in-place op overwrites (also its last input): its output takes the storage. */
   readonly inPlace?: TensorRecord;
   readonly site: Error;
+  /** A program op's segment. */
+  readonly segment?: SegmentRef;
+  /** Inputs of a program op that its outputs update in place (see OpRequest.adopts). */
+  readonly adopts?: TensorRecord[];
+  /** An op that must have been sent before this one (the segment before, on this device). */
+  readonly prev?: OpNode;
   readonly queued: number;
   readonly bytes: number;
   readonly flops?: number;
@@ -57,7 +65,22 @@ export interface OpNode {
   /** A blocking op submitted before this one: this one waits until it has finished. */
   readonly after?: OpNode;
   state: "waiting" | "sent" | "done" | "failed";
+  /** Commands to send right after this op (see Engine.command). */
+  then?: Command[];
   finishWaiters?: (() => void)[];
+}
+
+/**
+ * A segment of a device program as the engine submits it: its ids on the device and the
+ * recorded ops it stands for (whose names and sites its errors give).
+ */
+export interface SegmentRef {
+  program: number;
+  segment: number;
+  /** For each of the segment's kernels, in order. */
+  ops: { name: string; site: Error }[];
+  /** For each output: the input it updates in place (index into inputs), if any. */
+  adopts: (number | undefined)[];
 }
 
 /** An op to submit. */
@@ -87,6 +110,10 @@ export interface OpRequest {
    * read the output wait for the op as for any producer.
    */
   inPlace?: TensorRecord;
+  /** A "program" op's segment; its outputs live on `device`. */
+  segment?: SegmentRef;
+  /** See {@link OpNode.prev}. */
+  prev?: OpNode;
 }
 
 /** The number of elements of `shape`. */

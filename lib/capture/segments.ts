@@ -1,0 +1,204 @@
+/**
+ * Cuts a recorded step into device segments: maximal runs of kernels on one WebGPU device
+ * that a replay sends as one op, encoded by the device Worker in one go with bind groups,
+ * pipelines, uniforms and buffers made once (CUDA Graphs' idea). The rest of the step
+ * (host ops, copies between devices and the host, custom WGSL kernels) is replayed op by op.
+ *
+ * A segment is submitted where its first kernel was recorded, so it may only read what
+ * existed by then: a kernel that reads a tensor made later outside the segment (a gradient
+ * averaged on the host, say) starts a new segment, as does a change of label (forward and
+ * backward keep their own trace events). A kernel that overwrites a tensor read outside
+ * the segment since it began starts one too, so reads before an in-place update stay
+ * before it.
+ *
+ * Inside a segment every tensor has a static buffer of the program. What leaves it is an
+ * output: an input it updates in place (a parameter's `sub_`) keeps that input's buffer; a
+ * tensor only later segments on the device read names the static buffer; anything else
+ * (results, tensors read by copies or host ops) is copied into a buffer of its own.
+ *
+ * @module
+ */
+import type { Device } from "../devices/device.ts";
+import type { KernelParams } from "../kernels/kernel.ts";
+import type { DefineCommand, SegmentOutput } from "../devices/protocol.ts";
+import type { SegmentRef, TensorRecord } from "../engine/records.ts";
+import type { Step } from "../engine/capture.ts";
+
+/** A segment as planned: what a replay submits, and its definition for the device. */
+export interface SegmentPlan {
+  device: Device;
+  /** Its index in the program. */
+  index: number;
+  /** Index of the step where it is submitted (its first kernel's). */
+  at: number;
+  label?: string;
+  /** Recorded tensors it reads, in the order of its input slots. */
+  inputs: TensorRecord[];
+  /** Recorded tensors it makes that the rest of the step or its caller sees. */
+  outputs: TensorRecord[];
+  ref: Omit<SegmentRef, "program">;
+  define: Omit<DefineCommand, "program">;
+  flops: number;
+}
+
+/** What a replay does at each step: submit it as recorded, submit a segment, or skip it. */
+export type Plan = { segments: SegmentPlan[]; segmentAt: (SegmentPlan | "inside" | undefined)[] };
+
+interface Building {
+  device: Device;
+  at: number;
+  label?: string;
+  steps: number[];
+  made: Set<TensorRecord>;
+}
+
+/**
+ * Plans the segments of `steps`. `results` are the step's results (they leave their
+ * segment by copy).
+ */
+export function planSegments(steps: Step[], results: Set<TensorRecord>): Plan {
+  const madeAt = new Map<TensorRecord, number>();
+  const readers = new Map<TensorRecord, number[]>();
+  const segmentOf = new Map<number, Building>();
+  const open = new Map<Device, Building>();
+  const all: Building[] = [];
+  const readsOf = (s: Step & { kind: "op" }) =>
+    s.req.inPlace ? [...s.req.inputs, s.req.inPlace] : s.req.inputs;
+
+  steps.forEach((s, i) => {
+    if (s.kind === "constant") madeAt.set(s.rec, i);
+    if (s.kind !== "op") return;
+    const req = s.req;
+    const reads = readsOf(s);
+    if (req.kind === "run" && req.source === undefined && req.device.kind === "webgpu") {
+      let seg = open.get(req.device);
+      const fits = seg !== undefined && seg.label === req.label &&
+        reads.every((t) => {
+          if (seg!.made.has(t)) return true;
+          const at = madeAt.get(t);
+          return at === undefined || at < seg!.at;
+        }) &&
+        (req.inPlace === undefined ||
+          (readers.get(req.inPlace) ?? []).every((r) => r < seg!.at || segmentOf.get(r) === seg));
+      if (!fits) {
+        seg = { device: req.device, at: i, label: req.label, steps: [], made: new Set() };
+        open.set(req.device, seg);
+        all.push(seg);
+      }
+      seg!.steps.push(i);
+      segmentOf.set(i, seg!);
+      for (const o of s.outputs) seg!.made.add(o);
+    }
+    for (const t of reads) {
+      const r = readers.get(t);
+      if (r) r.push(i);
+      else readers.set(t, [i]);
+    }
+    for (const o of s.outputs) madeAt.set(o, i);
+  });
+
+  const segmentAt: Plan["segmentAt"] = steps.map(() => undefined);
+  const segments = all.map((b, index) => {
+    const plan = finish(b, index, steps, segmentOf, readers, results);
+    b.steps.forEach((i) => (segmentAt[i] = "inside"));
+    segmentAt[b.at] = plan;
+    return plan;
+  });
+  return { segments, segmentAt };
+}
+
+function finish(
+  b: Building,
+  index: number,
+  steps: Step[],
+  segmentOf: Map<number, Building>,
+  readers: Map<TensorRecord, number[]>,
+  results: Set<TensorRecord>,
+): SegmentPlan {
+  const inputs: TensorRecord[] = [];
+  const slotOf = new Map<TensorRecord, number>();
+  /** Static slots' bytes; a slot's number is inputs.length + its index, fixed below. */
+  const statics: { bytes: number }[] = [];
+  const kernels: { kernel: string; params: KernelParams; bind: (TensorRecord | number)[] }[] = [];
+  const ops: SegmentRef["ops"] = [];
+  let flops = 0;
+  // First pass: input slots in order of first use, static slots for what is made.
+  const staticOf = new Map<TensorRecord, number>();
+  const source = (t: TensorRecord): TensorRecord | number => {
+    const s = staticOf.get(t);
+    if (s !== undefined) return -1 - s;
+    if (!slotOf.has(t)) {
+      slotOf.set(t, inputs.length);
+      inputs.push(t);
+    }
+    return t;
+  };
+  /** Each made tensor's slot: a static slot, or (in place on an input) that input. */
+  const home = new Map<TensorRecord, TensorRecord | number>();
+  for (const i of b.steps) {
+    const s = steps[i] as Step & { kind: "op" };
+    const req = s.req;
+    const bind: (TensorRecord | number)[] = req.inputs.map((t) => home.get(t) ?? source(t));
+    s.outputs.forEach((o, k) => {
+      let h: TensorRecord | number;
+      if (k === 0 && req.inPlace) h = home.get(req.inPlace) ?? source(req.inPlace);
+      else {
+        staticOf.set(o, statics.length);
+        h = -1 - statics.length;
+        statics.push({ bytes: o.bytes });
+      }
+      home.set(o, h);
+      bind.push(h);
+    });
+    kernels.push({ kernel: req.kernel!, params: req.params!, bind });
+    ops.push({ name: req.name, site: req.site! });
+    flops += req.flops ?? 0;
+  }
+  const slot = (h: TensorRecord | number) =>
+    typeof h === "number" ? inputs.length + (-1 - h) : slotOf.get(h)!;
+  // Outputs: the newest version of each input it updates in place, and what is read outside.
+  const outputs: TensorRecord[] = [];
+  const outputKinds: SegmentOutput[] = [];
+  const inside = new Set(b.steps);
+  const latestOnInput = new Map<TensorRecord, TensorRecord>();
+  for (const [rec, h] of home) if (typeof h !== "number") latestOnInput.set(h, rec);
+  for (const rec of latestOnInput.values()) {
+    outputs.push(rec);
+    outputKinds.push({ slot: slot(home.get(rec)!), as: "adopt" });
+  }
+  for (const [rec, h] of home) {
+    if (typeof h !== "number") continue;
+    const outside = (readers.get(rec) ?? []).filter((r) => !inside.has(r));
+    if (outside.length === 0 && !results.has(rec)) continue;
+    const onlyLaterSegments = !results.has(rec) && outside.every((r) => {
+      const seg = segmentOf.get(r);
+      const s = steps[r] as Step & { kind: "op" };
+      return seg !== undefined && seg.device === b.device && s.req.inPlace !== rec;
+    });
+    outputs.push(rec);
+    outputKinds.push({ slot: slot(h), as: onlyLaterSegments ? "alias" : "copy" });
+  }
+  const adopts = outputKinds.map((o) => o.as === "adopt" ? o.slot : undefined);
+  return {
+    device: b.device,
+    index,
+    at: b.at,
+    label: b.label,
+    inputs,
+    outputs,
+    ref: { segment: index, ops, adopts },
+    define: {
+      t: "define",
+      segment: index,
+      inputs: inputs.map((t) => t.bytes),
+      slots: statics.map((s) => ({ bytes: s.bytes })),
+      kernels: kernels.map((k) => ({
+        kernel: k.kernel,
+        params: k.params,
+        bind: k.bind.map((h) => slot(h)),
+      })),
+      outputs: outputKinds,
+    },
+    flops,
+  };
+}

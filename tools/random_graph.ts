@@ -286,56 +286,70 @@ export function describe(p: Program, devices: readonly Device[]): string {
   return lines.join("\n");
 }
 
-/** Runs `p` on the engine in its current mode; returns the kept nodes' values. */
-export async function runOnEngine(p: Program, devices: readonly Device[]): Promise<Float32Array[]> {
-  const liveBefore = engine().liveBuffers().count;
+/**
+ * Submits `p`'s ops to the engine (nothing waits): returns the kept nodes' tensors, and
+ * every tensor it made (disposing those is the caller's).
+ */
+export function submitProgram(
+  p: Program,
+  devices: readonly Device[],
+): { kept: Tensor[]; made: Tensor[] } {
   const last = lastUses(p.nodes);
   const tensors: Tensor[] = [];
   const made: Tensor[] = [];
-  try {
-    for (const [i, node] of p.nodes.entries()) {
-      const device = devices[node.device];
-      let t: Tensor;
-      if (node.op === "rand") t = rand(node.shape, { device, seed: node.seed });
-      else if (node.op === "fromArray") {
-        t = fromArray(arrayValues(node.seed!, sizeOf(node.shape)), node.shape, { device });
-      } else {
-        const copies: Tensor[] = [];
-        const [a, b] = node.args.map((j, k) => {
-          const moved = tensors[j].to(device, { nonBlocking: node.nonBlocking[k] });
-          if (moved !== tensors[j]) copies.push(moved);
-          return moved;
-        });
-        made.push(...copies);
-        switch (node.op) {
-          case "mm":
-            t = a.mm(b);
-            break;
-          case "add":
-          case "sub":
-          case "mul":
-            t = a[node.op](node.scalar ?? b);
-            break;
-          case "relu":
-            t = a.relu();
-            break;
-          case "transpose":
-            t = a.transpose();
-            break;
-          case "sum":
-            t = a.sum(node.axis);
-            break;
-        }
-        if (node.disposeCopies) { for (const c of copies) c.dispose(); }
+  for (const [i, node] of p.nodes.entries()) {
+    const device = devices[node.device];
+    let t: Tensor;
+    if (node.op === "rand") t = rand(node.shape, { device, seed: node.seed });
+    else if (node.op === "fromArray") {
+      t = fromArray(arrayValues(node.seed!, sizeOf(node.shape)), node.shape, { device });
+    } else {
+      const copies: Tensor[] = [];
+      const [a, b] = node.args.map((j, k) => {
+        const moved = tensors[j].to(device, { nonBlocking: node.nonBlocking[k] });
+        if (moved !== tensors[j]) copies.push(moved);
+        return moved;
+      });
+      made.push(...copies);
+      switch (node.op) {
+        case "mm":
+          t = a.mm(b);
+          break;
+        case "add":
+        case "sub":
+        case "mul":
+          t = a[node.op](node.scalar ?? b);
+          break;
+        case "relu":
+          t = a.relu();
+          break;
+        case "transpose":
+          t = a.transpose();
+          break;
+        case "sum":
+          t = a.sum(node.axis);
+          break;
       }
-      assert.deepEqual(t.shape, node.shape, `t${i} has the wrong shape`);
-      tensors.push(t);
-      made.push(t);
-      for (const j of node.args) {
-        if (last[j] === i && p.nodes[j].disposeAfterLastUse) tensors[j].dispose();
-      }
+      if (node.disposeCopies) { for (const c of copies) c.dispose(); }
     }
-    const kept = keptNodes(p.nodes).map((i) => tensors[i]);
+    assert.deepEqual(t.shape, node.shape, `t${i} has the wrong shape`);
+    tensors.push(t);
+    made.push(t);
+    for (const j of node.args) {
+      if (last[j] === i && p.nodes[j].disposeAfterLastUse) tensors[j].dispose();
+    }
+  }
+  return { kept: keptNodes(p.nodes).map((i) => tensors[i]), made };
+}
+
+/** Runs `p` on the engine in its current mode; returns the kept nodes' values. */
+export async function runOnEngine(p: Program, devices: readonly Device[]): Promise<Float32Array[]> {
+  const liveBefore = engine().liveBuffers().count;
+  let made: Tensor[] = [];
+  try {
+    const submitted = submitProgram(p, devices);
+    made = submitted.made;
+    const kept = submitted.kept;
     let values: Float32Array[];
     if (p.readFirst) {
       values = await Promise.all(kept.map((t) => t.data()));

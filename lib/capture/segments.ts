@@ -179,6 +179,8 @@ function finish(
     outputKinds.push({ slot: slot(h), as: onlyLaterSegments ? "alias" : "copy" });
   }
   const adopts = outputKinds.map((o) => o.as === "adopt" ? o.slot : undefined);
+  const binds = kernels.map((k) => k.bind.map((h) => slot(h)));
+  const shared = shareSlots(inputs.length, statics, binds, outputKinds);
   return {
     device: b.device,
     index,
@@ -191,14 +193,68 @@ function finish(
       t: "define",
       segment: index,
       inputs: inputs.map((t) => t.bytes),
-      slots: statics.map((s) => ({ bytes: s.bytes })),
-      kernels: kernels.map((k) => ({
+      slots: shared.slots.map((bytes) => ({ bytes })),
+      kernels: kernels.map((k, i) => ({
         kernel: k.kernel,
         params: k.params,
-        bind: k.bind.map((h) => slot(h)),
+        bind: binds[i].map(shared.slotOf),
       })),
-      outputs: outputKinds,
+      outputs: outputKinds.map((o) => ({ ...o, slot: shared.slotOf(o.slot) })),
     },
     flops,
   };
+}
+
+/**
+ * Lets tensors whose lives inside the segment do not overlap share a static buffer of
+ * their size (dispatches of a pass run in order, so a kernel may write a buffer the kernel
+ * before it read last). What leaves the segment keeps its buffer to the end. Returns the
+ * buffers' bytes and where each slot of `binds` (inputs first, then one per tensor made)
+ * now lives.
+ */
+function shareSlots(
+  inputs: number,
+  made: { bytes: number }[],
+  binds: number[][],
+  outputs: SegmentOutput[],
+): { slots: number[]; slotOf: (slot: number) => number } {
+  const lastUse = made.map(() => -1);
+  const firstUse = made.map(() => Infinity);
+  binds.forEach((bind, j) => {
+    for (const s of bind) {
+      if (s < inputs) continue;
+      lastUse[s - inputs] = j;
+      firstUse[s - inputs] = Math.min(firstUse[s - inputs], j);
+    }
+  });
+  for (const o of outputs) if (o.slot >= inputs) lastUse[o.slot - inputs] = Infinity;
+  const slots: number[] = [];
+  const home = made.map(() => -1);
+  const free = new Map<number, number[]>();
+  const byFirst = binds.map(() => [] as number[]);
+  const byLast = binds.map(() => [] as number[]);
+  made.forEach((_, v) => {
+    if (firstUse[v] === Infinity) return;
+    byFirst[firstUse[v]].push(v);
+    if (lastUse[v] !== Infinity) byLast[lastUse[v]].push(v);
+  });
+  binds.forEach((_, j) => {
+    // Buffers for what kernel j makes first, then those it read for the last time go free.
+    for (const v of byFirst[j]) {
+      const size = Math.max(16, Math.ceil(made[v].bytes / 16) * 16);
+      const reuse = free.get(size)?.pop();
+      if (reuse !== undefined) home[v] = reuse;
+      else {
+        home[v] = slots.length;
+        slots.push(size);
+      }
+    }
+    for (const v of byLast[j]) {
+      const size = slots[home[v]];
+      const list = free.get(size);
+      if (list) list.push(home[v]);
+      else free.set(size, [home[v]]);
+    }
+  });
+  return { slots, slotOf: (s) => s < inputs ? s : inputs + home[s - inputs] };
 }

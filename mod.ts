@@ -45,7 +45,7 @@ export { SGD } from "./lib/optim/sgd.ts";
 export type { SgdOptions } from "./lib/optim/sgd.ts";
 export { Adam } from "./lib/optim/adam.ts";
 export { capture } from "./lib/capture/capture.ts";
-export type { Captured, CaptureResult } from "./lib/capture/capture.ts";
+export type { Captured, CaptureOptions, CaptureResult } from "./lib/capture/capture.ts";
 export type { AdamOptions } from "./lib/optim/adam.ts";
 export type { GradOptions, Grads } from "./lib/autograd/grad.ts";
 export { fromArray, ones, rand, zeros } from "./lib/tensor/creation.ts";

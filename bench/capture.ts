@@ -1,28 +1,42 @@
-// Capture and replay of the MLP's training step (784 -> 256 -> 10, DataParallel over two
-// devices, SGD), side by side with the same step run anew each time: samples per second,
-// and the main thread's time to issue one step (the JavaScript a step runs: layers,
-// autograd, DataParallel and SGD, or the replay's resubmission), per step and per op. The
-// two take turns for 5 rounds of 16 batches; medians. Writes bench/results/capture.json.
+// Capture and replay of the MLP's training step (784 -> 256 -> 10, SGD), on one device and
+// DataParallel over two, three ways side by side: the step run anew each time, its
+// recording replayed op by op (`capture(fn, { segments: false })`), and replayed in device
+// segments (each run of kernels on a device one op, encoded by the device Worker in one go
+// from bind groups and buffers made once; the default). Per way: samples per second, the
+// main thread's time to issue one step (the JavaScript a step runs: layers, autograd,
+// DataParallel and SGD, or the replay's submissions), per step and per op of the step, and
+// the batches each device is sent per step (each becomes at most one command buffer). The
+// three take turns for 5 rounds of 16 batches; medians. Writes bench/results/capture.json.
 //
 //   deno run -A bench/capture.ts [--batch N]
 import { parseArgs } from "node:util";
-import { synchronize, trace$, tryAllGpus } from "../mod.ts";
+import { type Device, synchronize, trace$, tryAllGpus } from "../mod.ts";
 import { mlp, Trainer } from "../lib/train/trainer.ts";
 import { loadMnist } from "../lib/train/mnist.ts";
 import { trainEpoch } from "../lib/train/epoch.ts";
+import type { WebGpuDevice } from "../lib/devices/webgpu_device.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { batch: { type: "string" } } });
 const batch = Number(values.batch ?? 256);
-const devices = await tryAllGpus({ count: 2 });
-if (devices.length < 2) {
-  console.log(`bench/capture.ts needs a WebGPU adapter; found ${devices.length} devices.`);
+const ROUNDS = 5;
+const BATCHES = 16;
+const gpus = await tryAllGpus({ count: 2 });
+if (gpus.length < 2) {
+  console.log(`bench/capture.ts needs a WebGPU adapter; found ${gpus.length} devices.`);
   Deno.exit(0);
 }
 const { train } = loadMnist();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const batchesSent = (ds: Device[]) => ds.reduce((n, d) => n + (d as WebGpuDevice).batches, 0);
+
+const WAYS = [
+  { name: "step run anew", capture: false as const },
+  { name: "replayed op by op", capture: { segments: false } },
+  { name: "replayed in segments", capture: { segments: true } },
+];
 
 /** A trainer whose step's synchronous part (issuing its ops) is timed. */
-function timed(capture: boolean) {
+function timed(devices: Device[], capture: false | { segments: boolean }) {
   const t = new Trainer(mlp({ seed: 1 }), devices, { lr: 0.5, capture });
   const issue: number[] = [];
   const step = t.step.bind(t);
@@ -35,66 +49,94 @@ function timed(capture: boolean) {
   return { t, issue };
 }
 
-const configs = [
-  { name: "step run anew", ...timed(false) },
-  { name: "captured step, replayed", ...timed(true) },
-];
-// Warm-up: compiles the kernels, and the captured trainer runs, records and replays.
-for (const c of configs) await trainEpoch(c.t, train, { batch, limit: 3 * batch, seed: 0 });
-await synchronize();
-const speeds: number[][] = configs.map(() => []);
-const issues: number[][] = configs.map(() => []);
-for (let round = 1; round <= 5; round++) {
-  for (const [i, c] of configs.entries()) {
-    c.issue.length = 0;
-    const r = await trainEpoch(c.t, train, { batch, limit: 16 * batch, seed: round });
-    speeds[i].push(r.samplesPerSecond);
-    issues[i].push(median(c.issue));
-  }
-}
-// The ops of one step, from the trace of a step run anew.
-const opsPerStep = await countOps(configs[0].t);
-async function countOps(t: Trainer): Promise<number> {
-  let n = 0;
-  const sub = trace$().subscribe((e) => {
-    if (e.op !== "benchmark") n++;
-  });
+/** The ops of one step (from the trace of a step run anew) and the batches a step sends. */
+async function perStep(t: Trainer, devices: Device[]): Promise<{ ops: number; batches: number }> {
+  let ops = 0;
   const images = train.images.subarray(0, batch * 784);
   const labels = train.labels.subarray(0, batch);
+  await synchronize();
+  const sub = trace$().subscribe((e) => {
+    if (e.op !== "benchmark") ops++;
+  });
+  const before = batchesSent(devices);
   const out = t.step(images, labels, batch);
   await synchronize();
+  const batches = (batchesSent(devices) - before) / devices.length;
   sub.unsubscribe();
   for (const x of [...out.losses, ...out.logits]) x.dispose();
-  return n;
+  return { ops, batches };
 }
-const rows = configs.map((c, i) => ({
-  name: c.name,
-  samplesPerSecond: median(speeds[i]),
-  issueMsPerStep: median(issues[i]),
-  issueUsPerOp: (median(issues[i]) * 1000) / opsPerStep,
-}));
-for (const r of rows) {
+
+const setups = [{ name: "one device", devices: [gpus[0]] }, { name: "two devices", devices: gpus }];
+const results = [];
+for (const setup of setups) {
+  const ways = WAYS.map((w) => ({ ...w, ...timed(setup.devices, w.capture) }));
+  // Warm-up: compiles the kernels; the captured trainers run, record and replay.
+  for (const w of ways) await trainEpoch(w.t, train, { batch, limit: 3 * batch, seed: 0 });
+  await synchronize();
+  const speeds: number[][] = ways.map(() => []);
+  const issues: number[][] = ways.map(() => []);
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const [i, w] of ways.entries()) {
+      w.issue.length = 0;
+      const r = await trainEpoch(w.t, train, { batch, limit: BATCHES * batch, seed: round });
+      speeds[i].push(r.samplesPerSecond);
+      issues[i].push(median(w.issue));
+    }
+  }
+  const opsPerStep = (await perStep(ways[0].t, setup.devices)).ops;
+  const rows: {
+    name: string;
+    samplesPerSecond: number;
+    rounds: number[];
+    issueMsPerStep: number;
+    issueUsPerOp: number;
+    batchesPerDevicePerStep: number;
+  }[] = [];
+  for (const [i, w] of ways.entries()) {
+    const { batches } = await perStep(w.t, setup.devices);
+    rows.push({
+      name: w.name,
+      samplesPerSecond: median(speeds[i]),
+      rounds: speeds[i],
+      issueMsPerStep: median(issues[i]),
+      issueUsPerOp: (median(issues[i]) * 1000) / opsPerStep,
+      batchesPerDevicePerStep: batches,
+    });
+  }
+  for (const w of ways) w.t.dispose();
+  console.log(`${setup.name}, batch ${batch}, ${opsPerStep} ops per step:`);
+  for (const r of rows) {
+    console.log(
+      `  ${r.name.padEnd(22)} ${r.samplesPerSecond.toFixed(0).padStart(6)} samples/s; issuing ` +
+        `a step ${r.issueMsPerStep.toFixed(3)} ms, ${r.issueUsPerOp.toFixed(1)} us per op; ` +
+        `${r.batchesPerDevicePerStep} batches per device`,
+    );
+  }
+  const ratio = (a: number, b: number) => rows[a].samplesPerSecond / rows[b].samplesPerSecond;
   console.log(
-    `  ${r.name.padEnd(26)} ${r.samplesPerSecond.toFixed(0)} samples/s; issuing a step: ` +
-      `${r.issueMsPerStep.toFixed(3)} ms, ${r.issueUsPerOp.toFixed(1)} us per op`,
+    `  segments / anew ${ratio(2, 0).toFixed(2)}x, segments / op by op ${ratio(2, 1).toFixed(2)}x`,
   );
+  results.push({
+    setup: setup.name,
+    devices: setup.devices.length,
+    opsPerStep,
+    rows,
+    segmentsOverAnew: ratio(2, 0),
+    segmentsOverOpByOp: ratio(2, 1),
+  });
 }
 const result = {
   date: new Date().toISOString(),
-  adapter: devices[0].info.adapter,
-  backend: devices[0].info.backend,
+  adapter: gpus[0].info.adapter,
+  backend: gpus[0].info.backend,
   cores: navigator.hardwareConcurrency,
   batch,
-  opsPerStep,
-  rows,
-  replayedOverAnew: rows[1].samplesPerSecond / rows[0].samplesPerSecond,
+  rounds: ROUNDS,
+  batchesPerRound: BATCHES,
+  results,
   goals: { replayedIssueUsPerOp: 10 },
 };
-console.log(
-  `replayed / anew: ${result.replayedOverAnew.toFixed(2)} samples/s; ${opsPerStep} ops per step; ` +
-    `issuing a replayed step: ${rows[1].issueUsPerOp.toFixed(1)} us of main-thread time per op ` +
-    `(goal <= 10)`,
-);
 await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
 await Deno.writeTextFile(
   new URL("./results/capture.json", import.meta.url),

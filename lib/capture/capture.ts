@@ -49,6 +49,17 @@ export interface Captured<R extends CaptureResult> {
   dispose(): void;
 }
 
+/** Options of {@link capture}. */
+export interface CaptureOptions {
+  /**
+   * Send each run of kernels on a device as one op (a segment) that the device encodes in
+   * one go, from bind groups and buffers made once. `false` replays op by op: each op then
+   * has its own trace event and device times, at the cost of per-op work on both threads.
+   * @default {true}
+   */
+  segments?: boolean;
+}
+
 let nextProgram = 1;
 
 const fmt = (s: readonly number[]) => `[${s.join(", ")}]`;
@@ -72,7 +83,10 @@ const fmt = (s: readonly number[]) => `[${s.join(", ")}]`;
  * console.log(step.ops, step.replays, await w.data()); // 3 1 Float32Array [0.125, 0]
  * ```
  */
-export function capture<R extends CaptureResult>(fn: (...args: Tensor[]) => R): Captured<R> {
+export function capture<R extends CaptureResult>(
+  fn: (...args: Tensor[]) => R,
+  options: CaptureOptions = {},
+): Captured<R> {
   let program: Program | undefined;
   let argRecs: TensorRecord[] = [];
   let shapes: { shape: readonly number[]; device: string }[] = [];
@@ -82,6 +96,12 @@ export function capture<R extends CaptureResult>(fn: (...args: Tensor[]) => R): 
   let carried: TensorRecord[] = [];
   let lastCarried: TensorRecord[] = [];
   let externals: TensorRecord[] = [];
+  /**
+   * Each external's newest version seen so far: a replay looks for newer ones from there,
+   * not along the whole chain of versions since the recording (which would grow with every
+   * replay, and keep every old version alive).
+   */
+  let current: TensorRecord[] = [];
   let replays = 0;
   let warmedUp = false;
   let plan: Plan | undefined;
@@ -112,13 +132,16 @@ export function capture<R extends CaptureResult>(fn: (...args: Tensor[]) => R): 
     outRecs = outs.map((t) => recordOf(t as Tensor));
     const args_ = new Set(argRecs);
     externals = [...p.externals()].filter((t) => !args_.has(t));
+    current = externals.map(latest);
     // State the step updated in place: the newest versions of external records.
     const state = new Set(externals.map(latest));
     const results = new Set(outRecs);
     carried = [...p.made].filter((t) => !t.disposed && !results.has(t) && !state.has(t));
     lastCarried = carried;
     program = p;
-    plan = planSegments(p.steps, results);
+    plan = options.segments === false
+      ? { segments: [], segmentAt: p.steps.map(() => undefined) }
+      : planSegments(p.steps, results);
     programId = nextProgram++;
     for (const seg of plan.segments) {
       e.command(seg.device, { ...seg.define, program: programId });
@@ -155,8 +178,8 @@ export function capture<R extends CaptureResult>(fn: (...args: Tensor[]) => R): 
     });
     const map = new Map<TensorRecord, TensorRecord>();
     argRecs.forEach((r, i) => map.set(r, given[i]));
-    for (const ext of externals) {
-      const now = latest(ext);
+    for (const [k, ext] of externals.entries()) {
+      const now = current[k] = latest(current[k]);
       if (now.disposed) {
         throw new TypeError(
           `Cannot replay: the step reads a tensor of shape ${fmt(ext.shape)} on ` +

@@ -11,7 +11,7 @@ import { DataParallel, shards } from "../nn/data_parallel.ts";
 import { Linear, type Module, ReLU, Sequential } from "../nn/module.ts";
 import { SGD } from "../optim/sgd.ts";
 import { fromArray } from "../tensor/creation.ts";
-import { capture, type Captured } from "../capture/capture.ts";
+import { capture, type Captured, type CaptureOptions } from "../capture/capture.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { CLASSES, type Dataset, PIXELS } from "./mnist.ts";
 
@@ -71,9 +71,10 @@ export interface TrainerOptions {
    * Capture the training step on its first call for each batch size and replay it after
    * (see lib/capture/capture.ts): the step's JavaScript (layers, autograd, DataParallel,
    * SGD) runs once, and each later step only resubmits its ops. Needs `staleness: 0`.
+   * Options (`{ segments: false }`) go to `capture`.
    * @default {false}
    */
-  capture?: boolean;
+  capture?: boolean | CaptureOptions;
 }
 
 /** Per-replica outputs of one step, where they were computed. */
@@ -111,6 +112,7 @@ export class Trainer {
   readonly outputs: number;
   /** Whether steps are captured and replayed. */
   readonly captured: boolean;
+  readonly #captureOptions: CaptureOptions;
   /** One captured step per batch size. */
   readonly #steps = new Map<number, Captured<Tensor[]>>();
 
@@ -119,7 +121,8 @@ export class Trainer {
    * with staleness.
    */
   constructor(model: Module, readonly devices: readonly Device[], options: TrainerOptions = {}) {
-    this.captured = options.capture ?? false;
+    this.captured = options.capture !== undefined && options.capture !== false;
+    this.#captureOptions = typeof options.capture === "object" ? options.capture : {};
     if (this.captured && (options.staleness ?? 0) > 0) {
       throw new RangeError(
         "Cannot capture a training step with staleness: its pending gradients are state the " +
@@ -150,7 +153,7 @@ export class Trainer {
     let out: Tensor[];
     if (this.captured) {
       let step = this.#steps.get(count);
-      if (!step) this.#steps.set(count, step = capture(run));
+      if (!step) this.#steps.set(count, step = capture(run, this.#captureOptions));
       out = step.replay(x, y);
     } else out = run(x, y);
     x.dispose();

@@ -7,9 +7,9 @@
  * A segment is submitted where its first kernel was recorded, so it may only read what
  * existed by then: a kernel that reads a tensor made later outside the segment (a gradient
  * averaged on the host, say) starts a new segment, as does a change of label (forward and
- * backward keep their own trace events). A kernel that overwrites a tensor read outside
- * the segment since it began starts one too, so reads before an in-place update stay
- * before it.
+ * backward keep their own trace events), or a blocking copy. A kernel that overwrites a
+ * tensor read outside the segment since it began starts one too, so reads before an
+ * in-place update stay before it.
  *
  * Inside a segment every tensor has a static buffer of the program. What leaves it is an
  * output: an input it updates in place (a parameter's `sub_`) keeps that input's buffer; a
@@ -89,6 +89,8 @@ export function planSegments(steps: Step[], results: Set<TensorRecord>): Plan {
       segmentOf.set(i, seg!);
       for (const o of s.outputs) seg!.made.add(o);
     }
+    // A blocking copy holds back what was queued after it: no segment spans one.
+    if (req.blocking) open.clear();
     for (const t of reads) {
       const r = readers.get(t);
       if (r) r.push(i);

@@ -97,29 +97,36 @@ Deno.test("replay checks the labels it is given", opts, () => {
   );
 });
 
-Deno.test("replayed steps keep device memory flat and trace one event per op", opts, async () => {
-  const t = new Trainer(mlp({ ...DIMS, seed: 4 }), [gpu0, gpu1], { lr: 0.1, capture: true });
-  const { images, labels } = data(8, 5);
-  const drop = (o: ReturnType<Trainer["step"]>) =>
-    [...o.losses, ...o.logits].forEach((x) => x.dispose());
-  drop(t.step(images, labels, 8)); // runs
-  drop(t.step(images, labels, 8)); // records
-  drop(t.step(images, labels, 8));
-  await synchronize();
-  const live = engine().liveBuffers().count;
-  const events: TraceEvent[] = [];
-  const sub = trace$().subscribe((e) => events.push(e));
-  for (let i = 0; i < 50; i++) drop(t.step(images, labels, 8));
-  await synchronize();
-  sub.unsubscribe();
-  // No growth (other tests' garbage may be collected meanwhile: not more, perhaps fewer).
-  assert.ok(engine().liveBuffers().count <= live, `${engine().liveBuffers().count} > ${live}`);
-  const ops = events.filter((e) => e.op !== "benchmark" && e.op !== "fromArray");
-  assert.ok(ops.length > 0);
-  assert.ok(ops.some((e) => e.label === "backward"), "backward ops keep their label");
-  assert.ok(ops.every((e) => e.deps !== undefined));
-  t.dispose();
-});
+Deno.test(
+  "replayed steps keep device memory flat, and the trace has their segments with their labels",
+  opts,
+  async () => {
+    const t = new Trainer(mlp({ ...DIMS, seed: 4 }), [gpu0, gpu1], { lr: 0.1, capture: true });
+    const { images, labels } = data(8, 5);
+    const drop = (o: ReturnType<Trainer["step"]>) =>
+      [...o.losses, ...o.logits].forEach((x) => x.dispose());
+    drop(t.step(images, labels, 8)); // runs
+    drop(t.step(images, labels, 8)); // records
+    drop(t.step(images, labels, 8));
+    await synchronize();
+    const live = engine().liveBuffers().count;
+    const events: TraceEvent[] = [];
+    const sub = trace$().subscribe((e) => events.push(e));
+    for (let i = 0; i < 50; i++) drop(t.step(images, labels, 8));
+    await synchronize();
+    sub.unsubscribe();
+    // No growth (other tests' garbage may be collected meanwhile: not more, perhaps fewer).
+    assert.ok(engine().liveBuffers().count <= live, `${engine().liveBuffers().count} > ${live}`);
+    const ops = events.filter((e) => e.op !== "benchmark" && e.op !== "fromArray");
+    assert.ok(ops.length > 0);
+    // A segment is one event: the forward, backward and optimizer kernels of each device.
+    const segments = ops.filter((e) => e.op === "replay");
+    assert.equal(segments.length, 50 * 6);
+    assert.ok(segments.some((e) => e.label === "backward"), "backward segments keep their label");
+    assert.ok(segments.every((e) => e.lane === "compute" && e.deps.length > 0));
+    t.dispose();
+  },
+);
 
 Deno.test("capture works on the host too", async () => {
   const w = fromArray([1, 1], [2], { device: cpu() });

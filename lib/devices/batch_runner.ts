@@ -53,8 +53,8 @@ interface Compiled {
 interface SegmentKernel {
   compiled: Compiled;
   bind: number[];
-  /** Its uniforms' offset in the segment's uniform buffer. */
-  offset: number;
+  /** Its uniforms' offset in the segment's uniform buffer, as setBindGroup takes it. */
+  offsets: [number];
   workgroups: readonly [number, number, number];
   /** Bind groups built so far, by the buffers bound (inputs may change from run to run). */
   groups: { buffers: GPUBuffer[]; group: GPUBindGroup }[];
@@ -491,6 +491,18 @@ export class BatchRunner {
     const device = this.#device;
     let segments = this.#programs.get(cmd.program);
     if (!segments) this.#programs.set(cmd.program, segments = new Map());
+    // Kernels with the same uniforms (a chain of adds, say) share one slot of them.
+    const offsets = new Map<string, number>();
+    const packed: Uint8Array[] = [];
+    const offsetOf = (bytes: Uint8Array) => {
+      const key = bytes.join(",");
+      let offset = offsets.get(key);
+      if (offset === undefined) {
+        offsets.set(key, offset = packed.length * UNIFORM_STRIDE);
+        packed.push(bytes);
+      }
+      return offset;
+    };
     const kernels: SegmentKernel[] = [];
     for (const [i, k] of cmd.kernels.entries()) {
       const run: RunCommand = {
@@ -503,11 +515,12 @@ export class BatchRunner {
       };
       try {
         const compiled = this.#compiled.get(this.#keyOf(run)) ?? await this.#pipeline(run);
+        const spec = kernel(k.kernel);
         kernels.push({
           compiled,
           bind: k.bind,
-          offset: i * UNIFORM_STRIDE,
-          workgroups: kernel(k.kernel).workgroups(k.params),
+          offsets: [offsetOf(new Uint8Array(packUniforms(spec, k.params)))],
+          workgroups: spec.workgroups(k.params),
           groups: [],
         });
       } catch (e) {
@@ -518,14 +531,12 @@ export class BatchRunner {
     }
     const uniforms = device.createBuffer({
       label: `program-${cmd.program}-${cmd.segment}-uniforms`,
-      size: Math.max(1, cmd.kernels.length) * UNIFORM_STRIDE,
+      size: Math.max(1, packed.length) * UNIFORM_STRIDE,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
-    const packed = new Uint8Array(Math.max(1, cmd.kernels.length) * UNIFORM_STRIDE);
-    cmd.kernels.forEach((k, i) => {
-      packed.set(new Uint8Array(packUniforms(kernel(k.kernel), k.params)), i * UNIFORM_STRIDE);
-    });
-    device.queue.writeBuffer(uniforms, 0, packed);
+    const all = new Uint8Array(Math.max(1, packed.length) * UNIFORM_STRIDE);
+    packed.forEach((bytes, i) => all.set(bytes, i * UNIFORM_STRIDE));
+    device.queue.writeBuffer(uniforms, 0, all);
     const slots = cmd.slots.map((s, i) => {
       const b = device.createBuffer({
         label: `program-${cmd.program}-${cmd.segment}-slot-${i}`,
@@ -590,7 +601,7 @@ export class BatchRunner {
         k.groups.push({ buffers: bufs, group });
       }
       if (k.compiled.pipeline !== current) pass.setPipeline(current = k.compiled.pipeline);
-      pass.setBindGroup(0, group, [k.offset]);
+      pass.setBindGroup(0, group, k.offsets);
       pass.dispatchWorkgroups(...k.workgroups);
     }
     return current;

@@ -6,7 +6,9 @@
 // main thread's time to issue one step (the JavaScript a step runs: layers, autograd,
 // DataParallel and SGD, or the replay's submissions), per step and per op of the step, and
 // the batches each device is sent per step (each becomes at most one command buffer). The
-// three take turns for 5 rounds of 16 batches; medians. Writes bench/results/capture.json.
+// three take turns for 5 rounds of 16 batches; medians. A third setup, two devices whose
+// replicas never exchange gradients, gives what a second device can add (the 1.8x goal).
+// Writes bench/results/capture.json.
 //
 //   deno run -A bench/capture.ts [--batch N]
 import { parseArgs } from "node:util";
@@ -36,8 +38,8 @@ const WAYS = [
 ];
 
 /** A trainer whose step's synchronous part (issuing its ops) is timed. */
-function timed(devices: Device[], capture: false | { segments: boolean }) {
-  const t = new Trainer(mlp({ seed: 1 }), devices, { lr: 0.5, capture });
+function timed(devices: Device[], exchange: boolean, capture: false | { segments: boolean }) {
+  const t = new Trainer(mlp({ seed: 1 }), devices, { lr: 0.5, exchange, capture });
   const issue: number[] = [];
   const step = t.step.bind(t);
   t.step = (images, labels, count) => {
@@ -67,10 +69,30 @@ async function perStep(t: Trainer, devices: Device[]): Promise<{ ops: number; ba
   return { ops, batches };
 }
 
-const setups = [{ name: "one device", devices: [gpus[0]] }, { name: "two devices", devices: gpus }];
-const results = [];
+const setups = [
+  { name: "one device", devices: [gpus[0]], exchange: true },
+  { name: "two devices", devices: gpus, exchange: true },
+  // The ceiling of a second device: each replica steps on its own rows, nothing exchanged.
+  { name: "two devices, no gradient exchange", devices: gpus, exchange: false },
+];
+type Row = {
+  name: string;
+  samplesPerSecond: number;
+  rounds: number[];
+  issueMsPerStep: number;
+  issueUsPerOp: number;
+  batchesPerDevicePerStep: number;
+};
+const results: {
+  setup: string;
+  devices: number;
+  opsPerStep: number;
+  rows: Row[];
+  segmentsOverAnew: number;
+  segmentsOverOpByOp: number;
+}[] = [];
 for (const setup of setups) {
-  const ways = WAYS.map((w) => ({ ...w, ...timed(setup.devices, w.capture) }));
+  const ways = WAYS.map((w) => ({ ...w, ...timed(setup.devices, setup.exchange, w.capture) }));
   // Warm-up: compiles the kernels; the captured trainers run, record and replay.
   for (const w of ways) await trainEpoch(w.t, train, { batch, limit: 3 * batch, seed: 0 });
   await synchronize();
@@ -85,14 +107,7 @@ for (const setup of setups) {
     }
   }
   const opsPerStep = (await perStep(ways[0].t, setup.devices)).ops;
-  const rows: {
-    name: string;
-    samplesPerSecond: number;
-    rounds: number[];
-    issueMsPerStep: number;
-    issueUsPerOp: number;
-    batchesPerDevicePerStep: number;
-  }[] = [];
+  const rows: Row[] = [];
   for (const [i, w] of ways.entries()) {
     const { batches } = await perStep(w.t, setup.devices);
     rows.push({
@@ -126,6 +141,15 @@ for (const setup of setups) {
     segmentsOverOpByOp: ratio(2, 1),
   });
 }
+// What a second device gives without gradient traffic, per way (goal: >= 1.8x one device).
+const scaling = Object.fromEntries(WAYS.map((w, i) => [
+  w.name,
+  results[2].rows[i].samplesPerSecond / results[0].rows[i].samplesPerSecond,
+]));
+console.log(
+  "two devices without exchange / one device: " +
+    Object.entries(scaling).map(([k, v]) => `${k} ${v.toFixed(2)}x`).join(", "),
+);
 const result = {
   date: new Date().toISOString(),
   adapter: gpus[0].info.adapter,
@@ -135,7 +159,8 @@ const result = {
   rounds: ROUNDS,
   batchesPerRound: BATCHES,
   results,
-  goals: { replayedIssueUsPerOp: 10 },
+  twoDevicesNoExchangeOverOne: scaling,
+  goals: { replayedIssueUsPerOp: 10, twoDevicesNoExchangeOverOne: 1.8 },
 };
 await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
 await Deno.writeTextFile(

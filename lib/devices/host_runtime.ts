@@ -28,6 +28,17 @@ export class HostRuntime implements DeviceRuntime {
   readonly #failed = new Map<number, string>();
   #queue: Command[] = [];
   #running = false;
+  #inSlice = false;
+  /** Called as each slice of host work ends (the engine then sends what it held back). */
+  onSliceEnd: () => void = () => {};
+
+  /**
+   * Whether a slice of host ops is running: the engine holds device batches back until it
+   * ends, so the copies and ops that several host ops unblock go to a device as one batch.
+   */
+  get inSlice(): boolean {
+    return this.#inSlice;
+  }
 
   /** Stores the values of host tensor `id`. */
   put(id: number, values: Float32Array): void {
@@ -74,6 +85,7 @@ export class HostRuntime implements DeviceRuntime {
    */
   async #run(): Promise<void> {
     const sliceStart = performance.now();
+    this.#inSlice = true;
     while (this.#queue.length > 0 && performance.now() - sliceStart < HOST_SLICE_MS) {
       const cmd = this.#queue.shift()!;
       if (cmd.t === "free") {
@@ -97,8 +109,10 @@ export class HostRuntime implements DeviceRuntime {
       });
       await Promise.resolve();
     }
+    this.#inSlice = false;
     if (this.#queue.length > 0) nextTask(() => this.#run());
     else this.#running = false;
+    this.onSliceEnd();
   }
 
   /** Runs one kernel's CPU twin; returns its failure, if any. */

@@ -248,6 +248,8 @@ export class Engine {
     if (!lane) {
       const runtime = runtimeOf(device);
       const l = new Lane(device, runtime);
+      const host = hostRuntime();
+      if (runtime === host) host.onSliceEnd = () => this.#schedulePump();
       runtime.onReport = (report) => this.#onReport(l, report);
       this.#lanes.set(device, l);
       lane = l;
@@ -274,7 +276,11 @@ export class Engine {
     }
     // Timestamps are taken only while someone reads the events.
     const timing = this.deviceTiming && this.events.observed;
-    for (const lane of this.#lanes.values()) lane.flush(timing);
+    // While host ops run a slice, devices' batches wait for its end (see HostRuntime.inSlice).
+    const hold = hostRuntime().inSlice;
+    for (const lane of this.#lanes.values()) {
+      if (!hold || lane.device.kind === "cpu") lane.flush(timing);
+    }
   }
 
   #pumpSerial(): void {

@@ -109,6 +109,9 @@ export function planSegments(steps: Step[], results: Set<TensorRecord>): Plan {
   return { segments, segmentAt };
 }
 
+/** Where a tensor lives inside a segment: one of its inputs, or the static slot of a tensor made in it. */
+type Home = { input: number } | { made: number };
+
 function finish(
   b: Building,
   index: number,
@@ -118,71 +121,62 @@ function finish(
   results: Set<TensorRecord>,
 ): SegmentPlan {
   const inputs: TensorRecord[] = [];
-  const slotOf = new Map<TensorRecord, number>();
-  /** Static slots' bytes; a slot's number is inputs.length + its index, fixed below. */
-  const statics: { bytes: number }[] = [];
-  const kernels: { kernel: string; params: KernelParams; bind: (TensorRecord | number)[] }[] = [];
-  const ops: SegmentRef["ops"] = [];
-  let flops = 0;
-  // First pass: input slots in order of first use, static slots for what is made.
-  const staticOf = new Map<TensorRecord, number>();
-  const source = (t: TensorRecord): TensorRecord | number => {
-    const s = staticOf.get(t);
-    if (s !== undefined) return -1 - s;
-    if (!slotOf.has(t)) {
-      slotOf.set(t, inputs.length);
+  /** Bytes of each tensor made in the segment (except in-place versions: they keep a home). */
+  const made: { bytes: number }[] = [];
+  const home = new Map<TensorRecord, Home>();
+  const homeOf = (t: TensorRecord): Home => {
+    let h = home.get(t);
+    if (!h) {
+      h = { input: inputs.length };
       inputs.push(t);
+      home.set(t, h);
     }
-    return t;
+    return h;
   };
-  /** Each made tensor's slot: a static slot, or (in place on an input) that input. */
-  const home = new Map<TensorRecord, TensorRecord | number>();
+  const kernels: { kernel: string; params: KernelParams; bind: Home[] }[] = [];
+  const ops: SegmentRef["ops"] = [];
+  /** Tensors made in the segment, in order, with their homes. */
+  const versions: [TensorRecord, Home][] = [];
+  let flops = 0;
   for (const i of b.steps) {
-    const s = steps[i] as Step & { kind: "op" };
-    const req = s.req;
-    const bind: (TensorRecord | number)[] = req.inputs.map((t) => home.get(t) ?? source(t));
-    s.outputs.forEach((o, k) => {
-      let h: TensorRecord | number;
-      if (k === 0 && req.inPlace) h = home.get(req.inPlace) ?? source(req.inPlace);
-      else {
-        staticOf.set(o, statics.length);
-        h = -1 - statics.length;
-        statics.push({ bytes: o.bytes });
-      }
+    const { req, outputs } = steps[i] as Step & { kind: "op" };
+    const bind = req.inputs.map(homeOf);
+    outputs.forEach((o, k) => {
+      // In place: the new version lives where the old one did.
+      const h = k === 0 && req.inPlace ? homeOf(req.inPlace) : { made: made.length };
+      if ("made" in h && h.made === made.length) made.push({ bytes: o.bytes });
       home.set(o, h);
+      versions.push([o, h]);
       bind.push(h);
     });
     kernels.push({ kernel: req.kernel!, params: req.params!, bind });
     ops.push({ name: req.name, site: req.site! });
     flops += req.flops ?? 0;
   }
-  const slot = (h: TensorRecord | number) =>
-    typeof h === "number" ? inputs.length + (-1 - h) : slotOf.get(h)!;
-  // Outputs: the newest version of each input it updates in place, and what is read outside.
+  const slot = (h: Home) => "input" in h ? h.input : inputs.length + h.made;
+  // Outputs: the newest version of each input updated in place, and what is read outside.
   const outputs: TensorRecord[] = [];
-  const outputKinds: SegmentOutput[] = [];
-  const inside = new Set(b.steps);
-  const latestOnInput = new Map<TensorRecord, TensorRecord>();
-  for (const [rec, h] of home) if (typeof h !== "number") latestOnInput.set(h, rec);
-  for (const rec of latestOnInput.values()) {
+  const kinds: SegmentOutput[] = [];
+  const newest = new Map<number, TensorRecord>();
+  for (const [rec, h] of versions) if ("input" in h) newest.set(h.input, rec);
+  for (const [input, rec] of newest) {
     outputs.push(rec);
-    outputKinds.push({ slot: slot(home.get(rec)!), as: "adopt" });
+    kinds.push({ slot: input, as: "adopt" });
   }
-  for (const [rec, h] of home) {
-    if (typeof h !== "number") continue;
+  const inside = new Set(b.steps);
+  for (const [rec, h] of versions) {
+    if ("input" in h) continue;
     const outside = (readers.get(rec) ?? []).filter((r) => !inside.has(r));
     if (outside.length === 0 && !results.has(rec)) continue;
     const onlyLaterSegments = !results.has(rec) && outside.every((r) => {
-      const seg = segmentOf.get(r);
       const s = steps[r] as Step & { kind: "op" };
-      return seg !== undefined && seg.device === b.device && s.req.inPlace !== rec;
+      return segmentOf.get(r)?.device === b.device && s.req.inPlace !== rec;
     });
     outputs.push(rec);
-    outputKinds.push({ slot: slot(h), as: onlyLaterSegments ? "alias" : "copy" });
+    kinds.push({ slot: slot(h), as: onlyLaterSegments ? "alias" : "copy" });
   }
-  const adopts = outputKinds.map((o) => o.as === "adopt" ? o.slot : undefined);
-  const binds = kernels.map((k) => k.bind.map((h) => slot(h)));
-  const shared = shareSlots(inputs.length, statics, binds, outputKinds);
+  const binds = kernels.map((k) => k.bind.map(slot));
+  const shared = shareSlots(inputs.length, made, binds, kinds);
   return {
     device: b.device,
     index,
@@ -190,7 +184,7 @@ function finish(
     label: b.label,
     inputs,
     outputs,
-    ref: { segment: index, ops, adopts },
+    ref: { segment: index, ops, adopts: kinds.map((o) => o.as === "adopt" ? o.slot : undefined) },
     define: {
       t: "define",
       segment: index,
@@ -201,7 +195,7 @@ function finish(
         params: k.params,
         bind: binds[i].map(shared.slotOf),
       })),
-      outputs: outputKinds.map((o) => ({ ...o, slot: shared.slotOf(o.slot) })),
+      outputs: kinds.map((o) => ({ ...o, slot: shared.slotOf(o.slot) })),
     },
     flops,
   };

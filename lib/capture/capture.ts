@@ -152,6 +152,13 @@ export function capture<R extends CaptureResult>(
   const replay = (args: Tensor[]): R => {
     const p = program!;
     const e = engine();
+    // An outer recording would resubmit the segments outside this step's ordering of them.
+    if (e.capture && plan!.segments.length > 0) {
+      throw new TypeError(
+        "Cannot replay a captured step inside another capture: capture the outer step " +
+          "around the inner step's function, or capture the inner one with { segments: false }",
+      );
+    }
     if (args.length !== argRecs.length) {
       throw new TypeError(
         `Cannot replay a step recorded with ${argRecs.length} arguments with ${args.length}`,

@@ -11,7 +11,9 @@
  * tensor read outside the segment since it began starts one too, so reads before an
  * in-place update stay before it.
  *
- * Inside a segment every tensor has a static buffer of the program. What leaves it is an
+ * Every tensor a segment makes has a static buffer of the program (tensors whose lives
+ * inside it do not overlap share one); its inputs come in the buffers they are given, and
+ * an input it updates in place is updated there. What leaves a segment is an
  * output: an input it updates in place (a parameter's `sub_`) keeps that input's buffer; a
  * tensor only later segments on the device read names the static buffer; anything else
  * (results, tensors read by copies or host ops) is copied into a buffer of its own.

@@ -71,6 +71,13 @@ interface Segment {
   outputs: SegmentOutput[];
 }
 
+/** A segment whose definition failed: why, at which kernel, and what it would have made. */
+interface BrokenSegment {
+  message: string;
+  inner: number;
+  outputs: SegmentOutput[];
+}
+
 /** Bind groups kept per kernel of a segment (its inputs' buffers come from the pool). */
 const SEGMENT_GROUPS = 4;
 
@@ -112,7 +119,7 @@ export class BatchRunner {
   readonly #failed = new Map<number, string>();
   readonly #pipelines = new Map<string, Promise<Compiled>>();
   /** Device programs' segments, by program and segment; or why a definition failed. */
-  readonly #programs = new Map<number, Map<number, Segment | OpFailure>>();
+  readonly #programs = new Map<number, Map<number, Segment | BrokenSegment>>();
   /** Tensors whose buffer is a segment's static buffer: freeing them frees nothing. */
   readonly #aliases = new Set<number>();
   /** Bind groups built for segments so far. */
@@ -252,7 +259,7 @@ export class BatchRunner {
             skipped: false,
           }
           : "message" in seg
-          ? { ...seg, op: cmd.op }
+          ? { op: cmd.op, message: seg.message, skipped: false, inner: seg.inner }
           : undefined;
         if (failure) {
           for (const id of cmd.outputs) failed.set(id, failure.message);
@@ -483,8 +490,8 @@ export class BatchRunner {
   }
 
   /**
-   * Defines a segment: compiles its kernels, makes its static buffers (writing the
-   * constants) and its uniform buffer, written once. A kernel that does not compile makes
+   * Defines a segment: compiles its kernels, makes its static buffers and its uniform
+   * buffer, written once. A kernel that does not compile makes
    * every run of the segment fail, naming that kernel.
    */
   async #define(cmd: DefineCommand): Promise<void> {
@@ -525,7 +532,7 @@ export class BatchRunner {
         });
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
-        segments.set(cmd.segment, { op: 0, message, skipped: false, inner: i });
+        segments.set(cmd.segment, { message, inner: i, outputs: cmd.outputs });
         return;
       }
     }
@@ -543,7 +550,6 @@ export class BatchRunner {
         size: boundSize(s.bytes),
         usage: STORAGE_USAGE,
       });
-      if (s.data) device.queue.writeBuffer(b, 0, s.data);
       return b;
     });
     segments.set(cmd.segment, {

@@ -86,6 +86,18 @@ export class HostRuntime implements DeviceRuntime {
   async #run(): Promise<void> {
     const sliceStart = performance.now();
     this.#inSlice = true;
+    try {
+      await this.#slice(sliceStart);
+    } finally {
+      this.#inSlice = false;
+    }
+    if (this.#queue.length > 0) nextTask(() => this.#run());
+    else this.#running = false;
+    this.onSliceEnd();
+  }
+
+  /** Runs queued commands until the queue is empty or the slice's time is up. */
+  async #slice(sliceStart: number): Promise<void> {
     while (this.#queue.length > 0 && performance.now() - sliceStart < HOST_SLICE_MS) {
       const cmd = this.#queue.shift()!;
       if (cmd.t === "free") {
@@ -109,10 +121,6 @@ export class HostRuntime implements DeviceRuntime {
       });
       await Promise.resolve();
     }
-    this.#inSlice = false;
-    if (this.#queue.length > 0) nextTask(() => this.#run());
-    else this.#running = false;
-    this.onSliceEnd();
   }
 
   /** Runs one kernel's CPU twin; returns its failure, if any. */

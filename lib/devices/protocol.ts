@@ -61,8 +61,8 @@ export interface SegmentOutput {
 }
 /**
  * Defines segment `segment` of device program `program`: a recorded run of kernels that a
- * replay encodes in one go, with static buffers made once (and filled, for constants),
- * pipelines and uniforms resolved once, and bind groups built at its first run.
+ * replay encodes in one go, with static buffers made once, pipelines and uniforms resolved
+ * once, and bind groups built at its first run.
  */
 export interface DefineCommand {
   t: "define";
@@ -70,8 +70,8 @@ export interface DefineCommand {
   segment: number;
   /** Bytes of each input slot. */
   inputs: number[];
-  /** Bytes of each static slot, and the values of those that hold constants. */
-  slots: { bytes: number; data?: ArrayBuffer }[];
+  /** Bytes of each static slot. */
+  slots: { bytes: number }[];
   kernels: SegmentKernel[];
   outputs: SegmentOutput[];
 }

@@ -503,6 +503,14 @@ export class Engine {
         error,
       });
     }
+    // Nothing reads these once the op has finished; kept, they would chain every record to
+    // all that came before it (a parameter to each of its versions since training began).
+    op.inputs = [];
+    op.inPlace =
+      op.adopts =
+      op.prev =
+      op.after =
+        undefined;
   }
 
   /** Switches between parallel and serial mode; ops already waiting keep their program order. */

@@ -47,23 +47,27 @@ export interface OpNode {
   readonly kernel?: string;
   readonly params?: KernelParams;
   readonly source?: string;
-  readonly inputs: TensorRecord[];
+  /**
+   * Emptied once the op has finished (with `inPlace`, `adopts`, `prev` and `after`), so that a
+   * record's producer does not keep every tensor and op before it alive.
+   */
+  inputs: TensorRecord[];
   readonly outputs: TensorRecord[];
   /** The tensor an in-place op overwrites (also its last input): its output takes the storage. */
-  readonly inPlace?: TensorRecord;
+  inPlace?: TensorRecord;
   readonly site: Error;
   /** A program op's segment. */
   readonly segment?: SegmentRef;
   /** Inputs of a program op that its outputs update in place (see OpRequest.adopts). */
-  readonly adopts?: TensorRecord[];
+  adopts?: TensorRecord[];
   /** An op that must have been sent before this one (the segment before, on this device). */
-  readonly prev?: OpNode;
+  prev?: OpNode;
   readonly queued: number;
   readonly bytes: number;
   readonly flops?: number;
   readonly label?: string;
   /** A blocking op submitted before this one: this one waits until it has finished. */
-  readonly after?: OpNode;
+  after?: OpNode;
   state: "waiting" | "sent" | "done" | "failed";
   /** Commands to send right after this op (see Engine.command). */
   then?: Command[];

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { capture, fromArray, synchronize, type Tensor, tryAllGpus } from "../../mod.ts";
 import { engine } from "../../lib/engine/engine.ts";
-import { wrap } from "../../lib/tensor/tensor.ts";
+import { recordOf, wrap } from "../../lib/tensor/tensor.ts";
 import { mlp, Trainer } from "../../lib/train/trainer.ts";
 import { mulberry32 } from "../../lib/train/mnist.ts";
 import type { WebGpuDevice } from "../../lib/devices/webgpu_device.ts";
@@ -194,3 +194,33 @@ Deno.test("a segment whose kernel cannot be made fails naming that kernel", asyn
   await r.destroyAll();
   device.destroy();
 });
+
+Deno.test("a captured step cannot be replayed inside another capture", opts, () => {
+  const w = fromArray([1, 2, 3, 4], [4], { device: gpu0 });
+  const inner = capture((x) => x.mul(w).sum());
+  const x = fromArray([1, 1, 1, 1], [4], { device: gpu0 });
+  inner.replay(x);
+  inner.replay(x);
+  const outer = capture((x) => inner.replay(x).mul(2));
+  outer.replay(x); // runs: the inner step replays, nothing records it
+  assert.throws(() => outer.replay(x), /inside another capture/);
+  inner.dispose();
+});
+
+Deno.test(
+  "a finished op lets go of its inputs, so a parameter does not hold its history",
+  opts,
+  async () => {
+    const t = new Trainer(mlp({ ...DIMS, seed: 9 }), [gpu0], { lr: 0.3, capture: true });
+    const { images, labels } = data(8, 4);
+    for (let step = 0; step < 5; step++) t.step(images, labels, 8);
+    await synchronize();
+    for (const p of t.dp.parameters()) {
+      const producer = recordOf(p).producer;
+      assert.ok(producer, "a parameter updated by a replay has a producer");
+      assert.equal(producer.inputs.length, 0);
+      assert.equal(producer.prev, undefined);
+    }
+    t.dispose();
+  },
+);

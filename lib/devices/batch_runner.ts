@@ -292,6 +292,7 @@ export class BatchRunner {
         else pass.end();
         this.#segmentOutputs(segment, cmd, encoder, endShared);
         phases.totals.ops += segment.kernels.length;
+        phases.totals.replayed += segment.kernels.length;
         phases.mark("replay");
         done.push(cmd.op);
       } else if (cmd.t === "read") {

@@ -10,8 +10,10 @@
 export interface PhaseTotals {
   /** ms by phase name. */
   ms: Record<string, number>;
-  /** Ops encoded. */
+  /** Ops encoded (a replayed segment counts its kernels). */
   ops: number;
+  /** Kernels encoded as parts of replayed segments (their time is the phase "replay"). */
+  replayed: number;
   /** Batches (command buffers) submitted. */
   batches: number;
 }
@@ -30,7 +32,7 @@ export interface PhaseTotals {
  */
 export class PhaseClock {
   /** What has been summed so far. */
-  readonly totals: PhaseTotals = { ms: {}, ops: 0, batches: 0 };
+  readonly totals: PhaseTotals = { ms: {}, ops: 0, replayed: 0, batches: 0 };
   #last = 0;
 
   /** A clock that sums when `enabled` (by default, when AUTOPAR_PROFILE is set). */

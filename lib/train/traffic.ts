@@ -18,7 +18,9 @@ export function gradientTraffic(events: readonly TraceEvent[]): CopySummary {
     e.deps.some((id) => {
       const d = byId.get(id);
       return d !== undefined &&
-        (d.device === "cpu" ? d.op === "add" : d.op === "mm" || d.op === "sum");
+        (d.device === "cpu" ? d.op === "add" : d.op === "mm" || d.op === "sum" ||
+          // A replayed step's backward kernels are one segment (lib/capture/segments.ts).
+          (d.op === "replay" && d.label === "backward"));
     });
   return summarize(events.filter((e) => e.lane !== "copy" || isGradient(e))).copy;
 }

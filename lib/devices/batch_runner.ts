@@ -230,6 +230,18 @@ export class BatchRunner {
       shared?.end();
       shared = undefined;
     };
+    /** The pass for op `op`: its own when ops are timed, else the batch's one. */
+    const passFor = (op: number): GPUComputePassEncoder => {
+      if (timer) {
+        endShared();
+        return encoder.beginComputePass({ label: `op${op}`, timestampWrites: timer.pass(op) });
+      }
+      if (!shared) {
+        shared = encoder.beginComputePass({ label: "batch" });
+        sharedPipeline = undefined;
+      }
+      return shared;
+    };
     device.pushErrorScope("validation");
     phases.mark("batch setup");
     let slot = 0;
@@ -271,17 +283,7 @@ export class BatchRunner {
           continue;
         }
         const segment = seg as Segment;
-        let pass: GPUComputePassEncoder;
-        if (timer) {
-          endShared();
-          pass = encoder.beginComputePass({
-            label: `op${cmd.op}`,
-            timestampWrites: timer.pass(cmd.op),
-          });
-        } else if (!shared) {
-          pass = shared = encoder.beginComputePass({ label: "batch" });
-          sharedPipeline = undefined;
-        } else pass = shared;
+        const pass = passFor(cmd.op);
         const last = this.#encodeSegment(
           segment,
           cmd,
@@ -353,16 +355,7 @@ export class BatchRunner {
           phases.mark("uniforms");
           const group = this.#bindGroup(compiled, key, storage, bound, uniformBuffer);
           phases.mark("bind group");
-          let pass: GPUComputePassEncoder;
-          if (timer) {
-            pass = encoder.beginComputePass({
-              label: `op${cmd.op}`,
-              timestampWrites: timer.pass(cmd.op),
-            });
-          } else if (!shared) {
-            pass = shared = encoder.beginComputePass({ label: "batch" });
-            sharedPipeline = undefined;
-          } else pass = shared;
+          const pass = passFor(cmd.op);
           // In the batch's one pass, consecutive ops of one kernel set its pipeline once.
           if (pass !== shared || sharedPipeline !== pipe) pass.setPipeline(pipe);
           if (pass === shared) sharedPipeline = pipe;

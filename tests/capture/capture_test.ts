@@ -12,19 +12,10 @@ import {
 } from "../../mod.ts";
 import { engine } from "../../lib/engine/engine.ts";
 import { mlp, Trainer } from "../../lib/train/trainer.ts";
-import { mulberry32 } from "../../lib/train/mnist.ts";
+import { data, DIMS } from "./data.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const [gpu0, gpu1] = await tryAllGpus({ count: 2 });
-const DIMS = { inputs: 6, hidden: 8, outputs: 4 };
-
-function data(rows: number, seed: number) {
-  const r = mulberry32(seed);
-  return {
-    images: Float32Array.from({ length: rows * DIMS.inputs }, () => r() * 2 - 1),
-    labels: Float32Array.from({ length: rows }, () => Math.floor(r() * DIMS.outputs)),
-  };
-}
 
 async function parameters(t: Trainer): Promise<Float32Array[]> {
   return await Promise.all(t.dp.parameters().map((p) => p.data()));

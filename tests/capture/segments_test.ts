@@ -5,7 +5,7 @@ import { capture, fromArray, synchronize, type Tensor, tryAllGpus } from "../../
 import { engine } from "../../lib/engine/engine.ts";
 import { recordOf, wrap } from "../../lib/tensor/tensor.ts";
 import { mlp, Trainer } from "../../lib/train/trainer.ts";
-import { mulberry32 } from "../../lib/train/mnist.ts";
+import { data, DIMS } from "./data.ts";
 import type { WebGpuDevice } from "../../lib/devices/webgpu_device.ts";
 import { BatchRunner } from "../../lib/devices/batch_runner.ts";
 import { EagerWaits } from "../../lib/devices/eager_waits.ts";
@@ -14,15 +14,6 @@ import { getTestDevice } from "../kernels/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const [gpu0, gpu1] = await tryAllGpus({ count: 2 });
-const DIMS = { inputs: 6, hidden: 8, outputs: 4 };
-
-function data(rows: number, seed: number) {
-  const r = mulberry32(seed);
-  return {
-    images: Float32Array.from({ length: rows * DIMS.inputs }, () => r() * 2 - 1),
-    labels: Float32Array.from({ length: rows }, () => Math.floor(r() * DIMS.outputs)),
-  };
-}
 
 Deno.test("a replayed one-device training step is one batch for its device", opts, async () => {
   const plain = new Trainer(mlp({ ...DIMS, seed: 7 }), [gpu0], { lr: 0.3 });

@@ -125,6 +125,27 @@ console.log(
     `(1.00x is perfect overlap); ${(h.saved * 100).toFixed(0)}% of the sum saved`,
 );
 traceLine("Run and copy to CPU (copy-heavy stream)");
+
+const rows: [string, number][] = [
+  ["GPU1", t.gpu1],
+  ["GPU2", t.gpu2],
+  ["GPU1 & GPU2", t.both],
+  ["Run on GPU1", c.run],
+  ["Copy to CPU", c.copy],
+  ["Run on GPU1 and copy to CPU", c.both],
+  ["Run (copy-heavy stream)", h.run],
+  ["Copy to CPU (copy-heavy stream)", h.copy],
+  ["Run and copy to CPU (copy-heavy stream)", h.both],
+];
+const width = Math.max(...rows.map(([name]) => name.length));
+console.log(`\nTimings (s):\n  ${"experiment".padEnd(width)}  seconds`);
+for (const [name, sec] of rows) console.log(`  ${name.padEnd(width)}  ${sec.toFixed(4)}`);
+if (!dashboard) {
+  console.log(
+    "\nWatch it live: deno task demo --dashboard (or deno task start) serves the dashboard at " +
+      `http://127.0.0.1:${Deno.env.get("PORT") ?? 8000}/`,
+  );
+}
 if (values.trace) {
   await Deno.writeTextFile(values.trace, JSON.stringify(exportChromeTrace(events)));
   console.log(`\nWrote ${events.length} trace events to ${values.trace} (open in ui.perfetto.dev)`);

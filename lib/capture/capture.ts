@@ -2,10 +2,11 @@
  * Capture and replay of a repeated step (CUDA Graphs' idea, and onnxruntime-web's graph
  * capture): `capture(fn)` runs `fn` once as it is (a warm-up, in which optimizers make their
  * state), records the ops its second call submits, and each later `replay` submits them
- * again for new arguments of the same shapes, without running `fn`: no
- * Tensor methods, no autograd tape, no optimizer or DataParallel bookkeeping, only the
- * engine's submission of the recorded requests. The devices see the same work, so their
- * pooled buffers and cached bind groups are reused from replay to replay.
+ * again for new arguments of the same shapes, without running `fn`: no Tensor methods, no
+ * autograd tape, no optimizer or DataParallel bookkeeping. Each run of kernels on one device
+ * is replayed as one op, a segment (segments.ts), that the device encodes in one go from
+ * buffers, uniforms and bind groups made once; copies and host ops are resubmitted one by
+ * one.
  *
  * What carries over between replays is what the step updates in place (parameters through
  * `sub_`, which every optimizer step does). State that a step replaces instead (SGD's
@@ -139,13 +140,11 @@ export function capture<R extends CaptureResult>(
     carried = [...p.made].filter((t) => !t.disposed && !results.has(t) && !state.has(t));
     lastCarried = carried;
     program = p;
+    programId = nextProgram++;
     plan = options.segments === false
       ? { segments: [], segmentAt: p.steps.map(() => undefined) }
-      : planSegments(p.steps, results);
-    programId = nextProgram++;
-    for (const seg of plan.segments) {
-      e.command(seg.device, { ...seg.define, program: programId });
-    }
+      : planSegments(p.steps, results, programId);
+    for (const seg of plan.segments) e.command(seg.device, seg.define);
     return result;
   };
 
@@ -213,8 +212,8 @@ export function capture<R extends CaptureResult>(
           device: seg.device,
           kind: "program",
           inputs: seg.inputs.map((t) => map.get(t) ?? t),
-          outputShapes: seg.outputs.map((o) => o.shape),
-          segment: { ...seg.ref, program: programId },
+          outputShapes: seg.outputShapes,
+          segment: seg.ref,
           prev: lastOn.get(seg.device),
           site: seg.ref.ops[0].site,
           label: seg.label,

@@ -22,6 +22,7 @@
  */
 import type { Device } from "../devices/device.ts";
 import type { KernelParams } from "../kernels/kernel.ts";
+import { boundSize } from "../devices/buffer_pool.ts";
 import type { DefineCommand, SegmentOutput } from "../devices/protocol.ts";
 import type { SegmentRef, TensorRecord } from "../engine/records.ts";
 import type { Step } from "../engine/capture.ts";
@@ -38,8 +39,10 @@ export interface SegmentPlan {
   inputs: TensorRecord[];
   /** Recorded tensors it makes that the rest of the step or its caller sees. */
   outputs: TensorRecord[];
-  ref: Omit<SegmentRef, "program">;
-  define: Omit<DefineCommand, "program">;
+  /** Their shapes, as a replay's submission takes them. */
+  outputShapes: (readonly number[])[];
+  ref: SegmentRef;
+  define: DefineCommand;
   flops: number;
 }
 
@@ -55,10 +58,10 @@ interface Building {
 }
 
 /**
- * Plans the segments of `steps`. `results` are the step's results (they leave their
- * segment by copy).
+ * Plans the segments of `steps`, for device program `program`. `results` are the step's
+ * results (they leave their segment by copy).
  */
-export function planSegments(steps: Step[], results: Set<TensorRecord>): Plan {
+export function planSegments(steps: Step[], results: Set<TensorRecord>, program: number): Plan {
   const madeAt = new Map<TensorRecord, number>();
   const readers = new Map<TensorRecord, number[]>();
   const segmentOf = new Map<number, Building>();
@@ -103,7 +106,7 @@ export function planSegments(steps: Step[], results: Set<TensorRecord>): Plan {
 
   const segmentAt: Plan["segmentAt"] = steps.map(() => undefined);
   const segments = all.map((b, index) => {
-    const plan = finish(b, index, steps, segmentOf, readers, results);
+    const plan = finish(b, program, index, steps, segmentOf, readers, results);
     b.steps.forEach((i) => (segmentAt[i] = "inside"));
     segmentAt[b.at] = plan;
     return plan;
@@ -116,6 +119,7 @@ type Home = { input: number } | { made: number };
 
 function finish(
   b: Building,
+  program: number,
   index: number,
   steps: Step[],
   segmentOf: Map<number, Building>,
@@ -186,9 +190,16 @@ function finish(
     label: b.label,
     inputs,
     outputs,
-    ref: { segment: index, ops, adopts: kinds.map((o) => o.as === "adopt" ? o.slot : undefined) },
+    outputShapes: outputs.map((o) => o.shape),
+    ref: {
+      program,
+      segment: index,
+      ops,
+      adopts: kinds.map((o) => o.as === "adopt" ? o.slot : undefined),
+    },
     define: {
       t: "define",
+      program,
       segment: index,
       inputs: inputs.map((t) => t.bytes),
       slots: shared.slots.map((bytes) => ({ bytes })),
@@ -239,7 +250,7 @@ function shareSlots(
   binds.forEach((_, j) => {
     // Buffers for what kernel j makes first, then those it read for the last time go free.
     for (const v of byFirst[j]) {
-      const size = Math.max(16, Math.ceil(made[v].bytes / 16) * 16);
+      const size = boundSize(made[v].bytes);
       const reuse = free.get(size)?.pop();
       if (reuse !== undefined) home[v] = reuse;
       else {

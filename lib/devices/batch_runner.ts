@@ -30,7 +30,7 @@ import { StagingRing } from "./staging_ring.ts";
 import type { Waits } from "./drains.ts";
 import { BatchTimer, DeviceClock, type DeviceSpan, QueryPool } from "./batch_timer.ts";
 import { PhaseClock } from "./phase_clock.ts";
-import { BufferPool, STORAGE_USAGE } from "./buffer_pool.ts";
+import { boundSize, BufferPool, STORAGE_USAGE } from "./buffer_pool.ts";
 import { RingSlots, UNIFORM_STRIDE, type UniformSlots } from "./uniform_ring.ts";
 
 const clock = () => performance.timeOrigin + performance.now();
@@ -80,9 +80,6 @@ interface BrokenSegment {
 
 /** Bind groups kept per kernel of a segment (its inputs' buffers come from the pool). */
 const SEGMENT_GROUPS = 4;
-
-/** A buffer's bound size: its bytes rounded up to 16, so a vec4<f32> binding of any kernel fits. */
-const boundSize = (bytes: number) => Math.max(16, Math.ceil(bytes / 16) * 16);
 
 /** The error messages of a shader module's compilation, if any. */
 async function compileErrors(module: GPUShaderModule): Promise<string | undefined> {
@@ -283,16 +280,17 @@ export class BatchRunner {
           continue;
         }
         const segment = seg as Segment;
+        const inputs = cmd.inputs.map((id) => buffers.get(id)!);
         const pass = passFor(cmd.op);
         const last = this.#encodeSegment(
           segment,
-          cmd,
+          inputs,
           pass,
           pass === shared ? sharedPipeline : undefined,
         );
         if (pass === shared) sharedPipeline = last;
         else pass.end();
-        this.#segmentOutputs(segment, cmd, encoder, endShared);
+        this.#segmentOutputs(segment, cmd, inputs, encoder, endShared);
         phases.totals.ops += segment.kernels.length;
         phases.totals.replayed += segment.kernels.length;
         phases.mark("replay");
@@ -574,11 +572,10 @@ export class BatchRunner {
    */
   #encodeSegment(
     seg: Segment,
-    cmd: ExecCommand,
+    inputs: GPUBuffer[],
     pass: GPUComputePassEncoder,
     current: GPUComputePipeline | undefined,
   ): GPUComputePipeline | undefined {
-    const inputs = cmd.inputs.map((id) => this.#buffers.get(id)!);
     const n = seg.inputs;
     for (const k of seg.kernels) {
       const bufs = k.bind.map((s) => s < n ? inputs[s] : seg.slots[s - n]);
@@ -611,11 +608,11 @@ export class BatchRunner {
   #segmentOutputs(
     seg: Segment,
     cmd: ExecCommand,
+    inputs: GPUBuffer[],
     encoder: GPUCommandEncoder,
     endPass: () => void,
   ): void {
     const buffers = this.#buffers;
-    const inputs = cmd.inputs.map((id) => buffers.get(id)!);
     seg.outputs.forEach((o, i) => {
       const id = cmd.outputs[i];
       const size = seg.sizes[o.slot];

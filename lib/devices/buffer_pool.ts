@@ -11,6 +11,18 @@
 export const STORAGE_USAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
 
 /**
+ * The size a tensor of `bytes` is bound with: rounded up to 16, so a vec4<f32> binding of
+ * any kernel fits.
+ *
+ * @example
+ * ```ts
+ * import { boundSize } from "./buffer_pool.ts";
+ * console.log(boundSize(4), boundSize(40)); // 16 48
+ * ```
+ */
+export const boundSize = (bytes: number): number => Math.max(16, Math.ceil(bytes / 16) * 16);
+
+/**
  * The size class of a buffer for `bytes`: the power of two at or above it up to 64 KiB,
  * then the next eighth of an octave (at most 12.5% unused).
  *

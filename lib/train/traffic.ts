@@ -8,19 +8,13 @@ import { type CopySummary, summarize } from "../trace/summarize.ts";
 
 /**
  * How long gradients were in flight, and how much of that time some device (or the copying
- * device itself) was computing. Gradient copies are those of products and column sums made
- * on a device (its gradients) and of sums made on the host (the totals sent back); other
- * copies (minibatches, logits, losses) are left out.
+ * device itself) was computing. Gradient copies are those of what a backward pass made
+ * (trace label "backward": a device's gradients, a replayed backward segment, and the sums
+ * DataParallel makes on the host from backward's gradient hook); other copies (minibatches,
+ * logits, losses) are left out.
  */
 export function gradientTraffic(events: readonly TraceEvent[]): CopySummary {
   const byId = new Map(events.map((e) => [e.id, e]));
-  const isGradient = (e: TraceEvent) =>
-    e.deps.some((id) => {
-      const d = byId.get(id);
-      return d !== undefined &&
-        (d.device === "cpu" ? d.op === "add" : d.op === "mm" || d.op === "sum" ||
-          // A replayed step's backward kernels are one segment (lib/capture/segments.ts).
-          (d.op === "replay" && d.label === "backward"));
-    });
+  const isGradient = (e: TraceEvent) => e.deps.some((id) => byId.get(id)?.label === "backward");
   return summarize(events.filter((e) => e.lane !== "copy" || isGradient(e))).copy;
 }

@@ -8,6 +8,7 @@
  */
 import { cpu, type Device } from "./device.ts";
 import { WebGpuDevice } from "./webgpu_device.ts";
+import { quietStderr } from "./quiet_stderr.ts";
 import {
   adapterPlan,
   type BackendChoice,
@@ -224,6 +225,15 @@ async function plan(
  * ```
  */
 export async function tryAllGpus(options: TryAllGpusOptions = {}): Promise<Device[]> {
+  const quiet = quietStderr();
+  try {
+    return await findDevices(options);
+  } finally {
+    quiet();
+  }
+}
+
+async function findDevices(options: TryAllGpusOptions): Promise<Device[]> {
   const asked = options.count ?? deviceCountFromEnv();
   if (asked !== undefined && (!Number.isInteger(asked) || asked < 1)) {
     throw new RangeError(`Cannot make ${asked} devices: count must be a whole number >= 1`);

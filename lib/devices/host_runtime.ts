@@ -72,6 +72,9 @@ export class HostRuntime implements DeviceRuntime {
   /** Host work runs on the main thread's own timers, which keep the process alive. */
   setBusy(): void {}
 
+  /** The host never goes away. */
+  readonly lost: string | undefined = undefined;
+
   close(): Promise<void> {
     this.#values.clear();
     this.#failed.clear();

@@ -175,4 +175,6 @@ export type FromWorker =
     gpuEnd?: number;
   }
   | { type: "read-failed"; op: number; message: string }
+  /** The device can run nothing more (GPUDevice lost, Worker gone, closed): every op fails. */
+  | { type: "lost"; message: string }
   | { type: "closed" };

@@ -11,8 +11,11 @@
 import type { Device } from "./device.ts";
 import type { Command, FromWorker } from "./protocol.ts";
 
-/** What a device reports: a batch's completion (and failures), a readback, a failed readback. */
-export type Report = Extract<FromWorker, { type: "done" | "read" | "read-failed" }>;
+/**
+ * What a device reports: a batch's completion (and failures), a readback, a failed readback,
+ * or that it is gone (every op sent and to come fails with its message).
+ */
+export type Report = Extract<FromWorker, { type: "done" | "read" | "read-failed" | "lost" }>;
 
 /** See the module's documentation. */
 export interface DeviceRuntime {
@@ -29,6 +32,12 @@ export interface DeviceRuntime {
   setBusy(busy: boolean): void;
   /** Stops the device; its buffers are gone. */
   close(): Promise<void>;
+  /**
+   * Why the device can run nothing more ("gpu:0 was closed by closeDevices()", "gpu:0 was
+   * lost: ..."), or `undefined` while it works. Once set, it stays: the runtime reports
+   * `lost` for what was in flight and for every later batch.
+   */
+  readonly lost: string | undefined;
 }
 
 const runtimes = new WeakMap<Device, DeviceRuntime>();
@@ -36,6 +45,11 @@ const runtimes = new WeakMap<Device, DeviceRuntime>();
 /** Makes `runtime` the one that runs `runtime.device`. */
 export function registerRuntime(runtime: DeviceRuntime): void {
   runtimes.set(runtime.device, runtime);
+}
+
+/** The runtime of `device`, or `undefined` for a device no runtime runs. */
+export function runtimeFor(device: Device): DeviceRuntime | undefined {
+  return runtimes.get(device);
 }
 
 /** The runtime of `device`; throws a TypeError for a device no runtime runs. */

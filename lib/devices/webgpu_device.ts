@@ -11,6 +11,11 @@ import type { AdapterReport, Command, FromWorker, ToWorker } from "./protocol.ts
 import { type DeviceRuntime, registerRuntime, type Report } from "./runtime.ts";
 import { type AdapterListing, isSoftwareName, type WebGpuBackend } from "./backend.ts";
 
+/** A device Worker that has not started within this many ms is given up (an Error). */
+const START_TIMEOUT_MS = 120_000;
+/** A device Worker that has not closed within this many ms is terminated. */
+const CLOSE_TIMEOUT_MS = 10_000;
+
 /** Software adapters run "GPU" work on the CPU. */
 export function isSoftwareAdapter(a: { description: string; isFallbackAdapter: boolean }): boolean {
   return a.isFallbackAdapter || isSoftwareName(a.description);
@@ -70,6 +75,8 @@ export class WebGpuDevice implements Device, DeviceRuntime {
   onReport: (report: Report) => void = () => {};
   readonly #worker: Worker;
   #batches = 0;
+  #lost: string | undefined;
+  #exited = false;
 
   /** Batches sent to the Worker so far; each becomes at most one command buffer. */
   get batches(): number {
@@ -94,11 +101,28 @@ export class WebGpuDevice implements Device, DeviceRuntime {
     worker.on("message", (msg: FromWorker) => {
       if (msg.type === "done" || msg.type === "read" || msg.type === "read-failed") {
         this.onReport(msg);
-      }
+      } else if (msg.type === "lost") this.#goneWith(`${this.name} was lost: ${msg.message}`);
     });
     registerRuntime(this);
-    worker.on("error", (e) => console.error(`autopar: ${this.name} worker failed:`, e));
+    worker.on("error", (e) => {
+      this.#goneWith(`${this.name}'s Worker failed: ${e instanceof Error ? e.message : e}`);
+    });
+    worker.on("exit", (code) => {
+      this.#exited = true;
+      this.#goneWith(`${this.name}'s Worker stopped (exit code ${code})`);
+    });
     worker.unref();
+  }
+
+  /** Why the device can run nothing more; `undefined` while it works (see runtime.ts). */
+  get lost(): string | undefined {
+    return this.#lost;
+  }
+
+  /** Marks the device gone (the first reason stays) and fails what was in flight on it. */
+  #goneWith(reason: string): void {
+    this.#lost ??= reason;
+    this.onReport({ type: "lost", message: this.#lost });
   }
 
   /**
@@ -112,16 +136,34 @@ export class WebGpuDevice implements Device, DeviceRuntime {
     const { backend, adapter, threads } = options;
     return new Promise((resolve, reject) => {
       const worker = new Worker(workerUrl());
-      const first = (msg: FromWorker) => {
+      const fail = (error: Error) => {
+        clearTimeout(timer);
         worker.off("message", first);
-        if (msg.type === "ready") resolve(new WebGpuDevice(index, worker, msg.adapter, threads));
-        else {
-          worker.terminate();
-          reject(new Error(msg.type === "init-failed" ? msg.message : `unexpected ${msg.type}`));
-        }
+        worker.off("exit", exited);
+        worker.terminate();
+        reject(error);
       };
+      const first = (msg: FromWorker) => {
+        if (msg.type === "ready") {
+          clearTimeout(timer);
+          worker.off("message", first);
+          worker.off("exit", exited);
+          worker.off("error", fail);
+          resolve(new WebGpuDevice(index, worker, msg.adapter, threads));
+        } else fail(new Error(msg.type === "init-failed" ? msg.message : `unexpected ${msg.type}`));
+      };
+      const exited = (code: number) =>
+        fail(new Error(`gpu:${index}'s Worker stopped while starting (exit code ${code})`));
+      // A driver that never answers must not hang tryAllGpus().
+      const timer = setTimeout(() =>
+        fail(
+          new Error(
+            `gpu:${index} did not start within ${START_TIMEOUT_MS / 1000} s (${backend} backend)`,
+          ),
+        ), START_TIMEOUT_MS);
       worker.on("message", first);
-      worker.once("error", reject);
+      worker.once("error", fail);
+      worker.once("exit", exited);
       worker.postMessage(
         { type: "init", index, backend, adapter, list: index === 0 } satisfies ToWorker,
       );
@@ -133,6 +175,12 @@ export class WebGpuDevice implements Device, DeviceRuntime {
    * the ArrayBuffers of writes are transferred, not copied.
    */
   send(commands: Command[], timing = false): void {
+    if (this.#lost) {
+      // Nothing runs any more: the engine fails these ops with the reason.
+      const message = this.#lost;
+      queueMicrotask(() => this.onReport({ type: "lost", message }));
+      return;
+    }
     this.#batches++;
     const transfer = commands.flatMap((c) => c.t === "write" ? [c.data] : []);
     this.#worker.postMessage({ type: "batch", commands, timing } satisfies ToWorker, transfer);
@@ -144,21 +192,35 @@ export class WebGpuDevice implements Device, DeviceRuntime {
     else this.#worker.unref();
   }
 
-  /** Destroys the GPUDevice and stops the Worker; its buffers are gone. */
+  /**
+   * Destroys the GPUDevice and stops the Worker; its buffers are gone. Work sent before runs
+   * to its end; ops sent after fail, saying the device was closed. A Worker that does not
+   * answer within {@link CLOSE_TIMEOUT_MS} is terminated.
+   */
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => {
-      const onClosed = (msg: FromWorker) => {
-        if (msg.type !== "closed") return;
-        this.#worker.off("message", onClosed);
-        resolve();
-      };
-      this.#worker.on("message", onClosed);
-    });
-    this.#worker.ref();
-    this.#worker.postMessage({ type: "close" } satisfies ToWorker);
-    await closed;
+    const wasLost = this.#lost !== undefined;
+    this.#lost ??= `${this.name} was closed by closeDevices()`;
     const threadId = this.#worker.threadId;
-    await this.#worker.terminate();
+    if (!this.#exited && !wasLost) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const closed = new Promise<void>((resolve) => {
+        const onClosed = (msg: FromWorker) => {
+          if (msg.type !== "closed") return;
+          this.#worker.off("message", onClosed);
+          resolve();
+        };
+        this.#worker.on("message", onClosed);
+        this.#worker.once("exit", () => resolve());
+        timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
+      });
+      this.#worker.ref();
+      this.#worker.postMessage({ type: "close" } satisfies ToWorker);
+      await closed;
+      clearTimeout(timer);
+    }
+    // What was still waiting for this device fails now, naming the reason.
+    this.onReport({ type: "lost", message: this.#lost });
+    if (!this.#exited) await this.#worker.terminate();
     await threadsGone(`worker-${threadId}`);
   }
 

@@ -86,7 +86,7 @@ async function init(backend: WebGpuBackend, adapterName?: string, list = false):
       : new EagerWaits(device.queue, () => loaded.polling?.wake());
     runner = new BatchRunner(device, drains, post, () => loaded.polling?.wake());
     device.lost.then((info) => {
-      if (info.reason !== "destroyed") console.error(`autopar: device lost: ${info.message}`);
+      if (info.reason !== "destroyed") post({ type: "lost", message: info.message || "lost" });
     });
     post({
       type: "ready",

@@ -10,7 +10,7 @@
 import { Subject } from "npm:rxjs@7.8.2";
 import { cpu, type Device } from "../devices/device.ts";
 import type { DefineCommand, ForgetCommand, OpTiming } from "../devices/protocol.ts";
-import { type Report, runtimeOf } from "../devices/runtime.ts";
+import { type Report, runtimeFor, runtimeOf } from "../devices/runtime.ts";
 import { hostRuntime } from "../devices/host_runtime.ts";
 import type { TraceEvent } from "../trace/event.ts";
 import { ErrorLog, OpError } from "./errors.ts";
@@ -187,7 +187,26 @@ export class Engine {
     ];
     const pending = lanes.flatMap((l) => [...l.unfinished]);
     await Promise.all(pending.map((op) => this.#finished(op)));
+    // Lanes of devices that are gone and have nothing left to report are dropped.
+    for (const l of lanes) {
+      if (l.runtime.lost !== undefined && l.unfinished.size === 0) this.#lanes.delete(l.device);
+    }
     this.throwErrors(device);
+    const lost = device && this.deviceProblem(device);
+    if (lost) throw new Error(`Cannot synchronize ${device.name}: ${lost}`);
+  }
+
+  /**
+   * Why ops cannot run on `device` (it is not a device, or it was closed or lost), or
+   * `undefined` when they can.
+   */
+  deviceProblem(device: unknown): string | undefined {
+    if (device === cpu()) return undefined;
+    const runtime = device !== null && typeof device === "object"
+      ? runtimeFor(device as Device)
+      : undefined;
+    if (!runtime) return "it is not a device: use cpu() or a device from tryAllGpus()/tryGpu()";
+    return runtime.lost;
   }
 
   /** Throws the failures not yet reported (on `device`, or all) as one AggregateError. */
@@ -376,7 +395,12 @@ export class Engine {
 
   #onReport(lane: Lane, msg: Report): void {
     const origin = performance.timeOrigin;
-    if (msg.type === "done") {
+    if (msg.type === "lost") {
+      // Nothing sent there will answer: each op fails with the reason. Ops still waiting
+      // fail the same way when they are sent (the runtime answers every batch with this).
+      const now = performance.now();
+      for (const op of [...lane.sent.values()]) this.#fail(lane, op, msg.message, false, now, now);
+    } else if (msg.type === "done") {
       const timings = msg.timings && new Map(msg.timings.map((t) => [t.op, t]));
       for (const id of msg.ops) {
         const op = lane.sent.get(id);
@@ -474,6 +498,9 @@ export class Engine {
     device?: Pick<OpTiming, "gpuStart" | "gpuEnd">,
   ): void {
     op.state = state;
+    // A finished fence holds nothing back; kept, it would keep its outputs' versions alive
+    // (a parameter's first copy to a device, and each version since, through `successor`).
+    if (this.#fence === op) this.#fence = undefined;
     lane.count(op, -1);
     lane.sent.delete(op.id);
     lane.unfinished.delete(op);

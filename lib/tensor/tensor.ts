@@ -5,7 +5,6 @@
  * @module
  */
 import { cpu, type Device } from "../devices/device.ts";
-import { WebGpuDevice } from "../devices/webgpu_device.ts";
 import { engine, type TensorRecord } from "../engine/engine.ts";
 import type { OpRequest } from "../engine/records.ts";
 import { latest } from "../engine/capture.ts";
@@ -226,12 +225,19 @@ const sameShape = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((n, i) => n === b[i]);
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** Throws a TypeError unless `device` is the host or a device from `tryAllGpus()`. */
+/**
+ * Throws unless `device` is the host or a working device from `tryAllGpus()`: a TypeError
+ * for something else, an Error for a device that was closed or lost.
+ */
 export function checkDevice(device: unknown, what: string): Device {
-  if (device === cpu() || device instanceof WebGpuDevice) return device as Device;
-  throw new TypeError(
-    `Cannot ${what} on ${String(device)}: use cpu() or a device from tryAllGpus()/tryGpu()`,
-  );
+  const problem = engine().deviceProblem(device);
+  if (problem === undefined) return device as Device;
+  const d = device as Partial<Device> | null | undefined;
+  const name = typeof d === "object" && d !== null && typeof d.name === "string"
+    ? d.name
+    : String(device);
+  if (/not a device/.test(problem)) throw new TypeError(`Cannot ${what} on ${name}: ${problem}`);
+  throw new Error(`Cannot ${what} on ${name}: ${problem}`);
 }
 
 /** Throws a RangeError unless every size is a whole number >= 1 and the tensor fits `device`. */
@@ -940,7 +946,7 @@ export class Tensor {
    */
   to(device: Device, options: ToOptions = {}): Tensor {
     const target = checkDevice(device, "copy a tensor");
-    const [a] = this.#operands("to");
+    const [a] = this.#operands("copy");
     if (target === this.device) return this;
     checkShape(this.shape, target, `copy to ${target.name}`);
     const e = engine();
@@ -1044,6 +1050,8 @@ export class Tensor {
         );
       }
     }
+    const gone = engine().deviceProblem(this.device);
+    if (gone) throw new Error(`Cannot ${what} ${this}: ${gone}`);
     return recs;
   }
 

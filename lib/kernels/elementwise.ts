@@ -100,7 +100,8 @@ export interface UnaryParams extends KernelParams {
  * are written so that no intermediate overflows: WGSL's own may give NaN for large inputs.
  */
 const UNARY_WGSL: Record<UnaryOp, string> = {
-  relu: "max(x, T(0.0))",
+  // x itself where x > 0 or x is NaN (found by its bits: see layout.ts), as in PyTorch.
+  relu: "select(T(0.0), x, (x > T(0.0)) | is_nan(x))",
   neg: "-x",
   exp: "exp(x)",
   log: "log(x)",
@@ -112,7 +113,7 @@ const UNARY_WGSL: Record<UnaryOp, string> = {
 
 /** The CPU twin of each unary function. */
 export const UNARY: Record<UnaryOp, (x: number) => number> = {
-  relu: (x) => x > 0 ? x : 0,
+  relu: (x) => x > 0 || Number.isNaN(x) ? x : 0,
   neg: (x) => -x,
   exp: Math.exp,
   log: Math.log,
@@ -133,8 +134,16 @@ export const unary: KernelSpec<UnaryParams> = {
   wgsl: (p) => {
     const t = p.n % 4 === 0 ? "vec4<f32>" : "f32";
     if (!(p.op in UNARY_WGSL)) throw new TypeError(`Cannot compile unary op "${p.op}"`);
+    const nan = p.op === "relu"
+      ? `fn is_nan(x: T) -> ${t === "f32" ? "bool" : "vec4<bool>"} {
+  return (bitcast<${t === "f32" ? "u32" : "vec4<u32>"}>(x) & ${
+        t === "f32" ? "0x7fffffffu" : "vec4<u32>(0x7fffffffu)"
+      }) > ${t === "f32" ? "0x7f800000u" : "vec4<u32>(0x7f800000u)"};
+}
+`
+      : "";
     return `alias T = ${t};
-${ELEMENTWISE_MAIN}
+${nan}${ELEMENTWISE_MAIN}
   let x = in0[i];
   out0[i] = ${UNARY_WGSL[p.op]};
 }`;

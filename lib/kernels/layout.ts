@@ -60,8 +60,24 @@ const RWG = 256;
 const opOf = (p: { op?: ReduceOp }): ReduceOp => p.op ?? "sum";
 const combine = (op: ReduceOp) =>
   op === "max"
-    ? (a: string, b: string) => `max(${a}, ${b})`
+    ? (a: string, b: string) => `max_nan(${a}, ${b})`
     : (a: string, b: string) => `${a} + ${b}`;
+
+/**
+ * WGSL's `max` need not return NaN for a NaN operand, and a compiler may fold `x != x`
+ * away: NaN is found by its bits, so a maximum over a NaN is NaN, as in PyTorch. The
+ * maximum of nothing but -Infinity is -Infinity (its bits, not -FLT_MAX).
+ */
+const MAX_PRELUDE = `fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn max_nan(a: f32, b: f32) -> f32 {
+  if (is_nan(a)) { return a; }
+  if (is_nan(b)) { return b; }
+  return max(a, b);
+}
+// A private variable, not a constant: a constant expression may not be infinite.
+var<private> neg_inf_bits: u32 = 0xff800000u;
+`;
+const prelude = (op: ReduceOp) => op === "max" ? MAX_PRELUDE : "";
 
 /** `out[i] = scale * sum_j in[i, j]` (or the max): one workgroup per row, a tree inside it. */
 export const sumRows: KernelSpec<SumParams> = {
@@ -73,9 +89,9 @@ export const sumRows: KernelSpec<SumParams> = {
   variant: (p) => opOf(p),
   wgsl: (p) => {
     const f = combine(opOf(p));
-    const init = opOf(p) === "max" ? "-3.4028234e38" : "0.0";
+    const init = opOf(p) === "max" ? "bitcast<f32>(neg_inf_bits)" : "0.0";
     const finish = opOf(p) === "max" ? "partial[0]" : "u.scale * partial[0]";
-    return `var<workgroup> partial: array<f32, ${RWG}>;
+    return `${prelude(opOf(p))}var<workgroup> partial: array<f32, ${RWG}>;
 @compute @workgroup_size(${RWG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
   let row = wid.x + wid.y * nwg.x;
   var acc = ${init};
@@ -146,12 +162,12 @@ export const sumCols: KernelSpec<SumColsParams> = {
   variant: (p) => opOf(p),
   wgsl: (p) => {
     const max = opOf(p) === "max";
-    return `@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    return `${prelude(opOf(p))}@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let k = gid.x + gid.y * nwg.x * 64u;
   if (k >= u.cols * u.outer) { return; }
   let j = k % u.cols;
   let base = (k / u.cols) * u.rows * u.cols + j;
-  var acc = ${max ? "-3.4028234e38" : "0.0"};
+  var acc = ${max ? "bitcast<f32>(neg_inf_bits)" : "0.0"};
   for (var i = 0u; i < u.rows; i++) { acc = ${combine(opOf(p))("acc", "in0[base + i * u.cols]")}; }
   out0[k] = ${max ? "acc" : "u.scale * acc"};
 }`;

@@ -25,6 +25,7 @@ export type { EngineMode, EngineOptions } from "./lib/engine/engine.ts";
 export { OpError } from "./lib/engine/errors.ts";
 export { synchronize, waitAll } from "./lib/engine/sync.ts";
 export { Tensor } from "./lib/tensor/tensor.ts";
+export { cat, stack } from "./lib/tensor/join.ts";
 export type {
   BackwardOptions,
   GradFn,
@@ -38,9 +39,31 @@ export { noGrad } from "./lib/autograd/tape.ts";
 export { grad, valueAndGrad } from "./lib/autograd/grad.ts";
 export { Linear, Module, ReLU, replicate, Sequential } from "./lib/nn/module.ts";
 export type { LinearOptions } from "./lib/nn/module.ts";
+export { Dropout } from "./lib/nn/dropout.ts";
+export type { DropoutOptions } from "./lib/nn/dropout.ts";
+export type {
+  LoadStateDictOptions,
+  LoadStateDictResult,
+  StateDictLike,
+} from "./lib/nn/state_dict.ts";
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  loadSafetensors,
+  SafetensorsError,
+  saveSafetensors,
+} from "./lib/io/safetensors.ts";
+export type {
+  DecodedSafetensors,
+  HostTensor,
+  LoadSafetensorsOptions,
+  SafetensorsDtype,
+  SaveSafetensorsOptions,
+} from "./lib/io/safetensors.ts";
 export { DataParallel } from "./lib/nn/data_parallel.ts";
 export type { DataParallelOptions, StepResult } from "./lib/nn/data_parallel.ts";
 export { Optimizer } from "./lib/optim/optimizer.ts";
+export type { ParameterSource } from "./lib/optim/optimizer.ts";
 export { SGD } from "./lib/optim/sgd.ts";
 export type { SgdOptions } from "./lib/optim/sgd.ts";
 export { Adam } from "./lib/optim/adam.ts";
@@ -48,8 +71,8 @@ export { capture } from "./lib/capture/capture.ts";
 export type { Captured, CaptureOptions, CaptureResult } from "./lib/capture/capture.ts";
 export type { AdamOptions } from "./lib/optim/adam.ts";
 export type { GradOptions, Grads } from "./lib/autograd/grad.ts";
-export { fromArray, ones, rand, zeros } from "./lib/tensor/creation.ts";
-export type { CreateOptions, RandOptions } from "./lib/tensor/creation.ts";
+export { fromArray, ones, rand, randn, zeros } from "./lib/tensor/creation.ts";
+export type { CreateOptions, NestedNumbers, RandOptions } from "./lib/tensor/creation.ts";
 export { trace$ } from "./lib/trace/trace.ts";
 export type { TraceEvent, TraceOptions, TraceStream } from "./lib/trace/trace.ts";
 export { exportChromeTrace } from "./lib/trace/chrome_trace.ts";
@@ -68,3 +91,10 @@ export type { ProduceOptions, TensorStream } from "./lib/streams/produce.ts";
 export { copyTo } from "./lib/streams/copy_to.ts";
 export type { CopyToOptions, TensorOperator } from "./lib/streams/copy_to.ts";
 export { closeDevices } from "./lib/devices/discovery.ts";
+export { DataLoader } from "./lib/data/data_loader.ts";
+export type { DataLoaderOptions } from "./lib/data/data_loader.ts";
+export { TensorDataset } from "./lib/data/dataset.ts";
+export type { Batch, BatchDataset } from "./lib/data/dataset.ts";
+export { mlp, Trainer } from "./lib/train/trainer.ts";
+export type { MlpOptions, StepOutputs, TrainerOptions } from "./lib/train/trainer.ts";
+export type { Dataset } from "./lib/train/mnist.ts";

@@ -6,6 +6,14 @@
  * @module
  */
 import type { OpContext, Tensor } from "../tensor/tensor.ts";
+import { zeros } from "../tensor/creation.ts";
+import {
+  clampBackward,
+  evenlyDistributeBackward,
+  minmaxBackward,
+  valueSelectingBackward,
+} from "../tensor/selection_grads.ts";
+import type { MinMaxOp } from "../kernels/minmax.ts";
 
 /** One recorded op as a rule sees it. */
 export interface RuleInput {
@@ -111,6 +119,64 @@ export const RULES: ReadonlyMap<string, GradRule> = new Map<string, GradRule>([
   ["relu", (gy, op) => [out(op).reluBackward(gy)]],
   ["reshape", (gy, op) => [gy.reshape(op.inputs[0].shape)]],
   ["transpose", (gy) => [gy.transpose()]],
+  ["permute", (gy, op) => {
+    const dims = op.ctx.dims as number[];
+    const inverse = dims.map((_, i) => dims.indexOf(i));
+    return [gy.permute(inverse)];
+  }],
+  ["slice", (gy, op) => {
+    const { axis, start, step, size } = op.ctx as Record<string, number>;
+    return [gy.unslice(axis, start, step, size)];
+  }],
+  ["unslice", (gy, op) => {
+    const { axis, start, step, length } = op.ctx as Record<string, number>;
+    return [gy.slice(axis, start, start + (length - 1) * step + 1, step)];
+  }],
+  ["cat", (gy, op) => {
+    const { axis, sizes } = op.ctx as { axis: number; sizes: number[] };
+    let at = 0;
+    return sizes.map((size, i) => {
+      const g = op.needs[i] ? gy.narrow(axis, at, size) : undefined;
+      at += size;
+      return g;
+    });
+  }],
+  ["stack", (gy, op) => {
+    const axis = op.ctx.axis as number;
+    return op.inputs.map((x, i) => {
+      if (!op.needs[i]) return undefined;
+      const g = gy.narrow(axis, i, 1);
+      return freeing(g.reshape(x.shape), g);
+    });
+  }],
+  ["indexSelect", (gy, op) => {
+    const { axis, index } = op.ctx as { axis: number; index: Tensor };
+    const x = op.inputs[0];
+    const z = zeros(x.shape, { device: x.device });
+    return [freeing(z.indexAdd(axis, index, gy), z)];
+  }],
+  ["indexAdd", (gy, op) => {
+    const { axis, index } = op.ctx as { axis: number; index: Tensor };
+    return [gy, op.needs[1] ? gy.indexSelect(axis, index) : undefined];
+  }],
+  ["gather", (gy, op) => {
+    const { axis, index } = op.ctx as { axis: number; index: Tensor };
+    const x = op.inputs[0];
+    const z = zeros(x.shape, { device: x.device });
+    return [freeing(z.scatterAdd(axis, index, gy), z)];
+  }],
+  ["scatterAdd", (gy, op) => {
+    const { axis, index } = op.ctx as { axis: number; index: Tensor };
+    const src = op.inputs[1];
+    if (!op.needs[1]) return [gy, undefined];
+    // The source beyond the index's extent is not read: its gradient is 0 there.
+    let g = gy.gather(axis, index);
+    for (const [d, n] of src.shape.entries()) {
+      if (g.shape[d] !== n) g = freeing(g.unslice(d, 0, 1, n), g);
+    }
+    return [gy, g];
+  }],
+  ["matmul", matmulRule],
   ["narrow", (gy, op) => {
     const { axis, start, size } = op.ctx as { axis: number; start: number; size: number };
     return [gy.unnarrow(axis, start, size)];
@@ -140,13 +206,12 @@ export const RULES: ReadonlyMap<string, GradRule> = new Map<string, GradRule>([
     return [spread(gy, op, x.size / out(op).size)];
   }],
   ["max", (gy, op) => {
-    // Every element equal to the maximum gets gy: where max - x is 0, so where relu's mask
-    // of max - x is off.
-    const g = spread(gy, op, 1);
-    const m = spread(out(op), op, 1);
-    const below = m.sub(op.inputs[0]);
-    const off = below.reluBackward(g);
-    return [freeing(g.sub(off), g, m, below, off)];
+    // PyTorch: along an axis to the index max picked; of all elements shared by the ties.
+    const x = op.inputs[0];
+    const { axis, keepdim } = op.ctx as { axis?: number; keepdim: boolean };
+    if (axis === undefined) return [evenlyDistributeBackward(gy, x, out(op))];
+    const indices = x.argmax(axis, { keepdim });
+    return [freeing(valueSelectingBackward(gy, indices, x.shape, axis), indices)];
   }],
   ["logSoftmax", (gy, op) => {
     // dx = gy - softmax(x) * sum(gy, axis)
@@ -157,7 +222,40 @@ export const RULES: ReadonlyMap<string, GradRule> = new Map<string, GradRule>([
     return [freeing(gy.sub(ps), s, p, ps)];
   }],
   ["crossEntropy", (gy, op) => [(op.ctx.grad as Tensor).mul(gy)]],
+  ["min", (gy, op) => {
+    // PyTorch: along an axis to the index min picked; of all elements shared by the ties.
+    const x = op.inputs[0];
+    const { axis, keepdim } = op.ctx as { axis?: number; keepdim: boolean };
+    if (axis === undefined) return [evenlyDistributeBackward(gy, x, out(op))];
+    const indices = x.argmin(axis, { keepdim });
+    return [freeing(valueSelectingBackward(gy, indices, x.shape, axis), indices)];
+  }],
+  ["maximum", minmaxRule("maximum")],
+  ["minimum", minmaxRule("minimum")],
+  ["clamp", (gy, op) => {
+    const { lo, hi } = op.ctx as { lo: number; hi: number };
+    return [clampBackward(gy, op.inputs[0], lo, hi)];
+  }],
+  ["softmax", (gy, op) => {
+    // dx = y * (gy - sum(gy * y, axis))
+    const y = out(op);
+    const gyy = gy.mul(y);
+    const s = gyy.sum(op.ctx.axis as number, { keepdim: true });
+    const d = gy.sub(s);
+    return [freeing(y.mul(d), gyy, s, d)];
+  }],
 ]);
+
+/** The rule of `maximum` or `minimum`: both gradients from one kernel, summed down. */
+function minmaxRule(name: MinMaxOp): GradRule {
+  return (gy, op) => {
+    const [a, b] = op.inputs;
+    const full = minmaxBackward(gy, a, b, name);
+    return [a, b].map((x, i) =>
+      op.needs[i] ? reduced(full[i], x.shape, gy) : freeing(undefined, full[i])
+    );
+  };
+}
 
 /** The gradient of a sum (divided by `count` for a mean): `gy` spread over the reduced axis. */
 function spread(gy: Tensor, op: RuleInput, count: number): Tensor {
@@ -172,4 +270,47 @@ function spread(gy: Tensor, op: RuleInput, count: number): Tensor {
   const full = scaled.expandTo(x.shape);
   if (scaled !== gy) scaled.dispose();
   return full;
+}
+
+/**
+ * The gradient of `torch.matmul` (as {@link Tensor.matmul} ran it, on operands of at least
+ * 2-D, `canon*`): `dA = gy B^T` and `dB = A^T gy`, summed over the batch dims an operand
+ * was broadcast along. A 2-D `B` shared by the batch gets one product over all rows.
+ */
+function matmulRule(gy: Tensor, op: RuleInput): (Tensor | undefined)[] {
+  const [a, b] = op.inputs;
+  const { canonA, canonB, canonOut } = op.ctx as Record<string, number[]>;
+  const temps: Tensor[] = [];
+  const as = (t: Tensor, shape: readonly number[]) => {
+    if (sameShape(t.shape, shape)) return t;
+    const r = t.reshape(shape);
+    temps.push(r);
+    return r;
+  };
+  const g = as(gy, canonOut), ac = as(a, canonA), bc = as(b, canonB);
+  const back = (full: Tensor, canon: readonly number[], x: Tensor) => {
+    const summed = sumTo(full, canon);
+    if (summed !== full) temps.push(full);
+    if (sameShape(summed.shape, x.shape)) return summed;
+    temps.push(summed);
+    return summed.reshape(x.shape);
+  };
+  let ga: Tensor | undefined, gb: Tensor | undefined;
+  if (op.needs[0]) {
+    const bt = bc.transpose(-2, -1);
+    temps.push(bt);
+    ga = back(g.matmul(bt), canonA, a);
+  }
+  if (op.needs[1]) {
+    const [K, N] = canonB.slice(-2);
+    if (canonB.length === 2 && canonOut.length > 2) {
+      const rows = g.size / N;
+      gb = back(as(ac, [rows, K]).mm(as(g, [rows, N]), { transA: true }), canonB, b);
+    } else {
+      const at = ac.transpose(-2, -1);
+      temps.push(at);
+      gb = back(at.matmul(g), canonB, b);
+    }
+  }
+  return freeing([ga, gb], ...temps);
 }

@@ -113,22 +113,37 @@ export function gradEnabled(): boolean {
 
 /**
  * Runs `fn` without recording ops for autograd (PyTorch's `torch.no_grad()`): for
- * evaluation and parameter updates. Returns what `fn` returns.
+ * evaluation and parameter updates. Returns what `fn` returns. An async `fn` (an evaluation
+ * loop over a data loader) keeps recording off until its promise settles; JavaScript has one
+ * thread, so this holds for the whole process meanwhile, as `torch.no_grad()` does for its
+ * thread.
  *
  * @example
  * ```ts
  * import { fromArray, noGrad } from "../../mod.ts";
  * const w = fromArray([1, 2], [2], { requiresGrad: true });
  * console.log(noGrad(() => w.mul(2)).requiresGrad); // false
+ * const later = await noGrad(async () => {
+ *   await Promise.resolve();
+ *   return w.mul(2);
+ * });
+ * console.log(later.requiresGrad); // false
  * ```
  */
 export function noGrad<T>(fn: () => T): T {
   gradDepth++;
+  let result: T;
   try {
-    return fn();
-  } finally {
+    result = fn();
+  } catch (e) {
     gradDepth--;
+    throw e;
   }
+  if (result instanceof Promise) {
+    return result.finally(() => gradDepth--) as T;
+  }
+  gradDepth--;
+  return result;
 }
 
 /** Options of {@link runBackward}, for autopar's own layers (DataParallel). */

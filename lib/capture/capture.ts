@@ -88,6 +88,12 @@ export function capture<R extends CaptureResult>(
   fn: (...args: Tensor[]) => R,
   options: CaptureOptions = {},
 ): Captured<R> {
+  if (typeof fn !== "function") {
+    throw new TypeError(`Cannot capture ${String(fn)}: give the step as a function of tensors`);
+  }
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`Cannot capture with options ${options}: give an object or nothing`);
+  }
   let program: Program | undefined;
   let argRecs: TensorRecord[] = [];
   let shapes: { shape: readonly number[]; device: string }[] = [];

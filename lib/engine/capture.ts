@@ -30,11 +30,16 @@ export type Step =
   | { kind: "constant"; rec: TensorRecord; data: Float32Array }
   | { kind: "dispose"; rec: TensorRecord };
 
-/** The latest version of `t`: in-place ops made successors of it since it was recorded. */
+/** The latest version of `t`: in-place ops may have made newer ones since it was recorded. */
 export function latest(t: TensorRecord): TensorRecord {
-  let r = t;
-  while (r.successor) r = r.successor;
-  return r;
+  return t.versions?.newest ?? t;
+}
+
+/** Makes `next` the newest version of `t` (an in-place op's output). */
+export function supersede(t: TensorRecord, next: TensorRecord): void {
+  const versions = t.versions ??= { newest: t };
+  versions.newest = next;
+  next.versions = versions;
 }
 
 /**

@@ -23,7 +23,7 @@ import {
   type EngineOptions,
 } from "./options.ts";
 import { elementsOf, onDevice, type OpNode, type OpRequest, type TensorRecord } from "./records.ts";
-import type { CaptureTape } from "./capture.ts";
+import { type CaptureTape, supersede } from "./capture.ts";
 
 export type { TraceEvent } from "../trace/event.ts";
 export type { EngineMode, EngineOptions } from "./options.ts";
@@ -134,9 +134,9 @@ export class Engine {
       state: "waiting",
     };
     if (req.blocking) this.#fence = op;
-    if (req.inPlace) req.inPlace.successor = outputs[0];
+    if (req.inPlace) supersede(req.inPlace, outputs[0]);
     req.segment?.adopts.forEach((k, i) => {
-      if (k !== undefined) req.inputs[k].successor = outputs[i];
+      if (k !== undefined) supersede(req.inputs[k], outputs[i]);
     });
     this.capture?.op({ ...req, label: op.label, site: op.site }, outputs);
     for (const o of outputs) o.producer = op;
@@ -532,6 +532,8 @@ export class Engine {
     }
     // Nothing reads these once the op has finished; kept, they would chain every record to
     // all that came before it (a parameter to each of its versions since training began).
+    // An overwritten version's `writer` would chain it to all the versions after it.
+    for (const t of [op.inPlace, ...(op.adopts ?? [])]) if (t?.writer === op) t.writer = undefined;
     op.inputs = [];
     op.inPlace =
       op.adopts =
@@ -561,8 +563,9 @@ export class Engine {
     if (!t.disposed || t.freed || t.unsentReaders > 0 || t.state === "pending") return;
     t.freed = true;
     if (onDevice(t)) this.#countLive(t, -1);
-    // An overwritten version's storage now belongs to the new version.
-    if (t.movedTo) return;
+    // An overwritten version's storage now belongs to the new version. Dropped, the link
+    // would chain a version someone holds (a captured step's) to every version after it.
+    if (t.movedTo) return void (t.movedTo = undefined);
     this.#lane(t.device).outbox.push({ t: "free", buf: t.id });
     this.#schedulePump();
   }

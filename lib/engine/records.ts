@@ -33,8 +33,12 @@ export interface TensorRecord {
   /** The in-place op's output now owns this storage: freeing this one frees nothing. */
   movedTo?: TensorRecord;
   settledWaiters?: (() => void)[];
-  /** The version an in-place op makes of this tensor (set when that op is submitted). */
-  successor?: TensorRecord;
+  /**
+   * Shared by the versions in-place ops made of one tensor, naming the newest (set when the op
+   * making it is submitted). No version points at the next: one that is held (by a captured
+   * step, or a Tensor not used since) keeps only itself and the newest alive.
+   */
+  versions?: { newest: TensorRecord };
 }
 
 /** One op as the engine schedules it. */

@@ -68,7 +68,8 @@ const combine = (op: ReduceOp) =>
  * away: NaN is found by its bits, so a maximum over a NaN is NaN, as in PyTorch. The
  * maximum of nothing but -Infinity is -Infinity (its bits, not -FLT_MAX).
  */
-const MAX_PRELUDE = `fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+const MAX_PRELUDE =
+  `fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 fn max_nan(a: f32, b: f32) -> f32 {
   if (is_nan(a)) { return a; }
   if (is_nan(b)) { return b; }
@@ -162,7 +163,9 @@ export const sumCols: KernelSpec<SumColsParams> = {
   variant: (p) => opOf(p),
   wgsl: (p) => {
     const max = opOf(p) === "max";
-    return `${prelude(opOf(p))}@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    return `${
+      prelude(opOf(p))
+    }@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let k = gid.x + gid.y * nwg.x * 64u;
   if (k >= u.cols * u.outer) { return; }
   let j = k % u.cols;
@@ -255,8 +258,8 @@ export const unnarrow: KernelSpec<NarrowParams> = {
   let j = (k / u.inner) % u.mid;
   let o = k / (u.inner * u.mid);
   let inside = j >= u.start && j < u.start + u.length;
-  let from = (o * u.length + min(j - u.start, u.length - 1u)) * u.inner + i;
-  out0[k] = select(0.0, in0[min(from, arrayLength(&in0) - 1u)], inside);
+  let src = (o * u.length + min(j - u.start, u.length - 1u)) * u.inner + i;
+  out0[k] = select(0.0, in0[min(src, arrayLength(&in0) - 1u)], inside);
 }`,
   workgroups: (p) => spreadWorkgroups((p.outer * p.mid * p.inner) / NWG),
   cpu: ([g], p) => {

@@ -40,6 +40,22 @@ export interface MatmulParams extends KernelParams {
    * @default {DEFAULT_MATMUL_TILING.wy}
    */
   wy?: number;
+  /**
+   * Products computed by one dispatch (a batch), each `op(A_b) * op(B_b)`, written one
+   * after the other.
+   * @default {1}
+   */
+  batch?: number;
+  /**
+   * Elements from one product's `in0` to the next one's; 0 uses the same `A` for all.
+   * @default {M * K}
+   */
+  strideA?: number;
+  /**
+   * Elements from one product's `in1` to the next one's; 0 uses the same `B` for all.
+   * @default {K * N}
+   */
+  strideB?: number;
 }
 
 /** How the work is cut: outputs per invocation (`tm` x `tn`) and invocations per workgroup. */
@@ -189,12 +205,11 @@ function body(p: MatmulParams, t: MatmulTiling): string {
   }
 
   const indent = (xs: string[], n: number) => xs.map((x) => " ".repeat(n) + x).join("\n");
-  return `
+  const text = `
 @compute @workgroup_size(${t.wx * t.wy})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let block = wid.x + wid.y * nwg.x;
-  if (block >= u.blocks) { return; }
+  ${BLOCK}
   let row0 = ((block / u.blocksX) * ${t.wy}u + lid / ${t.wx}u) * ${tm}u;
   let col0 = ((block % u.blocksX) * ${t.wx}u + lid % ${t.wx}u) * ${tn}u;
   if (row0 >= u.M || col0 >= u.N) { return; }
@@ -211,6 +226,36 @@ ${indent(tail, 4)}
 ${indent(stores, 2)}
 }
 `;
+  if (!batched(p)) {
+    return text.replace(
+      BLOCK,
+      "let block = wid.x + wid.y * nwg.x;\n  if (block >= u.blocks) { return; }",
+    );
+  }
+  // A batch: the flat workgroup index picks the product, then the block within it; every
+  // access is offset to that product's matrices (in units of the binding's elements).
+  return text.replace(
+    BLOCK,
+    `let flat = wid.x + wid.y * nwg.x;
+  let bi = flat / u.blocks;
+  if (bi >= u.batch) { return; }
+  let block = flat % u.blocks;
+  let offA = bi * u.strideA;
+  let offB = bi * u.strideB;
+  let offO = bi * u.M * u.N;`,
+  ).replaceAll("in0[", "in0[offA + ").replaceAll("in1[", "in1[offB + ").replaceAll(
+    "out0[",
+    "out0[offO + ",
+  );
+}
+
+const BLOCK = "/*block*/";
+const batched = (p: MatmulParams) => (p.batch ?? 1) > 1;
+/** Strides between products in units of each binding's elements (vec4 or f32). */
+function batchStrides(p: MatmulParams): [number, number] {
+  const { vecA, vecB } = vectorised(p);
+  const a = p.strideA ?? p.M * p.K, b = p.strideB ?? p.K * p.N;
+  return [vecA ? a / 4 : a, vecB ? b / 4 : b];
 }
 
 /** Builds a matmul kernel with the given tiling; {@link matmul} is the tuned one. */
@@ -228,26 +273,32 @@ export function createMatmul(tiling: MatmulTiling): KernelSpec<MatmulParams> {
       return [vecA ? "vec4<f32>" : "f32", vecB ? "vec4<f32>" : "f32"];
     },
     outputTypes: () => ["f32"],
-    uniformFields: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["blocksX", "u32"], [
-      "blocks",
-      "u32",
-    ]],
+    uniformFields: [
+      ["M", "u32"],
+      ["N", "u32"],
+      ["K", "u32"],
+      ["blocksX", "u32"],
+      ["blocks", "u32"],
+      ["batch", "u32"],
+      ["strideA", "u32"],
+      ["strideB", "u32"],
+    ],
     uniforms: (p) => {
       const b = blocks(p, tiling);
-      return [p.M, p.N, p.K, b.x, b.x * b.y];
+      return [p.M, p.N, p.K, b.x, b.x * b.y, p.batch ?? 1, ...batchStrides(p)];
     },
     wgsl: (p) => body(p, tiling),
     variant: (p) => {
       const { vecA, vecB } = vectorised(p);
       return `${tag}|${p.transA ? "t" : "n"}${p.transB ? "t" : "n"}|${vecA ? "v" : "s"}${
         vecB ? "v" : "s"
-      }`;
+      }${batched(p) ? "|batch" : ""}`;
     },
     workgroups: (p) => {
       const b = blocks(p, tiling);
-      return spreadWorkgroups(b.x * b.y);
+      return spreadWorkgroups(b.x * b.y * (p.batch ?? 1));
     },
-    cpu: ([a, b], p) => [matmulCpu(a, b, p)],
+    cpu: ([a, b], p) => [batchedMatmulCpu(a, b, p)],
   };
 }
 
@@ -277,6 +328,20 @@ export function matmulCpu(a: Float32Array, b: Float32Array, p: MatmulParams): Fl
         for (let j = 0; j < N; j++) out[row + j] += aik * b[bk + j];
       }
     }
+  }
+  return out;
+}
+
+/** The CPU twin of a batch: {@link matmulCpu} on each product's matrices. */
+function batchedMatmulCpu(a: Float32Array, b: Float32Array, p: MatmulParams): Float32Array {
+  const batch = p.batch ?? 1;
+  if (batch === 1) return matmulCpu(a, b, p);
+  const { M, N, K } = p;
+  const sa = p.strideA ?? M * K, sb = p.strideB ?? K * N;
+  const out = new Float32Array(batch * M * N);
+  for (let i = 0; i < batch; i++) {
+    const c = matmulCpu(a.subarray(i * sa, i * sa + M * K), b.subarray(i * sb, i * sb + K * N), p);
+    out.set(c, i * M * N);
   }
   return out;
 }

@@ -8,6 +8,22 @@ import type { KernelParams, KernelSpec } from "./kernel.ts";
 import { binary, fill, random, unary } from "./elementwise.ts";
 import { narrow, sumCols, sumRows, transpose, unnarrow } from "./layout.ts";
 import { matmul } from "./matmul.ts";
+import {
+  assertIndices,
+  cat,
+  gather,
+  indexAdd,
+  indexSelect,
+  scatterAdd,
+  stridedCopy,
+  unslice,
+} from "./shape.ts";
+import { dropoutMask } from "./dropout.ts";
+import { copyInPlace } from "./copy_inplace.ts";
+import { argReduce, tieMask, valueSelectingBackward } from "./reduce_index.ts";
+import { clamp, clampBackward, minmax, minmaxBackward } from "./minmax.ts";
+import { softmax } from "./softmax.ts";
+import { randn } from "./normal.ts";
 import { binaryStrided, expand } from "./broadcast.ts";
 import {
   assertLabels,
@@ -39,6 +55,25 @@ export const KERNELS: ReadonlyMap<string, KernelSpec<KernelParams>> = new Map(
     logSoftmax,
     findBadLabel,
     assertLabels,
+    argReduce,
+    valueSelectingBackward,
+    tieMask,
+    minmax,
+    minmaxBackward,
+    clamp,
+    clampBackward,
+    softmax,
+    randn,
+    stridedCopy,
+    cat,
+    unslice,
+    indexSelect,
+    indexAdd,
+    gather,
+    scatterAdd,
+    assertIndices,
+    dropoutMask,
+    copyInPlace,
   ] as unknown as KernelSpec<KernelParams>[]).map((k) => [k.name, k]),
 );
 

@@ -11,6 +11,7 @@ import { engine } from "../engine/engine.ts";
 import { noGrad, release, runBackward } from "../autograd/tape.ts";
 import { fromArray, zeros } from "../tensor/creation.ts";
 import { recordOf, type Tensor } from "../tensor/tensor.ts";
+import type { TensorRecord } from "../engine/engine.ts";
 import { type Module, replicate } from "./module.ts";
 
 /**
@@ -110,6 +111,8 @@ export class DataParallel<M extends Module = Module> {
   readonly exchange: boolean;
   /** Averaged gradients not yet put into `.grad`, per step, per replica, per parameter. */
   #pending: Tensor[][][] = [];
+  /** Each replica's parameter records at the last step, to see which were updated since. */
+  #seen: TensorRecord[][] | undefined;
 
   /** Replicates `model` on `devices`. Throws a RangeError without devices or for bad options. */
   constructor(model: M, readonly devices: readonly Device[], options: DataParallelOptions = {}) {
@@ -120,10 +123,15 @@ export class DataParallel<M extends Module = Module> {
     this.bucketBytes = options.bucketBytes ?? 262144;
     this.exchange = options.exchange ?? true;
     if (!Number.isInteger(this.staleness) || this.staleness < 0 || this.staleness > 8) {
-      throw new RangeError(`staleness must be a whole number from 0 to 8, got ${this.staleness}`);
+      throw new RangeError(
+        `Cannot make a DataParallel with staleness ${this.staleness}: it must be a whole ` +
+          `number from 0 to 8`,
+      );
     }
     if (!(this.bucketBytes > 0)) {
-      throw new RangeError(`bucketBytes must be > 0, got ${this.bucketBytes}`);
+      throw new RangeError(
+        `Cannot make a DataParallel with bucketBytes ${this.bucketBytes}: it must be > 0`,
+      );
     }
     model.to(devices[0]);
     this.replicas = devices.map((d, i) => i === 0 ? model : replicate(model, d));
@@ -155,6 +163,7 @@ export class DataParallel<M extends Module = Module> {
       );
     }
     const params = this.replicas.map((r) => r.parameters());
+    this.#syncReplicas(params);
     const buckets = this.#buckets(params[0]);
     // Per bucket: how many of its gradients each replica has produced, and their copies.
     const ready = buckets.map(() => this.devices.map(() => 0));
@@ -220,6 +229,41 @@ export class DataParallel<M extends Module = Module> {
     const step = this.#pending.shift();
     if (step) this.#put(step);
     return step !== undefined;
+  }
+
+  /**
+   * Keeps the replicas equal when only the model given (replica 0) was updated since the
+   * last step, as when an optimizer was given `model.parameters()` instead of
+   * `dp.parameters()`: its new values are copied to the other replicas (what PyTorch's
+   * nn.DataParallel does each step), and their unused gradients dropped. Throws a TypeError
+   * when a replica other than 0 was updated apart from replica 0.
+   */
+  #syncReplicas(params: Tensor[][]): void {
+    const now = params.map((ps) => ps.map(recordOf));
+    const seen = this.#seen;
+    if (seen && params.length > 1) {
+      noGrad(() => {
+        params[0].forEach((p0, i) => {
+          const moved = now.map((recs, r) => recs[i] !== seen[r][i]);
+          if (moved.every((m) => m === moved[0])) return;
+          if (!moved[0]) {
+            throw new TypeError(
+              `Cannot run a DataParallel step: parameter ${i} of replica ` +
+                `${moved.indexOf(true)} changed while the model's did not; update every ` +
+                `replica (give dp.parameters() to the optimizer)`,
+            );
+          }
+          params.forEach((ps, r) => {
+            if (r === 0 || moved[r]) return;
+            ps[i].copy_(p0);
+            ps[i].grad?.dispose();
+            ps[i].grad = undefined;
+            now[r][i] = recordOf(ps[i]);
+          });
+        });
+      });
+    }
+    this.#seen = now;
   }
 
   /** Parameter indices in buckets: reverse order of the parameters, up to `bucketBytes` each. */

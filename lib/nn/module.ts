@@ -8,7 +8,14 @@
 import type { Device } from "../devices/device.ts";
 import { forwardScope, noGrad } from "../autograd/tape.ts";
 import { rand } from "../tensor/creation.ts";
-import { Tensor } from "../tensor/tensor.ts";
+import { moveInPlace, Tensor } from "../tensor/tensor.ts";
+import {
+  loadStateDictInto,
+  type LoadStateDictOptions,
+  type LoadStateDictResult,
+  type StateDictLike,
+  stateDictOf,
+} from "./state_dict.ts";
 
 /**
  * A layer or a model. Subclasses set parameters (tensors with `requiresGrad`) and child
@@ -29,6 +36,13 @@ import { Tensor } from "../tensor/tensor.ts";
  * ```
  */
 export abstract class Module {
+  /**
+   * Training mode (true, the default) or evaluation mode, as PyTorch's `training`: layers
+   * such as Dropout act differently. Set it with {@link Module.train} or {@link Module.eval},
+   * which set it on the children too.
+   */
+  training = true;
+
   /**
    * The module's output for `input`. Tensors made inside it, other than the result and
    * tensors stored in the module's fields, are freed once backward no longer needs them:
@@ -54,20 +68,85 @@ export abstract class Module {
   }
 
   /**
-   * Moves every parameter to `device` (in place: the module is returned, its parameters are
-   * new tensors there that require grad) and drops their gradients.
+   * Sets training mode (`mode` true) or evaluation mode on this module and every child module
+   * in its fields, as PyTorch's `train(mode)`. Returns the module. Throws a TypeError for a
+   * mode that is not a boolean.
+   *
+   * @example
+   * ```ts
+   * import { Dropout, Linear, Sequential } from "../../mod.ts";
+   * const net = new Sequential(new Linear(2, 2, { seed: 1 }), new Dropout(0.5));
+   * console.log(net.train(false).layers[1].training, net.train().layers[1].training); // false true
+   * ```
+   */
+  train(mode = true): this {
+    if (typeof mode !== "boolean") {
+      throw new TypeError(`Cannot set training mode ${mode}: it must be a boolean`);
+    }
+    setTraining(this, mode);
+    return this;
+  }
+
+  /** Evaluation mode: `train(false)`, as PyTorch's `eval()`. Returns the module. */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /**
+   * The module's parameters by dotted name (`"layers.0.weight"`, the names of
+   * {@link Module.namedParameters}), in field order, as PyTorch's `state_dict()`: the
+   * parameter tensors themselves, whose values follow training (`detach()` one to keep a
+   * snapshot).
+   *
+   * @example
+   * ```ts
+   * import { Linear } from "../../mod.ts";
+   * const fc = new Linear(3, 2, { seed: 1 });
+   * console.log([...fc.stateDict().keys()], fc.stateDict().get("weight") === fc.weight); // ["weight", "bias"] true
+   * ```
+   */
+  stateDict(): Map<string, Tensor> {
+    return stateDictOf(this);
+  }
+
+  /**
+   * Copies the values of `dict` into the parameters of the same names, in place (each
+   * parameter keeps its identity, device and requiresGrad; values on another device are
+   * copied over), as PyTorch's `load_state_dict`. Checks everything before changing anything:
+   * a TypeError naming missing and unexpected keys (unless `strict` is false; the result then
+   * lists them), a RangeError naming the keys whose shapes differ.
+   *
+   * @example
+   * ```ts
+   * import { Linear } from "../../mod.ts";
+   * const a = new Linear(2, 2, { seed: 1 });
+   * const b = new Linear(2, 2, { seed: 2 });
+   * const w = b.weight;
+   * b.loadStateDict(a.stateDict());
+   * console.log(b.weight === w, (await b.weight.data())[0] === (await a.weight.data())[0]); // true true
+   * ```
+   */
+  loadStateDict(dict: StateDictLike, options: LoadStateDictOptions = {}): LoadStateDictResult {
+    return loadStateDictInto(this, dict, options);
+  }
+
+  /**
+   * Moves every parameter (and its gradient) to `device` in place, like PyTorch's
+   * `module.to()`: the parameters keep their identity, so an optimizer made before the move
+   * goes on updating them. Returns the module. Throws like {@link Tensor.to}.
+   *
+   * @example
+   * ```ts
+   * import { cpu, Linear, SGD } from "../../mod.ts";
+   * const net = new Linear(2, 1, { seed: 1 });
+   * const before = net.weight;
+   * const opt = new SGD(net.parameters(), { lr: 0.1 });
+   * net.to(cpu()); // or a device from tryAllGpus()
+   * console.log(net.weight === before, opt.params[0] === net.weight); // true true
+   * ```
    */
   to(device: Device): this {
-    noGrad(() => {
-      mapParameters(this, (p) => {
-        if (p.device === device) return p;
-        const moved = p.to(device);
-        moved.requiresGrad = true;
-        p.dispose();
-        p.grad?.dispose();
-        return moved;
-      });
-    });
+    for (const p of this.parameters()) moveInPlace(p, device);
     return this;
   }
 }
@@ -84,6 +163,14 @@ function scopeForward(m: Module): void {
     enumerable: false,
     value: (x: Tensor) => forwardScope(() => proto.forward.call(m, x), () => tensorsIn(m)),
   });
+}
+
+/** Sets `training` on `value` and on the modules in its fields, arrays included. */
+function setTraining(value: unknown, mode: boolean): void {
+  if (value instanceof Module) {
+    value.training = mode;
+    for (const v of Object.values(value)) setTraining(v, mode);
+  } else if (Array.isArray(value)) { for (const v of value) setTraining(v, mode); }
 }
 
 /** The tensors stored in the fields of `value` and of its children. */
@@ -112,19 +199,6 @@ function walk(value: unknown, prefix: string, visit: Visit): void {
       walk(v, prefix ? `${prefix}.${key}` : key, visit);
     }
   }
-}
-
-/** Replaces every parameter field of `m` (and of its children) by `f(parameter)`. */
-function mapParameters(m: Module, f: (p: Tensor) => Tensor): void {
-  const visit = (holder: Record<string, unknown> | unknown[]) => {
-    for (const [key, v] of Object.entries(holder)) {
-      if (isParameter(v)) (holder as Record<string, unknown>)[key] = f(v);
-      else if (v instanceof Module || Array.isArray(v)) {
-        visit(v as unknown as Record<string, unknown>);
-      }
-    }
-  };
-  visit(m as unknown as Record<string, unknown>);
 }
 
 /**

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Tensor } from "../tensor/tensor.ts";
-import { checkRange, Optimizer } from "./optimizer.ts";
+import { checkRange, Optimizer, type ParameterSource } from "./optimizer.ts";
 
 /**
  * Options of {@link Adam}.
@@ -61,7 +61,7 @@ export class Adam extends Optimizer {
   #t: number[] = [];
 
   /** An optimizer of `params`; throws a TypeError for a tensor that is not a parameter. */
-  constructor(params: Iterable<Tensor>, options: AdamOptions = {}) {
+  constructor(params: Iterable<Tensor> | ParameterSource, options: AdamOptions = {}) {
     super(params, "an Adam optimizer");
     this.lr = checkRange(options.lr ?? 1e-3, "lr", 0);
     const [b1, b2] = options.betas ?? [0.9, 0.999];

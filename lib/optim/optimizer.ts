@@ -7,6 +7,27 @@
 import { noGrad } from "../autograd/tape.ts";
 import { Tensor } from "../tensor/tensor.ts";
 
+/** Something that holds parameters: a Module, a DataParallel. */
+export interface ParameterSource {
+  /** The parameters to optimise. */
+  parameters(): Iterable<Tensor>;
+}
+
+/** The parameters `params` gives; a TypeError saying what to pass when it gives none. */
+function parameterList(params: Iterable<Tensor> | ParameterSource, what: string): Tensor[] {
+  const given = params as Partial<ParameterSource & Iterable<Tensor>> | null | undefined;
+  if (given !== null && typeof given === "object" && typeof given.parameters === "function") {
+    return [...given.parameters()];
+  }
+  if (given === null || given === undefined || typeof given[Symbol.iterator] !== "function") {
+    throw new TypeError(
+      `Cannot make ${what} from ${String(params)}: pass the parameters (model.parameters(), ` +
+        `an array of tensors) or the model itself`,
+    );
+  }
+  return [...(params as Iterable<Tensor>)];
+}
+
 /**
  * An optimizer over a list of parameters (tensors that require grad); subclasses write `update`.
  *
@@ -33,9 +54,13 @@ export abstract class Optimizer {
   /** The parameters, in the order given. */
   readonly params: readonly Tensor[];
 
-  /** Throws a TypeError unless every parameter is a leaf tensor that requires grad. */
-  constructor(params: Iterable<Tensor>, what: string) {
-    this.params = [...params];
+  /**
+   * `params`: the parameters, or a model (anything with `parameters()`: a Module, a
+   * DataParallel) whose parameters are taken. Throws a TypeError unless every parameter is a
+   * leaf tensor that requires grad.
+   */
+  constructor(params: Iterable<Tensor> | ParameterSource, what: string) {
+    this.params = parameterList(params, what);
     for (const [i, p] of this.params.entries()) {
       if (!(p instanceof Tensor) || !p.requiresGrad || p.gradFn !== undefined) {
         throw new TypeError(

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Tensor } from "../tensor/tensor.ts";
-import { checkRange, Optimizer } from "./optimizer.ts";
+import { checkRange, Optimizer, type ParameterSource } from "./optimizer.ts";
 
 /**
  * Options of {@link SGD}.
@@ -55,9 +55,12 @@ export class SGD extends Optimizer {
   #velocity: (Tensor | undefined)[] = [];
 
   /** An optimizer of `params`; throws a TypeError for a tensor that is not a parameter. */
-  constructor(params: Iterable<Tensor>, options: SgdOptions) {
+  constructor(params: Iterable<Tensor> | ParameterSource, options: SgdOptions) {
     super(params, "an SGD optimizer");
-    this.lr = checkRange(options?.lr, "lr", 0);
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(`Cannot make an SGD optimizer with options ${options}: give { lr }`);
+    }
+    this.lr = checkRange(options.lr, "lr", 0);
     this.momentum = checkRange(options.momentum ?? 0, "momentum", 0, 1);
     this.weightDecay = checkRange(options.weightDecay ?? 0, "weightDecay", 0);
   }

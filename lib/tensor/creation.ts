@@ -1,6 +1,6 @@
 /**
- * Creating tensors: `rand`, `zeros`, `ones`, `fromArray`. Values are made on the device
- * itself (no upload) except for `fromArray`.
+ * Creating tensors: `rand`, `randn`, `zeros`, `ones`, `fromArray`. Values are made on the
+ * device itself (no upload) except for `fromArray`.
  *
  * @module
  */
@@ -8,7 +8,8 @@ import { cpu, type Device } from "../devices/device.ts";
 import { engine } from "../engine/engine.ts";
 import type { KernelParams, KernelSpec } from "../kernels/kernel.ts";
 import { fill, random } from "../kernels/elementwise.ts";
-import { checkDevice, checkShape, noteValues, type Tensor, wrap } from "./tensor.ts";
+import { randn as randnKernel } from "../kernels/normal.ts";
+import { checkDevice, checkShape, describe, noteValues, type Tensor, wrap } from "./tensor.ts";
 
 /**
  * Options of the creation functions.
@@ -51,7 +52,41 @@ export interface RandOptions extends CreateOptions {
   seed?: number;
 }
 
+/** Numbers in nested arrays, as `torch.tensor([[1, 2], [3, 4]])` takes them. */
+export type NestedNumbers = readonly (number | NestedNumbers)[];
+
+/**
+ * Nested arrays (`[[1, 2], [3, 4]]`, as torch.tensor takes them) flattened row-major;
+ * throws a RangeError when their nesting is not `shape`.
+ */
+function flatten(data: readonly unknown[], shape: readonly number[]): unknown[] {
+  const out: unknown[] = [];
+  const walk = (v: unknown, depth: number, at: string) => {
+    if (depth === shape.length) {
+      if (Array.isArray(v)) {
+        throw new RangeError(
+          `Cannot make a tensor of shape [${shape.join(", ")}]: data${at} nests deeper`,
+        );
+      }
+      out.push(v);
+      return;
+    }
+    if (!Array.isArray(v) || v.length !== shape[depth]) {
+      throw new RangeError(
+        `Cannot make a tensor of shape [${shape.join(", ")}] from nested arrays: data${at} ` +
+          `has ${Array.isArray(v) ? v.length : "no"} entries where ${shape[depth]} belong`,
+      );
+    }
+    v.forEach((w, i) => walk(w, depth + 1, `${at}[${i}]`));
+  };
+  walk(data, 0, "");
+  return out;
+}
+
 function place(options: CreateOptions, shape: unknown, what: string) {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`Cannot ${what} with options ${options}: give an object or nothing`);
+  }
   const device = checkDevice(options.device ?? cpu(), what);
   const requiresGrad = options.requiresGrad ?? false;
   if (typeof requiresGrad !== "boolean") {
@@ -81,11 +116,37 @@ const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
  */
 export function rand(shape: readonly number[], options: RandOptions = {}): Tensor {
   const { device, shape: s } = place(options, shape, "make a random tensor");
+  const seed = seedOf(options);
+  return leaf(made("rand", device, random, { n: sizeOf(s), seed }, s), options);
+}
+
+/** The seed of `options`, or a fresh random one; throws a RangeError for a bad seed. */
+function seedOf(options: RandOptions): number {
   const seed = options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
   if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
     throw new RangeError(`Cannot use seed ${seed}: it must be a whole number in [0, 2^32)`);
   }
-  return leaf(made("rand", device, random, { n: sizeOf(s), seed }, s), options);
+  return seed;
+}
+
+/**
+ * Standard normal random values (mean 0, variance 1), like `torch.randn`: the Box-Muller
+ * transform of a counter-based hash, so a seed gives the same values on every device (to
+ * float32 rounding of `log` and `cos`) and unseeded calls differ. Throws a RangeError for a
+ * bad shape or seed.
+ *
+ * @example
+ * ```ts
+ * import { randn } from "../../mod.ts";
+ * const a = await randn([1000], { seed: 3 }).data();
+ * const mean = a.reduce((s, v) => s + v, 0) / a.length;
+ * console.log(Math.abs(mean) < 0.2); // true
+ * ```
+ */
+export function randn(shape: readonly number[], options: RandOptions = {}): Tensor {
+  const { device, shape: s } = place(options, shape, "make a normal random tensor");
+  const seed = seedOf(options);
+  return leaf(made("randn", device, randnKernel, { n: sizeOf(s), seed }, s), options);
 }
 
 /**
@@ -117,22 +178,34 @@ export function ones(shape: readonly number[], options: CreateOptions = {}): Ten
 }
 
 /**
- * A tensor holding `data` (copied), row-major in `shape`. Throws a RangeError when the
- * lengths differ and a TypeError naming the first element that is not a number.
+ * A tensor holding `values` (copied), row-major in `shape`: a flat array (or typed array),
+ * or nested arrays as `torch.tensor` takes them. Throws a RangeError when the lengths or the
+ * nesting differ from `shape`, and a TypeError naming the first element that is not a number.
  *
  * @example
  * ```ts
  * import { fromArray } from "./creation.ts";
  * const t = fromArray([1, 2, 3, 4, 5, 6], [2, 3]);
  * console.log(t.shape); // [2, 3]
+ * console.log(await fromArray([[1, 2], [3, 4]], [2, 2]).data()); // Float32Array [1, 2, 3, 4]
  * ```
  */
 export function fromArray(
-  data: ArrayLike<number>,
+  values: ArrayLike<number> | NestedNumbers,
   shape: readonly number[],
   options: CreateOptions = {},
 ): Tensor {
   const { device, shape: s } = place(options, shape, "make a tensor from an array");
+  const data =
+    (Array.isArray(values) && Array.isArray(values[0]) ? flatten(values, s) : values) as ArrayLike<
+      number
+    >;
+  if (typeof (data as unknown as BigInt64Array)?.[0] === "bigint") {
+    throw new TypeError(
+      `Cannot make a tensor from ${describe(data)} of BigInts: tensors hold float32; ` +
+        `convert them first (Array.from(data, Number))`,
+    );
+  }
   if (data?.length !== sizeOf(s)) {
     throw new RangeError(
       `Cannot make a tensor of shape [${s.join(", ")}] from ${data?.length} values: it needs ${
@@ -144,7 +217,7 @@ export function fromArray(
     for (let i = 0; i < data.length; i++) {
       if (typeof data[i] !== "number") {
         throw new TypeError(
-          `Cannot make a tensor from element ${i}, ${JSON.stringify(data[i]) ?? String(data[i])} ` +
+          `Cannot make a tensor from element ${i}, ${describe(data[i])} ` +
             `(${typeof data[i]}): every element must be a number`,
         );
       }

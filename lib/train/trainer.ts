@@ -39,7 +39,16 @@ export interface MlpOptions {
   seed?: number;
 }
 
-/** The book's two-layer MLP: Linear, ReLU, Linear. */
+/**
+ * The book's two-layer MLP: Linear, ReLU, Linear.
+ *
+ * @example
+ * ```ts
+ * import { mlp } from "../../mod.ts";
+ * console.log(mlp({ inputs: 4, hidden: 8, outputs: 3 }).parameters().map((p) => p.shape));
+ * // [[8, 4], [8], [3, 8], [3]]
+ * ```
+ */
 export function mlp(options: MlpOptions = {}): Sequential {
   const seed = options.seed ?? 1;
   const hidden = options.hidden ?? 256;
@@ -104,7 +113,9 @@ export interface StepOutputs {
  * ```
  */
 export class Trainer {
+  /** The model's replicas, one per device. */
   readonly dp: DataParallel;
+  /** The optimizer of every replica's parameters. */
   readonly opt: SGD;
   /** Inputs per sample (the first layer's `inFeatures` when it is a Linear). */
   readonly inputs: number;
@@ -213,6 +224,9 @@ export class Trainer {
     this.flush();
     this.opt.dispose();
     for (const p of this.dp.parameters()) p.dispose();
+    // A captured step holds what its last replay made and kept (the gradients).
+    for (const step of this.#steps.values()) step.dispose();
+    this.#steps.clear();
   }
 }
 

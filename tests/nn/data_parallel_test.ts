@@ -305,7 +305,7 @@ Deno.test("DataParallel rejects no devices, a bad staleness and a batch too smal
   for (const staleness of [-1, 1.5, 9]) {
     assert.throws(
       () => new DataParallel(new Linear(2, 2), [cpu()], { staleness }),
-      new RegExp(`staleness must be a whole number from 0 to 8, got ${staleness}`),
+      new RegExp(`staleness ${staleness}: it must be a whole number from 0 to 8`),
     );
   }
   const dp = new DataParallel(new Linear(2, 2), [cpu(), cpu()]);

@@ -102,3 +102,14 @@ for (const device of devices) {
     assertSame(await z.logSoftmax(1).data(), [NaN, NaN, 0, -1000], "logSoftmax");
   });
 }
+
+for (const device of devices) {
+  Deno.test(`max's gradient at ties is PyTorch's on ${device.name}: shared over all, the first along an axis`, async () => {
+    const x = fromArray([1, 3, 3, 2], [4], { device, requiresGrad: true });
+    x.max().backward();
+    assertSame(await x.grad!.data(), [0, 0.5, 0.5, 0], "max() gradient");
+    const m = fromArray([3, 3, 1, 2, 5, 5], [3, 2], { device, requiresGrad: true });
+    m.max(1).sum().backward();
+    assertSame(await m.grad!.data(), [1, 0, 0, 1, 1, 0], "max(1) gradient");
+  });
+}

@@ -1,0 +1,66 @@
+/**
+ * Softmax along one axis, computed stably (exponents of `x - max(x)`), with PyTorch's
+ * special values: a line holding a NaN is NaN throughout, `+Infinity` gives NaN (`inf - inf`),
+ * `-Infinity` gives 0, and a line of nothing but `-Infinity` is NaN.
+ *
+ * @module
+ */
+import { type KernelParams, type KernelSpec, spreadWorkgroups } from "./kernel.ts";
+import { IS_NAN_WGSL } from "./reduce_index.ts";
+
+/** Parameters of {@link softmax}: the input is `[outer, mid, inner]`, normalised along `mid`. */
+export interface SoftmaxParams extends KernelParams {
+  outer: number;
+  mid: number;
+  inner: number;
+}
+
+const WG = 64;
+
+/** The maximum that propagates NaN, as the CPU twin and the WGSL both compute it. */
+function nanMax(a: number, b: number): number {
+  return Number.isNaN(a) ? a : Number.isNaN(b) || b > a ? b : a;
+}
+
+/** `out = exp(x - m) / sum(exp(x - m))` along the middle axis, `m` the line's maximum. */
+export const softmax: KernelSpec<SoftmaxParams> = {
+  name: "softmax",
+  inputTypes: () => ["f32"],
+  outputTypes: () => ["f32"],
+  uniformFields: [["outer", "u32"], ["mid", "u32"], ["inner", "u32"]],
+  uniforms: (p) => [p.outer, p.mid, p.inner],
+  variant: () => "",
+  wgsl: () =>
+    `${IS_NAN_WGSL}
+@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let k = gid.x + gid.y * nwg.x * ${WG}u;
+  if (k >= u.outer * u.inner) { return; }
+  let base = (k / u.inner) * u.mid * u.inner + k % u.inner;
+  var m = in0[base];
+  for (var j = 1u; j < u.mid; j++) {
+    let v = in0[base + j * u.inner];
+    if (!isNan(m) && (isNan(v) || v > m)) { m = v; }
+  }
+  var s = 0.0;
+  for (var j = 0u; j < u.mid; j++) { s += exp(in0[base + j * u.inner] - m); }
+  for (var j = 0u; j < u.mid; j++) {
+    out0[base + j * u.inner] = exp(in0[base + j * u.inner] - m) / s;
+  }
+}`,
+  workgroups: (p) => spreadWorkgroups((p.outer * p.inner) / WG),
+  cpu: ([x], p) => {
+    const out = new Float32Array(x.length);
+    const e = new Float64Array(p.mid);
+    for (let o = 0; o < p.outer; o++) {
+      for (let i = 0; i < p.inner; i++) {
+        const at = (j: number) => (o * p.mid + j) * p.inner + i;
+        let m = x[at(0)];
+        for (let j = 1; j < p.mid; j++) m = nanMax(m, x[at(j)]);
+        let s = 0;
+        for (let j = 0; j < p.mid; j++) s += e[j] = Math.exp(Math.fround(x[at(j)] - m));
+        for (let j = 0; j < p.mid; j++) out[at(j)] = e[j] / s;
+      }
+    }
+    return [out];
+  },
+};

@@ -63,6 +63,7 @@ async function handleInbox(): Promise<void> {
     else {
       running = false;
       drains?.idle();
+      runner?.idle();
     }
   }
 }

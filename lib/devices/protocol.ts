@@ -138,6 +138,11 @@ export interface OpFailure {
   inner?: number;
   /** The exception, when the op failed on the host (never sent between threads). */
   cause?: unknown;
+  /**
+   * The op's outputs hold values all the same (their inputs' old values, say): they are used,
+   * and the failure is reported at the next synchronisation.
+   */
+  kept?: boolean;
 }
 
 /**

@@ -96,7 +96,7 @@ export class Engine {
     const id = this.nextId();
     const outputs: TensorRecord[] = req.outputShapes.map((shape) => ({
       id: this.nextId(),
-      device: req.kind === "read" ? cpu() : req.device,
+      device: req.outputDevice ?? (req.kind === "read" ? cpu() : req.device),
       shape,
       bytes: elementsOf(shape) * 4,
       state: "pending",
@@ -411,10 +411,14 @@ export class Engine {
       }
       for (const f of msg.failures) {
         const op = lane.sent.get(f.op);
-        if (op) {
-          const start = msg.start - origin;
-          this.#fail(lane, op, f.message, f.skipped, start, msg.end - origin, f.cause, f.inner);
-        }
+        if (!op) continue;
+        const start = msg.start - origin;
+        if (f.kept) {
+          // Its outputs hold their old values (a collective that could not finish): they
+          // are used as they are, and the failure surfaces at the next synchronisation.
+          this.#errors.add(this.#opError(op, f.message, f.cause, f.inner));
+          this.#complete(lane, op, start, msg.end - origin);
+        } else this.#fail(lane, op, f.message, f.skipped, start, msg.end - origin, f.cause, f.inner);
       }
     } else if (msg.type === "read") {
       const op = lane.sent.get(msg.op);
@@ -456,15 +460,7 @@ export class Engine {
     inner?: number,
   ): void {
     const inherited = op.inputs.find((t) => t.state === "failed")?.error;
-    // A segment's failure names the recorded op that failed in it, and where it was made.
-    const named = inner === undefined ? undefined : op.segment?.ops[inner];
-    const error = skipped && inherited ? inherited : new OpError(message, {
-      op: named ? `${named.name} (replayed)` : op.name,
-      opId: op.id,
-      device: op.device.name,
-      site: named?.site ?? op.site,
-      cause,
-    });
+    const error = skipped && inherited ? inherited : this.#opError(op, message, cause, inner);
     if (!(skipped && inherited)) this.#errors.add(error);
     for (const o of op.outputs) {
       o.state = "failed";
@@ -473,6 +469,18 @@ export class Engine {
       this.#maybeFree(o);
     }
     this.#finish(lane, op, "failed", start, end, error.message);
+  }
+
+  /** The error of `op`; a segment's names the recorded op that failed in it, and its site. */
+  #opError(op: OpNode, message: string, cause?: unknown, inner?: number): OpError {
+    const named = inner === undefined ? undefined : op.segment?.ops[inner];
+    return new OpError(message, {
+      op: named ? `${named.name} (replayed)` : op.name,
+      opId: op.id,
+      device: op.device.name,
+      site: named?.site ?? op.site,
+      cause,
+    });
   }
 
   /** An op whose input failed before it was sent: it fails the same way, without running. */

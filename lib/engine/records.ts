@@ -118,6 +118,12 @@ export interface OpRequest {
    * read the output wait for the op as for any producer.
    */
   inPlace?: TensorRecord;
+  /**
+   * Where the outputs live, when not on `device` (a "read" op's are on the host): an op on a
+   * host lane of its own (lib/devices/async_host.ts) gives host tensors.
+   * @default {device}
+   */
+  outputDevice?: Device;
   /** A "program" op's segment; its outputs live on `device`. */
   segment?: SegmentRef;
   /** See {@link OpNode.prev}. */

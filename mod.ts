@@ -98,3 +98,27 @@ export type { Batch, BatchDataset } from "./lib/data/dataset.ts";
 export { mlp, Trainer } from "./lib/train/trainer.ts";
 export type { MlpOptions, StepOutputs, TrainerOptions } from "./lib/train/trainer.ts";
 export type { Dataset } from "./lib/train/mnist.ts";
+export {
+  allGather,
+  allReduce,
+  barrier,
+  broadcast,
+  destroyProcessGroup,
+  getRank,
+  getWorldSize,
+  initProcessGroup,
+  isInitialized,
+  Work,
+} from "./lib/distributed/collectives.ts";
+export type { AllReduceOptions } from "./lib/distributed/collectives.ts";
+export { DistributedError } from "./lib/distributed/process_group.ts";
+export type { ReduceOp } from "./lib/distributed/process_group.ts";
+export type { ProcessGroupOptions } from "./lib/distributed/options.ts";
+export { ChildFailedError, formatLine, launch, LaunchError } from "./lib/distributed/launch.ts";
+export type { LaunchOptions, LaunchResult, OutputLine } from "./lib/distributed/launch.ts";
+export { parseLaunchArgs } from "./lib/distributed/launch_args.ts";
+export type { AdapterPlan } from "./lib/distributed/adapters.ts";
+export { probeNats, startNatsServer } from "./lib/distributed/nats_server.ts";
+export type { NatsInfo, NatsServer, NatsServerOptions } from "./lib/distributed/nats_server.ts";
+export { DistributedDataParallel } from "./lib/distributed/ddp.ts";
+export type { DistributedDataParallelOptions } from "./lib/distributed/ddp.ts";

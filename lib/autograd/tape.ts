@@ -292,11 +292,15 @@ export function runBackward(
       }
       const left = leafEdges.get(leaf)! - 1;
       leafEdges.set(leaf, left);
-      if (left === 0) options.onGradReady?.(leaf);
+      if (left === 0) {
+        options.onGradReady?.(leaf);
+        for (const o of observers) o.gradReady(leaf);
+      }
     };
     if (!rootNode) {
       toLeaf(root, seed);
       dropIfFree(seed);
+      for (const o of observers) o.finished();
       return;
     }
     grads.set(rootNode, seed);
@@ -331,10 +335,44 @@ export function runBackward(
       for (const t of touched) dropIfFree(t);
       if (!options.retainGraph) node.free();
     }
+    for (const o of observers) o.finished();
   } finally {
     gradDepth--;
     e.phase = outer;
   }
+}
+
+/**
+ * Told of every backward pass, as PyTorch's post-accumulate-grad hooks and its reducer are:
+ * `gradReady` when a leaf's gradient for the pass is complete (all of its contributions are
+ * queued), `finished` once the pass has queued everything. DistributedDataParallel starts
+ * its bucket all-reduces from these.
+ */
+export interface BackwardObserver {
+  gradReady(leaf: Tensor): void;
+  finished(): void;
+}
+
+const observers = new Set<BackwardObserver>();
+
+/**
+ * Adds `observer` to every backward pass from now on; returns the function that removes it.
+ *
+ * @example
+ * ```ts
+ * import { fromArray } from "../../mod.ts";
+ * import { observeBackward } from "./tape.ts";
+ * const w = fromArray([1, 2], [2], { requiresGrad: true });
+ * const ready: string[] = [];
+ * const stop = observeBackward({ gradReady: (t) => ready.push(String(t)), finished: () => {} });
+ * w.mul(w).sum().backward();
+ * stop();
+ * console.log(ready); // ["Tensor[2] on cpu"]
+ * ```
+ */
+export function observeBackward(observer: BackwardObserver): () => void {
+  observers.add(observer);
+  return () => observers.delete(observer);
 }
 
 setGradRecorder({

@@ -52,6 +52,8 @@ export class AsyncHostRuntime implements DeviceRuntime {
   onReport: (report: Report) => void = () => {};
   readonly #kernels: Record<string, AsyncKernel>;
   #queue: Command[] = [];
+  /** The input values of each queued op, taken when it was sent. */
+  readonly #inputs = new Map<number, (Float32Array | undefined)[]>();
   #running = false;
 
   private constructor(device: Device, kernels: Record<string, AsyncKernel>) {
@@ -76,6 +78,12 @@ export class AsyncHostRuntime implements DeviceRuntime {
   readonly lost: string | undefined = undefined;
 
   send(batch: Command[]): void {
+    // The inputs' values are taken now: the engine may free them on the host's own lane as
+    // soon as this op is sent, and the host runs its frees before this lane gets to them.
+    const host = hostRuntime();
+    for (const cmd of batch) {
+      if (cmd.t === "run") this.#inputs.set(cmd.op, cmd.inputs.map((id) => host.get(id)));
+    }
     this.#queue.push(...batch);
     if (!this.#running) {
       this.#running = true;
@@ -110,7 +118,8 @@ export class AsyncHostRuntime implements DeviceRuntime {
   async #execute(cmd: RunCommand): Promise<void> {
     const start = clock();
     const host = hostRuntime();
-    const values = cmd.inputs.map((id) => host.get(id));
+    const values = this.#inputs.get(cmd.op)!;
+    this.#inputs.delete(cmd.op);
     const kernel = this.#kernels[cmd.kernel];
     let failure: OpFailure | undefined;
     if (!kernel) {

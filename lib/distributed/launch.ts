@@ -1,0 +1,626 @@
+/**
+ * The launcher, like torchrun: starts `nproc` copies of a script on this node with the
+ * environment the process group reads (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+ * MASTER_PORT, AUTOPAR_NATS_URL, AUTOPAR_JOB), a NATS server when none is given, an adapter
+ * per child where the machine has several, each output line prefixed with its rank; when one
+ * child fails, it stops the others and fails with that child's error. It owns processes and
+ * nothing else.
+ *
+ * @module
+ */
+import { parseNatsAddress, probeNats, startNatsServer, stopProcess } from "./nats_server.ts";
+import type { NatsServer } from "./nats_server.ts";
+import { type AdapterPlan, findLocalGpus, hasDeviceSelectLayer, planAdapters } from "./adapters.ts";
+
+/**
+ * Options of {@linkcode launch}; the CLI's flags (see launch_args.ts) map onto them.
+ *
+ * @example
+ * ```ts
+ * import type { LaunchOptions } from "./launch.ts";
+ * const options: LaunchOptions = { script: "train.ts", args: ["--epochs", "1"], nproc: 2 };
+ * console.log(options.nproc); // 2
+ * ```
+ */
+export interface LaunchOptions {
+  /** The script each child runs with `deno run -A`. */
+  script: string;
+  /**
+   * Arguments passed to the script.
+   * @default {[]}
+   */
+  args?: string[];
+  /**
+   * Processes on this node.
+   * @default {1}
+   */
+  nproc?: number;
+  /**
+   * Nodes in the job; more than one needs `master` and `job`.
+   * @default {1}
+   */
+  nnodes?: number;
+  /**
+   * This node's index, 0 to nnodes - 1: its ranks are nodeRank * nproc + 0 ... nproc - 1.
+   * @default {0}
+   */
+  nodeRank?: number;
+  /**
+   * The NATS server, `host:port` or `nats://host:port`; without it a local one is started
+   * (127.0.0.1, a free port, JetStream on) and stopped at the end.
+   * @default {undefined}
+   */
+  master?: string;
+  /**
+   * The job id (AUTOPAR_JOB), the same on every node.
+   * @default {a fresh random id}
+   */
+  job?: string;
+  /**
+   * How long a child may take to exit after SIGTERM before it gets SIGKILL.
+   * @default {5000}
+   */
+  killTimeoutMs?: number;
+  /**
+   * How long the NATS server (local or `master`) may take to accept connections.
+   * @default {10000}
+   */
+  startTimeoutMs?: number;
+  /**
+   * How long the whole job may run before the launcher stops it and fails.
+   * @default {Infinity}
+   */
+  timeoutMs?: number;
+  /**
+   * Variables added to every child's environment (after the inherited ones, before the
+   * launcher's own).
+   * @default {{}}
+   */
+  env?: Record<string, string>;
+  /**
+   * Receives each output line of the children and of the launcher itself.
+   * @default {writes formatLine(line) to the launcher's stdout or stderr}
+   */
+  onLine?: (line: OutputLine) => void;
+  /**
+   * Stops the job (the children, then the server) when aborted; the launch fails with
+   * exit code 130.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * Whether SIGINT and SIGTERM to the launcher stop the job cleanly (children, then the
+   * server and its store) instead of ending the process at once.
+   * @default {true}
+   */
+  handleSignals?: boolean;
+}
+
+/**
+ * One line of output: from a rank, or from the launcher (`rank` undefined).
+ *
+ * @example
+ * ```ts
+ * import { formatLine, type OutputLine } from "./launch.ts";
+ * const line: OutputLine = { rank: 1, stream: "stderr", text: "loss 0.3" };
+ * console.log(formatLine(line)); // "[rank 1] loss 0.3"
+ * ```
+ */
+export interface OutputLine {
+  /** The global rank that printed it; undefined for the launcher's own lines. */
+  rank: number | undefined;
+  /** The stream it was printed on. */
+  stream: "stdout" | "stderr";
+  /** The line, without its newline. */
+  text: string;
+}
+
+/**
+ * What a finished launch reports.
+ *
+ * @example
+ * ```ts
+ * import { launch, type LaunchResult } from "./launch.ts";
+ * const script = await Deno.makeTempFile({ suffix: ".ts" });
+ * await Deno.writeTextFile(script, "console.log(Deno.env.get('RANK'));");
+ * const result: LaunchResult = await launch({ script, nproc: 2, onLine: () => {} });
+ * console.log(result.codes, result.startedServer); // [0, 0] true
+ * await Deno.remove(script);
+ * ```
+ */
+export interface LaunchResult {
+  /** The job id the children got. */
+  job: string;
+  /** The NATS server they used. */
+  url: string;
+  /** Whether the launcher started (and has since stopped) that server. */
+  startedServer: boolean;
+  /** The started server's port and store directory (both gone by now). */
+  server?: { port: number; storeDir: string };
+  /** How the adapters were shared out. */
+  adapters: AdapterPlan;
+  /** Each local child's exit code, by local rank. */
+  codes: number[];
+}
+
+/**
+ * A launch that did not finish: stopped by a signal, an abort or its timeout. `exitCode`
+ * is what the CLI exits with.
+ *
+ * @example
+ * ```ts
+ * import { LaunchError } from "./launch.ts";
+ * const e = new LaunchError("Cannot finish job j: the launcher got SIGINT", 130);
+ * console.log(e.name, e.exitCode); // "LaunchError" 130
+ * ```
+ */
+export class LaunchError extends Error {
+  /** The exit code the launcher's process should end with. */
+  readonly exitCode: number;
+  /** Makes a LaunchError; `cause` is kept. */
+  constructor(message: string, exitCode: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "LaunchError";
+    this.exitCode = exitCode;
+  }
+}
+
+/**
+ * A child that failed, as in torchrun: its rank, its exit code (128 + the signal number when
+ * a signal ended it) and its last stderr lines, which the message ends with.
+ *
+ * @example
+ * ```ts
+ * import { ChildFailedError } from "./launch.ts";
+ * const e = new ChildFailedError("Cannot finish job j: rank 1 exited with code 3", {
+ *   rank: 1, exitCode: 3, lastLines: ["Error: out of memory"],
+ * });
+ * console.log(e.name, e.rank, e.exitCode); // "ChildFailedError" 1 3
+ * ```
+ */
+export class ChildFailedError extends LaunchError {
+  /** The global rank of the child that failed first. */
+  readonly rank: number;
+  /** The signal that ended it, if one did. */
+  readonly signal: string | undefined;
+  /** Its last lines on stderr. */
+  readonly lastLines: string[];
+  /** Makes a ChildFailedError. */
+  constructor(
+    message: string,
+    failed: { rank: number; exitCode: number; signal?: string; lastLines: string[] },
+  ) {
+    super(message, failed.exitCode === 0 ? 1 : failed.exitCode);
+    this.name = "ChildFailedError";
+    this.rank = failed.rank;
+    this.signal = failed.signal;
+    this.lastLines = failed.lastLines;
+  }
+}
+
+/**
+ * `[rank R] text`, or `[launch] text` for the launcher's own lines: how the CLI prints them.
+ *
+ * @example
+ * ```ts
+ * import { formatLine } from "./launch.ts";
+ * console.log(formatLine({ rank: undefined, stream: "stderr", text: "job j" })); // "[launch] job j"
+ * ```
+ */
+export function formatLine(line: OutputLine): string {
+  return `${line.rank === undefined ? "[launch]" : `[rank ${line.rank}]`} ${line.text}`;
+}
+
+const encoder = new TextEncoder();
+
+/** Writes a whole line at once, so that lines of different ranks never interleave. */
+function writeLine(line: OutputLine): void {
+  const out = line.stream === "stdout" ? Deno.stdout : Deno.stderr;
+  let bytes = encoder.encode(formatLine(line) + "\n");
+  while (bytes.length > 0) bytes = bytes.subarray(out.writeSync(bytes));
+}
+
+/** Lines of stderr kept per child for the error. */
+const LAST_LINES = 20;
+/** How long output may still arrive after a child has exited (a grandchild may hold it). */
+const DRAIN_MS = 2000;
+
+interface Resolved {
+  script: string;
+  args: string[];
+  nproc: number;
+  nnodes: number;
+  nodeRank: number;
+  master?: string;
+  job: string;
+  killTimeoutMs: number;
+  startTimeoutMs: number;
+  timeoutMs: number;
+  env: Record<string, string>;
+  onLine: (line: OutputLine) => void;
+}
+
+function count(value: unknown, what: string, min: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
+    throw new RangeError(`Cannot use ${what} ${value}: it must be a whole number >= ${min}`);
+  }
+  return value;
+}
+
+function duration(value: unknown, what: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !(value > 0)) {
+    throw new RangeError(`Cannot use ${what} ${value}: it must be a number of ms > 0`);
+  }
+  return value;
+}
+
+/** Checks every option and fills in the defaults; throws RangeError/TypeError. */
+function resolveLaunchOptions(options: LaunchOptions): Resolved {
+  if (typeof options.script !== "string" || options.script === "") {
+    throw new TypeError(`Cannot launch script ${JSON.stringify(options.script)}: name a file`);
+  }
+  const nproc = count(options.nproc ?? 1, "--nproc", 1);
+  const nnodes = count(options.nnodes ?? 1, "--nnodes", 1);
+  const nodeRank = count(options.nodeRank ?? 0, "--node-rank", 0);
+  if (nodeRank >= nnodes) {
+    throw new RangeError(
+      `Cannot use --node-rank ${nodeRank} with --nnodes ${nnodes}: it must be 0 to ${nnodes - 1}`,
+    );
+  }
+  if (nnodes > 1 && options.master === undefined) {
+    throw new RangeError(
+      `Cannot launch ${nnodes} nodes without --master: every node must reach one NATS server ` +
+        `(start nats-server -js on one machine and pass its host:port)`,
+    );
+  }
+  if (nnodes > 1 && options.job === undefined) {
+    throw new RangeError(
+      `Cannot launch ${nnodes} nodes without --job: every node must pass the same job id`,
+    );
+  }
+  if (options.job !== undefined && !/^[^\s]{1,128}$/.test(options.job)) {
+    throw new RangeError(
+      `Cannot use job id ${
+        JSON.stringify(options.job)
+      }: it must be 1-128 characters without spaces`,
+    );
+  }
+  if (options.master !== undefined) normalizeMaster(options.master);
+  return {
+    script: options.script,
+    args: [...(options.args ?? [])],
+    nproc,
+    nnodes,
+    nodeRank,
+    master: options.master,
+    job: options.job ?? `job-${crypto.randomUUID()}`,
+    killTimeoutMs: duration(options.killTimeoutMs, "kill timeout", 5000),
+    startTimeoutMs: duration(options.startTimeoutMs, "start timeout", 10_000),
+    timeoutMs: duration(options.timeoutMs, "job timeout", Infinity),
+    env: { ...(options.env ?? {}) },
+    onLine: options.onLine ?? writeLine,
+  };
+}
+
+/** `host:port` or `nats://host:port` -> the parts and a `nats://` URL. */
+function normalizeMaster(master: string): { host: string; port: number; url: string } {
+  let parts;
+  try {
+    parts = parseNatsAddress(master);
+  } catch {
+    throw new RangeError(
+      `Cannot use --master "${master}": it must be host:port (or nats://host:port), port 1-65535`,
+    );
+  }
+  const { host, port } = parts;
+  return { host, port, url: `nats://${host.includes(":") ? `[${host}]` : host}:${port}` };
+}
+
+/**
+ * Runs a job: starts (or checks) the NATS server, starts `nproc` children of `script` with
+ * their rank's environment and prints their lines prefixed with the rank, waits for them,
+ * and stops the server it started, also on failure, abort and SIGINT/SIGTERM. Resolves when
+ * every child exits with 0. When one fails, the others get SIGTERM (SIGKILL after
+ * `killTimeoutMs`) and the launch rejects with a {@linkcode ChildFailedError} that names it,
+ * its exit code and its last stderr lines. Throws a RangeError/TypeError for bad options
+ * before anything starts, and an Error naming the URL when the server cannot be reached.
+ *
+ * @example
+ * ```ts
+ * import { launch } from "./launch.ts";
+ * const script = await Deno.makeTempFile({ suffix: ".ts" });
+ * await Deno.writeTextFile(script, "console.log(Deno.env.get('RANK'), Deno.env.get('WORLD_SIZE'));");
+ * const lines: string[] = [];
+ * await launch({ script, nproc: 2, onLine: (l) => l.rank !== undefined && lines.push(l.text) });
+ * console.log(lines.sort()); // ["0 2", "1 2"]
+ * await Deno.remove(script);
+ * ```
+ */
+export async function launch(options: LaunchOptions): Promise<LaunchResult> {
+  const o = resolveLaunchOptions(options);
+  try {
+    await Deno.stat(o.script);
+  } catch (e) {
+    if (!/^(https?|file|npm|jsr):/.test(o.script)) {
+      throw new Error(`Cannot launch script "${o.script}": it does not exist`, { cause: e });
+    }
+  }
+  const stop = new AbortController();
+  const forward = () => stop.abort(new LaunchError(`the launch was aborted`, 130));
+  options.signal?.addEventListener("abort", forward, { once: true });
+  if (options.signal?.aborted) forward();
+  const removeSignals = options.handleSignals === false ? () => {} : onSignals(stop);
+  let server: NatsServer | undefined;
+  try {
+    let url: string;
+    if (o.master === undefined) {
+      server = await startNatsServer({ startTimeoutMs: o.startTimeoutMs });
+      url = server.url;
+    } else {
+      url = normalizeMaster(o.master).url;
+      const info = await probeNats(url, o.startTimeoutMs);
+      if (info.jetstream !== true) {
+        throw new Error(
+          `Cannot use the NATS server at ${url}: JetStream is off there (start it with -js)`,
+        );
+      }
+    }
+    const adapters = planAdapters(findLocalGpus(), o.nproc, {
+      cores: navigator.hardwareConcurrency,
+      deviceSelectLayer: hasDeviceSelectLayer(),
+      lpNumThreads: Deno.env.get("LP_NUM_THREADS"),
+    });
+    const first = o.nodeRank * o.nproc;
+    say(
+      o,
+      `job ${o.job}: ranks ${first}-${first + o.nproc - 1} of ${o.nnodes * o.nproc} ` +
+        `(node ${o.nodeRank} of ${o.nnodes}), NATS ${url}${server ? " (started here)" : ""}`,
+    );
+    say(o, `adapters: ${adapters.summary}`);
+    const codes = await runChildren(o, url, adapters, stop.signal);
+    return {
+      job: o.job,
+      url,
+      startedServer: server !== undefined,
+      server: server && { port: server.port, storeDir: server.storeDir },
+      adapters,
+      codes,
+    };
+  } finally {
+    removeSignals();
+    options.signal?.removeEventListener("abort", forward);
+    await server?.stop();
+  }
+}
+
+function say(o: Resolved, text: string): void {
+  o.onLine({ rank: undefined, stream: "stderr", text });
+}
+
+/** Turns SIGINT/SIGTERM into an abort of the job; returns the function that undoes it. */
+function onSignals(stop: AbortController): () => void {
+  const handlers: [Deno.Signal, () => void][] = [["SIGINT", 130], ["SIGTERM", 143]].map(
+    ([sig, code]) => [
+      sig as Deno.Signal,
+      () => stop.abort(new LaunchError(`the launcher got ${sig}`, code as number)),
+    ],
+  );
+  const added: typeof handlers = [];
+  for (const [sig, h] of handlers) {
+    try {
+      Deno.addSignalListener(sig, h);
+      added.push([sig, h]);
+    } catch {
+      // not supported here (Windows has no SIGTERM)
+    }
+  }
+  return () => added.forEach(([sig, h]) => Deno.removeSignalListener(sig, h));
+}
+
+/** One running child. */
+interface Child {
+  rank: number;
+  process: Deno.ChildProcess;
+  status: Promise<Deno.CommandStatus>;
+  exited: Deno.CommandStatus | undefined;
+  lastLines: string[];
+  pumps: Promise<void>;
+  readers: ReadableStreamDefaultReader<Uint8Array>[];
+}
+
+/** The environment of local rank `local`. */
+function childEnv(
+  o: Pick<Resolved, "nproc" | "nnodes" | "nodeRank" | "job" | "env">,
+  url: string,
+  local: number,
+  adapterEnv: Record<string, string>,
+): Record<string, string> {
+  const { host, port } = normalizeMaster(url);
+  return {
+    ...o.env,
+    ...adapterEnv,
+    RANK: String(o.nodeRank * o.nproc + local),
+    WORLD_SIZE: String(o.nnodes * o.nproc),
+    LOCAL_RANK: String(local),
+    LOCAL_WORLD_SIZE: String(o.nproc),
+    NODE_RANK: String(o.nodeRank),
+    MASTER_ADDR: host,
+    MASTER_PORT: String(port),
+    AUTOPAR_NATS_URL: url,
+    AUTOPAR_JOB: o.job,
+  };
+}
+
+async function runChildren(
+  o: Resolved,
+  url: string,
+  adapters: AdapterPlan,
+  stop: AbortSignal,
+): Promise<number[]> {
+  const children: Child[] = [];
+  for (let local = 0; local < o.nproc; local++) {
+    const rank = o.nodeRank * o.nproc + local;
+    const process = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", o.script, ...o.args],
+      env: childEnv(o, url, local, adapters.env[local]),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const child: Child = {
+      rank,
+      process,
+      status: process.status,
+      exited: undefined,
+      lastLines: [],
+      pumps: Promise.resolve(),
+      readers: [],
+    };
+    child.status = process.status.then((s) => child.exited = s);
+    child.pumps = Promise.all([
+      pump(process.stdout, (text) => o.onLine({ rank, stream: "stdout", text }), child.readers),
+      pump(process.stderr, (text) => {
+        o.onLine({ rank, stream: "stderr", text });
+        child.lastLines.push(text);
+        if (child.lastLines.length > LAST_LINES) child.lastLines.shift();
+      }, child.readers),
+    ]).then(() => {});
+    children.push(child);
+  }
+  const outcome = await firstOutcome(children, stop, o.timeoutMs);
+  if (outcome.kind !== "done") {
+    const running = children.filter((c) => c.exited === undefined);
+    if (running.length > 0) {
+      say(o, `stopping ${ranksText(running.map((c) => c.rank), "")} (SIGTERM, then SIGKILL)`);
+    }
+    await Promise.all(running.map((c) => stopProcess(c.process, c.status, o.killTimeoutMs)));
+  }
+  await drain(children);
+  if (outcome.kind === "failed") throw failedError(o, outcome.child, children);
+  if (outcome.kind === "aborted") {
+    const reason = outcome.reason;
+    throw new LaunchError(
+      `Cannot finish job ${o.job}: ${reason.message}; every rank was stopped`,
+      reason.exitCode,
+    );
+  }
+  if (outcome.kind === "timeout") {
+    throw new LaunchError(
+      `Cannot finish job ${o.job} within ${o.timeoutMs} ms: ${
+        ranksText(outcome.running, "")
+      } still ran and ${outcome.running.length === 1 ? "was" : "were"} stopped`,
+      124,
+    );
+  }
+  return children.map((c) => c.exited!.code);
+}
+
+type Outcome =
+  | { kind: "done" }
+  | { kind: "failed"; child: Child }
+  | { kind: "aborted"; reason: LaunchError }
+  | { kind: "timeout"; running: number[] };
+
+/** Waits until every child has exited with 0, one has failed, the job is aborted or late. */
+function firstOutcome(children: Child[], stop: AbortSignal, timeoutMs: number): Promise<Outcome> {
+  return new Promise<Outcome>((resolve) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finish = (outcome: Outcome) => {
+      clearTimeout(timer);
+      stop.removeEventListener("abort", aborted);
+      resolve(outcome);
+    };
+    const aborted = () => {
+      const r = stop.reason;
+      finish({
+        kind: "aborted",
+        reason: r instanceof LaunchError ? r : new LaunchError(String(r), 130),
+      });
+    };
+    if (stop.aborted) return aborted();
+    stop.addEventListener("abort", aborted, { once: true });
+    if (Number.isFinite(timeoutMs)) {
+      timer = setTimeout(() => {
+        finish({
+          kind: "timeout",
+          running: children.filter((c) => c.exited === undefined).map((c) => c.rank),
+        });
+      }, timeoutMs);
+    }
+    for (const child of children) {
+      child.status.then((s) => {
+        if (s.code !== 0 || s.signal !== null) finish({ kind: "failed", child });
+        else if (children.every((c) => c.exited?.code === 0)) finish({ kind: "done" });
+      });
+    }
+  });
+}
+
+/** Waits for the children's output to end, at most DRAIN_MS (a grandchild may keep a pipe). */
+async function drain(children: Child[]): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), DRAIN_MS));
+  const result = await Promise.race([Promise.all(children.map((c) => c.pumps)), late]);
+  clearTimeout(timer);
+  if (result === "late") {
+    await Promise.allSettled(children.flatMap((c) => c.readers.map((r) => r.cancel())));
+    await Promise.all(children.map((c) => c.pumps));
+  }
+}
+
+/** "rank 2 was" / "ranks 0, 2 were" (or without the verb). */
+function ranksText(ranks: number[], verb: "be" | "" = "be"): string {
+  const one = ranks.length === 1;
+  const be = verb === "" ? "" : one ? " was" : " were";
+  return `${one ? "rank" : "ranks"} ${ranks.join(", ")}${be}`;
+}
+
+function failedError(o: Resolved, child: Child, children: Child[]): ChildFailedError {
+  const s = child.exited!;
+  const how = s.signal
+    ? `was killed by ${s.signal} (exit code ${s.code})`
+    : `exited with code ${s.code}`;
+  const others = children.filter((c) => c !== child).map((c) => c.rank);
+  const stopped = others.length > 0 ? `; ${ranksText(others)} stopped` : "";
+  const tail = child.lastLines.length > 0
+    ? `; its last stderr lines:\n${child.lastLines.map((l) => `  ${l}`).join("\n")}`
+    : "; it wrote nothing to stderr";
+  return new ChildFailedError(
+    `Cannot finish job ${o.job}: rank ${child.rank} ${how}${stopped}${tail}`,
+    {
+      rank: child.rank,
+      exitCode: s.code,
+      signal: s.signal ?? undefined,
+      lastLines: [...child.lastLines],
+    },
+  );
+}
+
+/**
+ * Calls `line` for each line of `stream` (the last one too when it has no newline); its
+ * reader goes into `readers`, so that a drain that waits too long can cancel it.
+ */
+async function pump(
+  stream: ReadableStream<Uint8Array>,
+  line: (text: string) => void,
+  readers: ReadableStreamDefaultReader<Uint8Array>[],
+): Promise<void> {
+  const decoder = new TextDecoder();
+  const reader = stream.getReader();
+  readers.push(reader);
+  let pending = "";
+  try {
+    while (true) {
+      const { value: bytes, done } = await reader.read();
+      if (done) break;
+      const lines = (pending + decoder.decode(bytes, { stream: true })).split("\n");
+      pending = lines.pop()!;
+      for (const l of lines) line(l.endsWith("\r") ? l.slice(0, -1) : l);
+    }
+  } catch {
+    // cancelled after the child exited
+  }
+  pending += decoder.decode();
+  if (pending !== "") line(pending);
+}

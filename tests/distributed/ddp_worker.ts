@@ -1,0 +1,48 @@
+/**
+ * One rank of the DistributedDataParallel test: trains the shared model on its share of a
+ * fixed batch and prints its parameters as the last line (JSON). Run by the launcher.
+ * Args: `--device cpu|gpu --steps N --optimizer sgd|adam`.
+ *
+ * @module
+ */
+import {
+  Adam,
+  cpu,
+  destroyProcessGroup,
+  DistributedDataParallel,
+  getRank,
+  getWorldSize,
+  initProcessGroup,
+  SGD,
+  synchronize,
+  tryGpu,
+} from "../../mod.ts";
+import { ddpBatch, ddpModel } from "./ddp_data.ts";
+
+const arg = (name: string, fallback: string) => {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Deno.args[i + 1] : fallback;
+};
+await initProcessGroup({ timeoutMs: 30_000 });
+const rank = getRank();
+const world = getWorldSize();
+const device = arg("device", "cpu") === "gpu" ? await tryGpu() : cpu();
+// Every rank starts from its own initialisation: DDP must broadcast rank 0's.
+const model = ddpModel(10 + rank).to(device);
+const ddp = new DistributedDataParallel(model, { bucketBytes: 256 });
+const opt = arg("optimizer", "sgd") === "adam"
+  ? new Adam(ddp.parameters(), { lr: 0.01 })
+  : new SGD(ddp.parameters(), { lr: 0.5, momentum: 0.9 });
+const { x, y, rows } = ddpBatch();
+const share = rows / world;
+const xs = x.narrow(0, rank * share, share).to(device);
+const ys = y.narrow(0, rank * share, share).to(device);
+for (let step = 0; step < Number(arg("steps", "4")); step++) {
+  opt.zeroGrad();
+  ddp.forward(xs).crossEntropy(ys).backward();
+  opt.step();
+}
+await synchronize();
+const params = await Promise.all(ddp.parameters().map(async (p) => [...await p.data()]));
+await destroyProcessGroup();
+console.log(JSON.stringify({ rank, params }));

@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Adam, launch, type OutputLine, SGD, synchronize } from "../../mod.ts";
+import { Adam, launch, type OutputLine, SGD, startNatsServer, synchronize } from "../../mod.ts";
 import { ddpBatch, ddpModel } from "./ddp_data.ts";
 
 const WORKER = new URL("./ddp_worker.ts", import.meta.url).pathname;
@@ -68,3 +68,46 @@ for (const [nproc, device, optimizer] of CASES) {
     },
   );
 }
+
+Deno.test("under the launcher, a rank that dies mid-training stops the job, naming it", async () => {
+  const started = performance.now();
+  const failure = await launch({
+    script: WORKER,
+    args: ["--steps", "6", "--die-at", "2", "--timeout-ms", "5000"],
+    nproc: 3,
+    timeoutMs: 60_000,
+    handleSignals: false,
+    onLine: () => {},
+  }).then(() => undefined, (e: Error) => e);
+  assert.match(String(failure), /rank 2 exited with code 3/);
+  assert.ok(performance.now() - started < 50_000, "it ended well within the job's bound");
+});
+
+Deno.test("without a launcher to stop them, the ranks left fail within their timeout, naming the dead one", async () => {
+  await using server = await startNatsServer();
+  const job = `ddp-dies-${crypto.randomUUID()}`;
+  const started = performance.now();
+  const runs = await Promise.all([0, 1, 2].map(async (rank) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", WORKER, "--steps", "6", "--die-at", "2", "--timeout-ms", "4000"],
+      env: {
+        RANK: String(rank),
+        WORLD_SIZE: "3",
+        LOCAL_RANK: String(rank),
+        AUTOPAR_NATS_URL: server.url,
+        AUTOPAR_JOB: job,
+        LP_NUM_THREADS: "1",
+      },
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    return { rank, code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  }));
+  assert.equal(runs[2].code, 3);
+  for (const r of runs.slice(0, 2)) {
+    assert.notEqual(r.code, 0, `rank ${r.rank} went on as if nothing happened`);
+    assert.match(r.stderr, /rank 2/, `rank ${r.rank}: ${r.stderr}`);
+  }
+  assert.ok(performance.now() - started < 50_000, "the ranks left ended within their bound");
+});

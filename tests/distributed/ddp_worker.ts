@@ -1,7 +1,7 @@
 /**
  * One rank of the DistributedDataParallel test: trains the shared model on its share of a
  * fixed batch and prints its parameters as the last line (JSON). Run by the launcher.
- * Args: `--device cpu|gpu --steps N --optimizer sgd|adam`.
+ * Args: `--device cpu|gpu --steps N --optimizer sgd|adam [--die-at STEP] [--timeout-ms MS]`.
  *
  * @module
  */
@@ -23,7 +23,7 @@ const arg = (name: string, fallback: string) => {
   const i = Deno.args.indexOf(`--${name}`);
   return i >= 0 ? Deno.args[i + 1] : fallback;
 };
-await initProcessGroup({ timeoutMs: 30_000 });
+await initProcessGroup({ timeoutMs: Number(arg("timeout-ms", "30000")) });
 const rank = getRank();
 const world = getWorldSize();
 const device = arg("device", "cpu") === "gpu" ? await tryGpu() : cpu();
@@ -37,7 +37,10 @@ const { x, y, rows } = ddpBatch();
 const share = rows / world;
 const xs = x.narrow(0, rank * share, share).to(device);
 const ys = y.narrow(0, rank * share, share).to(device);
+const dieAt = Number(arg("die-at", "-1"));
 for (let step = 0; step < Number(arg("steps", "4")); step++) {
+  // A rank that dies mid-training: the others must fail within the timeout, naming it.
+  if (step === dieAt && rank === world - 1) Deno.exit(3);
   opt.zeroGrad();
   ddp.forward(xs).crossEntropy(ys).backward();
   opt.step();

@@ -6,6 +6,7 @@
  * @module
  */
 import type { OpContext, Tensor } from "../tensor/tensor.ts";
+import type { GradOp } from "../tensor/grad_ops.ts";
 import { zeros } from "../tensor/creation.ts";
 import {
   clampBackward,
@@ -81,8 +82,8 @@ function reduced(g: Tensor, shape: readonly number[], gy: Tensor): Tensor {
   return r === g || g === gy ? r : freeing(r, g);
 }
 
-/** Every rule, by the op name the Tensor records. */
-export const RULES: ReadonlyMap<string, GradRule> = new Map<string, GradRule>([
+/** Every rule, by the op name the Tensor records (see lib/tensor/grad_ops.ts). */
+const TABLE = ([
   ["add", binaryRule((gy) => [() => gy, () => gy], (gy) => gy)],
   ["sub", binaryRule((gy) => [() => gy, () => gy.neg()], (gy) => gy)],
   ["mul", binaryRule((gy, a, b) => [() => gy.mul(b), () => gy.mul(a)], (gy, s) => gy.mul(s))],
@@ -244,7 +245,14 @@ export const RULES: ReadonlyMap<string, GradRule> = new Map<string, GradRule>([
     const d = gy.sub(s);
     return [freeing(y.mul(d), gyy, s, d)];
   }],
-]);
+] as const) satisfies readonly (readonly [GradOp, GradRule])[];
+
+/** Compiles only while every recorded op has a rule: names the ops that have none. */
+type Missing = Exclude<GradOp, typeof TABLE[number][0]>;
+const complete: [Missing] extends [never] ? true : Missing = true;
+
+/** Every rule, by the op name the Tensor records. */
+export const RULES: ReadonlyMap<string, GradRule> = complete && new Map<string, GradRule>(TABLE);
 
 /** The rule of `maximum` or `minimum`: both gradients from one kernel, summed down. */
 function minmaxRule(name: MinMaxOp): GradRule {

@@ -418,7 +418,9 @@ export class Engine {
           // are used as they are, and the failure surfaces at the next synchronisation.
           this.#errors.add(this.#opError(op, f.message, f.cause, f.inner));
           this.#complete(lane, op, start, msg.end - origin);
-        } else this.#fail(lane, op, f.message, f.skipped, start, msg.end - origin, f.cause, f.inner);
+        } else {
+          this.#fail(lane, op, f.message, f.skipped, start, msg.end - origin, f.cause, f.inner);
+        }
       }
     } else if (msg.type === "read") {
       const op = lane.sent.get(msg.op);

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { GradOp } from "./grad_ops.ts";
 import { cpu, type Device } from "../devices/device.ts";
 import { engine, type TensorRecord } from "../engine/engine.ts";
 import type { OpRequest } from "../engine/records.ts";
@@ -263,7 +264,7 @@ export function wrap(rec: TensorRecord): Tensor {
   return new Tensor(rec);
 }
 
-let track: (out: Tensor, op: string, inputs: readonly Tensor[], ctx: OpContext) => Tensor;
+let track: (out: Tensor, op: GradOp, inputs: readonly Tensor[], ctx: OpContext) => Tensor;
 
 /**
  * Records `out = op(inputs)` for autograd when an input requires grad and grad is on, as
@@ -271,7 +272,7 @@ let track: (out: Tensor, op: string, inputs: readonly Tensor[], ctx: OpContext) 
  */
 export function trackOp(
   out: Tensor,
-  op: string,
+  op: GradOp,
   inputs: readonly Tensor[],
   ctx: OpContext,
 ): Tensor {
@@ -1957,7 +1958,7 @@ export class Tensor {
     return this.#track(t, op, [this, other], op === "div" ? { out: t } : {});
   }
 
-  #unary(op: UnaryOp): Tensor {
+  #unary(op: Exclude<UnaryOp, "copy">): Tensor {
     const [a] = this.#operands(op);
     const out = this.#run(op, unary, { op, n: this.size }, [a], this.shape, this.size);
     return this.#track(out, op, [this], { out });
@@ -2036,7 +2037,7 @@ export class Tensor {
   }
 
   /** Records `out = op(inputs)` for autograd when an input requires grad and grad is on. */
-  #track(out: Tensor, op: string, inputs: readonly Tensor[], ctx: OpContext): Tensor {
+  #track(out: Tensor, op: GradOp, inputs: readonly Tensor[], ctx: OpContext): Tensor {
     if (recorder && inputs.some((t) => t.#gradWanted) && recorder.enabled()) {
       out.#gradWanted = true;
       recorder.record(out, op, inputs, ctx);

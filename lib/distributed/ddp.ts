@@ -21,6 +21,7 @@ import { zeros } from "../tensor/creation.ts";
 import { cat } from "../tensor/join.ts";
 import { recordOf, type Tensor, wrap } from "../tensor/tensor.ts";
 import type { Module } from "../nn/module.ts";
+import { DataParallel, type StepResult } from "../nn/data_parallel.ts";
 import { defaultGroup } from "./collectives.ts";
 import type { ProcessGroup, ReduceOp } from "./process_group.ts";
 
@@ -45,6 +46,13 @@ export interface DistributedDataParallelOptions {
    * @default {true}
    */
   broadcastParameters?: boolean;
+  /**
+   * Several devices of this process: a {@link DataParallel} over them inside, whose replicas'
+   * gradients are summed on the host first and then all-reduced across processes (a process
+   * reduces locally first). Steps then go through {@link DistributedDataParallel.forwardBackward}.
+   * @default {undefined: the model's own device, steps through forward() and backward()}
+   */
+  devices?: readonly Device[];
 }
 
 const lanes = new WeakMap<ProcessGroup, AsyncHostRuntime>();
@@ -130,6 +138,7 @@ export class DistributedDataParallel<M extends Module = Module> {
   #launched: boolean[] = [];
   #active = false;
   readonly #stop: () => void;
+  readonly #local: DataParallel | undefined;
 
   /**
    * Wraps `model` (on the device this rank uses). Throws without a process group, for a
@@ -148,14 +157,41 @@ export class DistributedDataParallel<M extends Module = Module> {
     if (this.#params.length === 0) {
       throw new RangeError("Cannot make a DistributedDataParallel of a model without parameters");
     }
+    // First: the local replicas are copies of these values.
+    if (options.broadcastParameters ?? true) this.#broadcastParameters();
+    if (options.devices !== undefined) {
+      // Local replicas: DataParallel sums them on the host, then the ranks average the sums.
+      this.#local = new DataParallel(model, options.devices, {
+        bucketBytes: this.bucketBytes,
+        reduce: (bucket) => collective(this.#group, "all_reduce", bucket, { op: "mean" }),
+      });
+    }
     this.#buckets = buckets(this.#params, this.bucketBytes);
     this.#buckets.forEach((b, bi) => b.forEach((pi) => this.#bucketOf.set(this.#params[pi], bi)));
     this.#reset();
-    if (options.broadcastParameters ?? true) this.#broadcastParameters();
-    this.#stop = observeBackward({
+    this.#stop = this.#local ? () => {} : observeBackward({
       gradReady: (leaf) => this.#gradReady(leaf),
       finished: () => this.#finished(),
     });
+  }
+
+  /**
+   * With several local `devices`: one step on this rank's share of the batch, split between
+   * them as {@link DataParallel.forwardBackward} does; the gradients end up averaged over
+   * every replica of every rank. Throws a TypeError without `devices`.
+   */
+  forwardBackward(
+    x: Tensor,
+    labels: Tensor,
+    lossFn: (output: Tensor, labels: Tensor) => Tensor,
+  ): StepResult {
+    if (!this.#local) {
+      throw new TypeError(
+        "Cannot run forwardBackward on a DistributedDataParallel of one device: call " +
+          "ddp.forward(x), then backward() on the loss (or give { devices })",
+      );
+    }
+    return this.#local.forwardBackward(x, labels, lossFn);
   }
 
   /** The model's output for `input` (the model's own forward). */
@@ -163,9 +199,12 @@ export class DistributedDataParallel<M extends Module = Module> {
     return this.module.forward(input);
   }
 
-  /** The model's parameters (every rank updates its own copy with the same gradients). */
+  /**
+   * The parameters to optimise: the model's (every rank updates its own copy with the same
+   * gradients), and with several local devices every replica's.
+   */
   parameters(): Tensor[] {
-    return this.module.parameters();
+    return this.#local ? this.#local.parameters() : this.module.parameters();
   }
 
   /** Stops watching backward passes; the model stays as it is. */

@@ -10,6 +10,7 @@ import { cpu, type Device } from "../devices/device.ts";
 import { engine } from "../engine/engine.ts";
 import { noGrad, release, runBackward } from "../autograd/tape.ts";
 import { fromArray, zeros } from "../tensor/creation.ts";
+import { cat } from "../tensor/join.ts";
 import { recordOf, type Tensor } from "../tensor/tensor.ts";
 import type { TensorRecord } from "../engine/engine.ts";
 import { type Module, replicate } from "./module.ts";
@@ -47,6 +48,14 @@ export interface DataParallelOptions {
    * @default {true}
    */
   exchange?: boolean;
+  /**
+   * A reduction across processes of each bucket's gradients, once the replicas' are summed
+   * on the host: given one 1-D host tensor per bucket (its parameters' gradients, joined),
+   * it returns the tensor to use instead. DistributedDataParallel passes the mean over ranks,
+   * so a process with several devices reduces locally first.
+   * @default {undefined: none}
+   */
+  reduce?: (bucket: Tensor) => Tensor;
 }
 
 /**
@@ -111,6 +120,7 @@ export class DataParallel<M extends Module = Module> {
   readonly exchange: boolean;
   /** Averaged gradients not yet put into `.grad`, per step, per replica, per parameter. */
   #pending: Tensor[][][] = [];
+  readonly #reduce: ((bucket: Tensor) => Tensor) | undefined;
   /** Each replica's parameter records at the last step, to see which were updated since. */
   #seen: TensorRecord[][] | undefined;
 
@@ -122,6 +132,7 @@ export class DataParallel<M extends Module = Module> {
     this.staleness = options.staleness ?? 0;
     this.bucketBytes = options.bucketBytes ?? 262144;
     this.exchange = options.exchange ?? true;
+    this.#reduce = options.reduce;
     if (!Number.isInteger(this.staleness) || this.staleness < 0 || this.staleness > 8) {
       throw new RangeError(
         `Cannot make a DataParallel with staleness ${this.staleness}: it must be a whole ` +
@@ -173,7 +184,8 @@ export class DataParallel<M extends Module = Module> {
       buckets.forEach((b, bi) => b.forEach((pi) => bucketOf.set(ps[pi], bi)));
     }
     // One device has nothing to exchange, but staleness must still delay its gradients.
-    const exchange = this.exchange && (this.devices.length > 1 || this.staleness > 0);
+    const exchange = this.exchange &&
+      (this.devices.length > 1 || this.staleness > 0 || this.#reduce !== undefined);
     const averaged: Tensor[][] = this.devices.map(() => []);
     const result: StepResult = { losses: [], outputs: [], rows: [] };
     shards(count, this.devices.length).forEach(([from, to], d) => {
@@ -293,7 +305,7 @@ export class DataParallel<M extends Module = Module> {
   ): void {
     const host = cpu();
     noGrad(() => {
-      if (this.devices.length === 1) {
+      if (this.devices.length === 1 && !this.#reduce) {
         // Nothing to average: the gradients wait, copied, for their step (staleness).
         for (const pi of buckets[bi]) {
           const p = params[d][pi];
@@ -308,7 +320,7 @@ export class DataParallel<M extends Module = Module> {
           : zeros(p.shape, { device: host });
       });
       if (onHost[bi][0].filter(Boolean).length < this.devices.length) return;
-      buckets[bi].forEach((pi, k) => {
+      const sums = buckets[bi].map((_, k) => {
         const parts = onHost[bi][k];
         let sum = parts[0];
         for (const part of parts.slice(1)) {
@@ -316,6 +328,14 @@ export class DataParallel<M extends Module = Module> {
           if (sum !== parts[0]) sum.dispose();
           sum = next;
         }
+        return sum;
+      });
+      const reduced = this.#reduce
+        ? this.#across(sums, buckets[bi].map((pi) => params[0][pi]))
+        : sums;
+      buckets[bi].forEach((pi, k) => {
+        const parts = onHost[bi][k];
+        const sum = reduced[k];
         this.devices.forEach((device, r) => {
           averaged[r][pi] = sum.device === device
             ? sum.detach()
@@ -323,8 +343,24 @@ export class DataParallel<M extends Module = Module> {
         });
         for (const part of parts) part.dispose();
         if (sum !== parts[0]) sum.dispose();
+        if (sums[k] !== sum && sums[k] !== parts[0]) sums[k].dispose();
       });
     });
+  }
+
+  /** One bucket's host sums through `reduce`, joined into one tensor and split back. */
+  #across(sums: Tensor[], params: Tensor[]): Tensor[] {
+    const flat = sums.map((t) => t.reshape([t.size]));
+    const joined = flat.length === 1 ? flat[0] : cat(flat);
+    const out = this.#reduce!(joined);
+    let offset = 0;
+    const parts = params.map((p) => {
+      const part = out.narrow(0, offset, p.size).reshape(p.shape);
+      offset += p.size;
+      return part;
+    });
+    for (const t of new Set([...flat, joined, out])) t.dispose();
+    return parts;
   }
 
   /** Replaces each replica's `.grad` with `step`'s averaged gradients. */

@@ -28,22 +28,25 @@ async function reference(optimizer: string): Promise<number[][]> {
   return await Promise.all(model.parameters().map(async (p) => [...await p.data()]));
 }
 
-const CASES: [number, string, string][] = [
-  [2, "cpu", "sgd"],
-  [3, "cpu", "adam"],
-  [2, "gpu", "sgd"],
+/** [processes, device, optimizer, local devices per process (0: the model's one)]. */
+const CASES: [number, string, string, number][] = [
+  [2, "cpu", "sgd", 0],
+  [3, "cpu", "adam", 0],
+  [2, "gpu", "sgd", 0],
+  [2, "cpu", "sgd", 2],
+  [2, "gpu", "adam", 2],
 ];
 
-for (const [nproc, device, optimizer] of CASES) {
+for (const [nproc, device, optimizer, local] of CASES) {
+  const where = `${device === "gpu" ? "GPU" : "host"}${local ? ` x ${local} devices each` : ""}`;
   Deno.test(
-    `${nproc} processes on the ${
-      device === "gpu" ? "GPU" : "host"
-    } with ${optimizer} end where one process on the whole batch does`,
+    `${nproc} processes on the ${where} with ${optimizer} end where one process on the whole batch does`,
     async () => {
       const lines: OutputLine[] = [];
+      const args = ["--device", device, "--steps", String(STEPS), "--optimizer", optimizer];
       await launch({
         script: WORKER,
-        args: ["--device", device, "--steps", String(STEPS), "--optimizer", optimizer],
+        args: [...args, "--local", String(local)],
         nproc,
         timeoutMs: 120_000,
         handleSignals: false,

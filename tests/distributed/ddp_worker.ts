@@ -1,7 +1,7 @@
 /**
  * One rank of the DistributedDataParallel test: trains the shared model on its share of a
  * fixed batch and prints its parameters as the last line (JSON). Run by the launcher.
- * Args: `--device cpu|gpu --steps N --optimizer sgd|adam [--die-at STEP] [--timeout-ms MS]`.
+ * Args: `--device cpu|gpu --steps N --optimizer sgd|adam [--die-at STEP] [--timeout-ms MS] [--local N]`.
  *
  * @module
  */
@@ -15,6 +15,7 @@ import {
   initProcessGroup,
   SGD,
   synchronize,
+  tryAllGpus,
   tryGpu,
 } from "../../mod.ts";
 import { ddpBatch, ddpModel } from "./ddp_data.ts";
@@ -29,7 +30,14 @@ const world = getWorldSize();
 const device = arg("device", "cpu") === "gpu" ? await tryGpu() : cpu();
 // Every rank starts from its own initialisation: DDP must broadcast rank 0's.
 const model = ddpModel(10 + rank).to(device);
-const ddp = new DistributedDataParallel(model, { bucketBytes: 256 });
+// --local N: N devices in this process, reduced locally before the ranks average.
+const local = Number(arg("local", "0"));
+const devices = local === 0
+  ? undefined
+  : device === cpu()
+  ? Array.from({ length: local }, () => cpu())
+  : await tryAllGpus({ count: local });
+const ddp = new DistributedDataParallel(model, { bucketBytes: 256, devices });
 const opt = arg("optimizer", "sgd") === "adam"
   ? new Adam(ddp.parameters(), { lr: 0.01 })
   : new SGD(ddp.parameters(), { lr: 0.5, momentum: 0.9 });
@@ -42,10 +50,11 @@ for (let step = 0; step < Number(arg("steps", "4")); step++) {
   // A rank that dies mid-training: the others must fail within the timeout, naming it.
   if (step === dieAt && rank === world - 1) Deno.exit(3);
   opt.zeroGrad();
-  ddp.forward(xs).crossEntropy(ys).backward();
+  if (devices) ddp.forwardBackward(xs, ys, (out, labels) => out.crossEntropy(labels));
+  else ddp.forward(xs).crossEntropy(ys).backward();
   opt.step();
 }
 await synchronize();
-const params = await Promise.all(ddp.parameters().map(async (p) => [...await p.data()]));
+const params = await Promise.all(model.parameters().map(async (p) => [...await p.data()]));
 await destroyProcessGroup();
 console.log(JSON.stringify({ rank, params }));

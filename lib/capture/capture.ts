@@ -9,10 +9,10 @@
  * one.
  *
  * What carries over between replays is what the step updates in place (parameters through
- * `sub_`, which every optimizer step does). State that a step replaces instead (SGD's
- * momentum, Adam's running means, DataParallel's pending gradients with staleness) is read
- * by the recording at its old value: replay refuses it with a TypeError rather than compute
- * with stale tensors. JavaScript fields the step sets (`p.grad`) are not updated by a replay:
+ * `sub_`, SGD's momentum and Adam's running means and bias corrections through `copy_`).
+ * State that a step replaces instead (DataParallel's pending gradients with staleness, a
+ * tensor a user's step re-creates) is read by the recording at its old value: replay
+ * refuses it with a TypeError rather than compute with stale tensors. JavaScript fields the step sets (`p.grad`) are not updated by a replay:
  * read what the step returns.
  *
  * @module
@@ -196,8 +196,8 @@ export function capture<R extends CaptureResult>(
         throw new TypeError(
           `Cannot replay: the step reads a tensor of shape ${fmt(ext.shape)} on ` +
             `${ext.device.name}, made before it was recorded, that has been disposed since. ` +
-            `A step can carry state over only by updating it in place (sub_); state it replaces ` +
-            `(SGD's momentum, Adam's means, gradients pending with staleness) cannot be replayed`,
+            `A step can carry state over only by updating it in place (sub_, copy_); state it ` +
+            `replaces (gradients pending with staleness, say) cannot be replayed`,
         );
       }
       map.set(ext, now);

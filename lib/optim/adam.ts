@@ -4,6 +4,7 @@
  * @module
  */
 import type { Tensor } from "../tensor/tensor.ts";
+import { fromArray } from "../tensor/creation.ts";
 import { checkRange, Optimizer, type ParameterSource } from "./optimizer.ts";
 
 /**
@@ -58,7 +59,9 @@ export class Adam extends Optimizer {
   readonly eps: number;
   #m: (Tensor | undefined)[] = [];
   #v: (Tensor | undefined)[] = [];
-  #t: number[] = [];
+  /** beta1^t and beta2^t per parameter: the bias corrections, on the parameter's device. */
+  #b1t: (Tensor | undefined)[] = [];
+  #b2t: (Tensor | undefined)[] = [];
 
   /** An optimizer of `params`; throws a TypeError for a tensor that is not a parameter. */
   constructor(params: Iterable<Tensor> | ParameterSource, options: AdamOptions = {}) {
@@ -71,28 +74,44 @@ export class Adam extends Optimizer {
 
   /** The running means. */
   protected override state(): (Tensor | undefined)[] {
-    this.#t = [];
-    return [...this.#m.splice(0), ...this.#v.splice(0)];
+    return [
+      ...this.#m.splice(0),
+      ...this.#v.splice(0),
+      ...this.#b1t.splice(0),
+      ...this.#b2t.splice(0),
+    ];
   }
 
-  /** One Adam step of `p` with gradient `g`. */
+  /**
+   * One Adam step of `p` with gradient `g`. The running means and the powers of the betas
+   * (the bias corrections) are tensors updated in place, so a captured step replays it:
+   * nothing of the step count is baked into the ops.
+   */
   protected update(p: Tensor, g: Tensor, i: number): void {
     const [b1, b2] = this.betas;
-    const t = (this.#t[i] ?? 0) + 1;
-    this.#t[i] = t;
     const temps: Tensor[] = [];
     const keep = <T extends Tensor>(x: T) => (temps.push(x), x);
-    const gs = keep(g.mul(1 - b1));
-    const m = this.#m[i] ? keep(this.#m[i]!.mul(b1)).add(gs) : gs.detach();
-    const g2 = keep(keep(g.mul(g)).mul(1 - b2));
-    const v = this.#v[i] ? keep(this.#v[i]!.mul(b2)).add(g2) : g2.detach();
-    this.#m[i]?.dispose();
-    this.#v[i]?.dispose();
-    this.#m[i] = m;
-    this.#v[i] = v;
-    const denom = keep(keep(keep(v.sqrt()).mul(1 / Math.sqrt(1 - b2 ** t))).add(this.eps));
-    const stepDir = keep(m.div(denom));
-    p.sub_(stepDir, { alpha: this.lr / (1 - b1 ** t) });
+    /** `state = state * decay + x`, in place, or `x` itself the first time. */
+    const running = (state: (Tensor | undefined)[], decay: number, x: Tensor) => {
+      const old = state[i];
+      if (old === undefined) state[i] = x.detach();
+      else old.copy_(keep(keep(old.mul(decay)).add(x)));
+      return state[i]!;
+    };
+    const m = running(this.#m, b1, keep(g.mul(1 - b1)));
+    const v = running(this.#v, b2, keep(keep(g.mul(g)).mul(1 - b2)));
+    // b^t, one element on p's device: b the first time, then times b each step.
+    const power = (pows: (Tensor | undefined)[], b: number) => {
+      const old = pows[i];
+      if (old === undefined) pows[i] = fromArray([b], [1], { device: p.device });
+      else old.copy_(keep(old.mul(b)));
+      return pows[i]!;
+    };
+    const c1 = keep(keep(power(this.#b1t, b1).neg()).add(1)); // 1 - b1^t
+    const c2 = keep(keep(power(this.#b2t, b2).neg()).add(1)); // 1 - b2^t
+    const denom = keep(keep(keep(v.sqrt()).div(keep(c2.sqrt()))).add(this.eps));
+    const stepDir = keep(keep(m.div(c1)).div(denom));
+    p.sub_(stepDir, { alpha: this.lr });
     for (const x of temps) x.dispose();
   }
 }

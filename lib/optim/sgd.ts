@@ -80,17 +80,16 @@ export class SGD extends Optimizer {
     }
     if (this.momentum > 0) {
       const v = this.#velocity[i];
-      let next: Tensor;
-      if (v === undefined) next = g === grad ? g.detach() : g;
+      if (v === undefined) this.#velocity[i] = g === grad ? g.detach() : g;
       else {
+        // In place (a new version of the same tensor), so a captured step can replay it.
         const scaled = v.mul(this.momentum);
-        next = scaled.add(g);
-        scaled.dispose();
-        v.dispose();
+        const next = scaled.add(g);
+        v.copy_(next);
+        for (const t of [scaled, next]) t.dispose();
         if (g !== grad) g.dispose();
       }
-      this.#velocity[i] = next;
-      g = next;
+      g = this.#velocity[i]!;
     }
     p.sub_(g, { alpha: this.lr });
     if (g !== grad && g !== this.#velocity[i]) g.dispose();

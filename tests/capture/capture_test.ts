@@ -1,14 +1,17 @@
 import assert from "node:assert/strict";
 import {
+  Adam,
   capture,
   cpu,
   fromArray,
   Linear,
   SGD,
   synchronize,
+  type Tensor,
   trace$,
   type TraceEvent,
   tryAllGpus,
+  zeros,
 } from "../../mod.ts";
 import { engine } from "../../lib/engine/engine.ts";
 import { mlp, Trainer } from "../../lib/train/trainer.ts";
@@ -62,20 +65,48 @@ Deno.test("replay throws before queuing anything for an argument of another shap
 
 Deno.test("replay refuses state the step replaces instead of updating in place", () => {
   const fc = new Linear(2, 2, { seed: 1 });
-  const opt = new SGD(fc.parameters(), { lr: 0.1, momentum: 0.9 });
   const x = fromArray([1, 2, 3, 4], [2, 2]);
-  const y = fromArray([0, 1], [2]);
-  const step = capture((x, y) => {
-    opt.zeroGrad();
-    const loss = fc.forward(x).crossEntropy(y);
-    loss.backward();
-    opt.step();
-    return loss;
+  let carried = zeros([2, 2]);
+  const step = capture((x) => {
+    const out = fc.forward(x).add(carried);
+    carried.dispose();
+    carried = out.detach(); // replaced, not updated in place
+    return out;
   });
-  step.replay(x, y); // runs: the velocities are made here
-  step.replay(x, y); // records a step that reads the velocities and replaces them
-  assert.throws(() => step.replay(x, y), /momentum/);
+  step.replay(x); // runs
+  step.replay(x); // records a step that reads `carried` and replaces it
+  assert.throws(() => step.replay(x), /replaces \(gradients pending with staleness/);
 });
+
+for (
+  const [name, make] of [
+    ["SGD with momentum", (ps: Tensor[]) => new SGD(ps, { lr: 0.1, momentum: 0.9 })],
+    ["Adam", (ps: Tensor[]) => new Adam(ps, { lr: 0.05 })],
+  ] as const
+) {
+  Deno.test(`a captured step with ${name} replays its state updates: step for step as run anew`, async () => {
+    const x = fromArray([1, 2, 3, 4, 0, 1], [3, 2]);
+    const y = fromArray([0, 1, 1], [3]);
+    const trained: Float32Array[][] = [];
+    for (const captured of [false, true]) {
+      const fc = new Linear(2, 2, { seed: 1 });
+      const opt = make(fc.parameters());
+      const run = (x: Tensor, y: Tensor) => {
+        opt.zeroGrad();
+        const loss = fc.forward(x).crossEntropy(y);
+        loss.backward();
+        opt.step();
+        return loss;
+      };
+      const step = captured ? capture(run) : undefined;
+      for (let i = 0; i < 6; i++) (step ? step.replay(x, y) : run(x, y)).dispose();
+      if (step) assert.equal(step.replays, 4, "steps 3 to 6 were replayed");
+      trained.push(await Promise.all(fc.parameters().map((p) => p.data())));
+      step?.dispose();
+    }
+    trained[1].forEach((p, i) => assert.deepEqual([...p], [...trained[0][i]], `parameter ${i}`));
+  });
+}
 
 Deno.test("replay checks the labels it is given", opts, () => {
   const fc = new Linear(2, 3, { seed: 1, device: gpu0 });

@@ -18,7 +18,7 @@
  * @module
  */
 import { engine } from "../engine/engine.ts";
-import { latest, Program } from "../engine/capture.ts";
+import { latest, Recording } from "../engine/capture.ts";
 import type { OpNode, TensorRecord } from "../engine/records.ts";
 import type { Device } from "../devices/device.ts";
 import { type Plan, planSegments } from "./segments.ts";
@@ -94,7 +94,7 @@ export function capture<R extends CaptureResult>(
   if (options === null || typeof options !== "object") {
     throw new TypeError(`Cannot capture with options ${options}: give an object or nothing`);
   }
-  let program: Program | undefined;
+  let recording: Recording | undefined;
   let argRecs: TensorRecord[] = [];
   let shapes: { shape: readonly number[]; device: string }[] = [];
   let outRecs: TensorRecord[] = [];
@@ -126,7 +126,7 @@ export function capture<R extends CaptureResult>(
       return recordOf(a);
     });
     shapes = args.map((a) => ({ shape: a.shape, device: a.device.name }));
-    const p = new Program();
+    const p = new Recording();
     e.capture = p;
     let result: R;
     try {
@@ -145,7 +145,7 @@ export function capture<R extends CaptureResult>(
     const results = new Set(outRecs);
     carried = [...p.made].filter((t) => !t.disposed && !results.has(t) && !state.has(t));
     lastCarried = carried;
-    program = p;
+    recording = p;
     programId = nextProgram++;
     plan = options.segments === false
       ? { segments: [], segmentAt: p.steps.map(() => undefined) }
@@ -155,7 +155,7 @@ export function capture<R extends CaptureResult>(
   };
 
   const replay = (args: Tensor[]): R => {
-    const p = program!;
+    const p = recording!;
     const e = engine();
     // An outer recording would resubmit the segments outside this step's ordering of them.
     if (e.capture && plan!.segments.length > 0) {
@@ -255,7 +255,7 @@ export function capture<R extends CaptureResult>(
       e.command(device, { t: "forget", program: programId }, lastOn.get(device));
     }
     for (const t of lastCarried) e.dispose(t);
-    program = plan = undefined;
+    recording = plan = undefined;
     lastOn.clear();
     warmedUp = false;
   };
@@ -263,13 +263,13 @@ export function capture<R extends CaptureResult>(
   return {
     dispose,
     replay: (...args: Tensor[]) => {
-      if (program) return replay(args);
+      if (recording) return replay(args);
       if (warmedUp) return record(args);
       warmedUp = true;
       return fn(...args);
     },
     get ops() {
-      return program?.steps.filter((s) => s.kind === "op").length ?? 0;
+      return recording?.steps.filter((s) => s.kind === "op").length ?? 0;
     },
     get replays() {
       return replays;

@@ -25,7 +25,7 @@ import type { KernelParams } from "../kernels/kernel.ts";
 import { boundSize } from "../devices/buffer_pool.ts";
 import type { DefineCommand, SegmentOutput } from "../devices/protocol.ts";
 import type { SegmentRef, TensorRecord } from "../engine/records.ts";
-import type { Step } from "../engine/capture.ts";
+import type { RecordedEvent } from "../engine/capture.ts";
 
 /** A segment as planned: what a replay submits, and its definition for the device. */
 export interface SegmentPlan {
@@ -61,13 +61,17 @@ interface Building {
  * Plans the segments of `steps`, for device program `program`. `results` are the step's
  * results (they leave their segment by copy).
  */
-export function planSegments(steps: Step[], results: Set<TensorRecord>, program: number): Plan {
+export function planSegments(
+  steps: RecordedEvent[],
+  results: Set<TensorRecord>,
+  program: number,
+): Plan {
   const madeAt = new Map<TensorRecord, number>();
   const readers = new Map<TensorRecord, number[]>();
   const segmentOf = new Map<number, Building>();
   const open = new Map<Device, Building>();
   const all: Building[] = [];
-  const readsOf = (s: Step & { kind: "op" }) =>
+  const readsOf = (s: RecordedEvent & { kind: "op" }) =>
     s.req.inPlace ? [...s.req.inputs, s.req.inPlace] : s.req.inputs;
 
   steps.forEach((s, i) => {
@@ -121,7 +125,7 @@ function finish(
   b: Building,
   program: number,
   index: number,
-  steps: Step[],
+  steps: RecordedEvent[],
   segmentOf: Map<number, Building>,
   readers: Map<TensorRecord, number[]>,
   results: Set<TensorRecord>,
@@ -145,7 +149,7 @@ function finish(
   const versions: [TensorRecord, Home][] = [];
   let flops = 0;
   for (const i of b.steps) {
-    const { req, outputs } = steps[i] as Step & { kind: "op" };
+    const { req, outputs } = steps[i] as RecordedEvent & { kind: "op" };
     const bind = req.inputs.map(homeOf);
     outputs.forEach((o, k) => {
       // In place: the new version lives where the old one did.
@@ -175,7 +179,7 @@ function finish(
     const outside = (readers.get(rec) ?? []).filter((r) => !inside.has(r));
     if (outside.length === 0 && !results.has(rec)) continue;
     const onlyLaterSegments = !results.has(rec) && outside.every((r) => {
-      const s = steps[r] as Step & { kind: "op" };
+      const s = steps[r] as RecordedEvent & { kind: "op" };
       return segmentOf.get(r)?.device === b.device && s.req.inPlace !== rec;
     });
     outputs.push(rec);

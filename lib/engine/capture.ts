@@ -3,7 +3,8 @@
  * a recorded step is the list of op requests, host constants and disposals it made, in
  * order; replaying it submits the same requests again with this replay's tensors in place
  * of the recorded ones, without running the code that made them (no Tensor methods, no
- * autograd, no optimizer loops).
+ * autograd, no optimizer loops). The words (version, recording, external, segment, device
+ * program) are defined once, in docs/vocabulary.md.
  *
  * @module
  */
@@ -25,7 +26,7 @@ export interface CaptureTape {
 }
 
 /** One recorded event of a step. */
-export type Step =
+export type RecordedEvent =
   | { kind: "op"; req: OpRequest; outputs: TensorRecord[] }
   | { kind: "constant"; rec: TensorRecord; data: Float32Array }
   | { kind: "dispose"; rec: TensorRecord };
@@ -50,14 +51,14 @@ export function supersede(t: TensorRecord, next: TensorRecord): void {
  *
  * @example
  * ```ts
- * import { Program } from "./capture.ts";
- * const p = new Program();
+ * import { Recording } from "./capture.ts";
+ * const p = new Recording();
  * console.log(p.steps.length, p.made.size); // 0 0
  * ```
  */
-export class Program implements CaptureTape {
+export class Recording implements CaptureTape {
   /** What the step did, in order. */
-  readonly steps: Step[] = [];
+  readonly steps: RecordedEvent[] = [];
   /** Records made inside the step. */
   readonly made = new Set<TensorRecord>();
   /** Checks to run before each replay. */

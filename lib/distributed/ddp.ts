@@ -15,7 +15,7 @@
  */
 import { cpu, type Device } from "../devices/device.ts";
 import { AsyncHostRuntime, KeptFailure } from "../devices/async_host.ts";
-import { engine } from "../engine/engine.ts";
+import { engine, type OpNode } from "../engine/engine.ts";
 import { noGrad, observeBackward } from "../autograd/tape.ts";
 import { zeros } from "../tensor/creation.ts";
 import { cat } from "../tensor/join.ts";
@@ -92,10 +92,14 @@ function collective(
   t: Tensor,
   params: Record<string, number | string>,
 ): Tensor {
+  const lane = commLane(group);
   const [out] = engine().submit({
+    // Collectives must start in the same order on every rank: a later one whose input is
+    // ready sooner must not overtake an earlier one (the engine's lanes may reorder ops).
+    prev: lastCollective.get(lane),
     name: kernel === "all_reduce" ? "allReduce" : "broadcast",
     kind: "run",
-    device: commLane(group).device,
+    device: lane.device,
     kernel,
     // The shape travels as text: kernel parameters are flat values.
     params: { ...params, shape: JSON.stringify(t.shape) },
@@ -103,8 +107,12 @@ function collective(
     outputShapes: [t.shape],
     outputDevice: cpu(),
   });
+  lastCollective.set(lane, out.producer!);
   return wrap(out);
 }
+
+/** The last collective submitted on each comm lane. */
+const lastCollective = new WeakMap<AsyncHostRuntime, OpNode>();
 
 /**
  * A model trained by every process of the process group on its share of the data: the

@@ -120,5 +120,7 @@ export { parseLaunchArgs } from "./lib/distributed/launch_args.ts";
 export type { AdapterPlan } from "./lib/distributed/adapters.ts";
 export { probeNats, startNatsServer } from "./lib/distributed/nats_server.ts";
 export type { NatsInfo, NatsServer, NatsServerOptions } from "./lib/distributed/nats_server.ts";
+export { TracePublisher, traceSubject } from "./lib/distributed/trace_publisher.ts";
+export type { TraceMessage, TracePublisherOptions } from "./lib/distributed/trace_publisher.ts";
 export { DistributedDataParallel } from "./lib/distributed/ddp.ts";
 export type { DistributedDataParallelOptions } from "./lib/distributed/ddp.ts";

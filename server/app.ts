@@ -5,6 +5,8 @@
  * @module
  */
 import { Hono } from "npm:hono@4.13.19";
+import { merge } from "npm:rxjs@7.8.2";
+import { trace$ } from "../lib/trace/trace.ts";
 import type { Device } from "../lib/devices/device.ts";
 import type { DeviceSummary } from "../components/protocol.ts";
 import { labelsOf } from "../components/timings.ts";
@@ -16,6 +18,7 @@ import { chromeTrace } from "../routes/api/trace_json.ts";
 import { bundleIslands } from "./bundle.ts";
 import { EventHub, type EventHubOptions } from "./event_hub.ts";
 import { RunManager } from "./runs.ts";
+import type { TraceFollower } from "./trace_follower.ts";
 import type { DashboardState } from "./state.ts";
 
 /** Options of {@link createDashboard}. */
@@ -34,6 +37,12 @@ export interface DashboardOptions extends GuardOptions {
    * @default {bundleIslands}
    */
   bundle?: () => Promise<string>;
+  /**
+   * The ranks of a distributed job, followed on NATS: their events stream beside the local
+   * engine's, one lane per rank and device. The dashboard closes it with itself.
+   * @default {undefined: the local engine only}
+   */
+  follow?: TraceFollower;
 }
 
 /** A dashboard: its request handler and what it holds. */
@@ -67,7 +76,9 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     threads: d.info.threads,
     maxStorageBufferBindingSize: d.info.maxStorageBufferBindingSize,
   }));
-  const hub = new EventHub({ ...options.hub, devices });
+  const local = options.hub?.source ?? trace$();
+  const source = options.follow ? merge(local, options.follow.events$) : local;
+  const hub = new EventHub({ ...options.hub, source, devices });
   const runs = new RunManager({
     devices: options.devices,
     trainSamples: options.trainSamples,
@@ -108,6 +119,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     close: async () => {
       await runs.idle();
       hub.close();
+      await options.follow?.close();
     },
   };
 }

@@ -5,6 +5,7 @@
  */
 import type { Device } from "../lib/devices/device.ts";
 import { createDashboard, type Dashboard, type DashboardOptions } from "./app.ts";
+import { TraceFollower, type TraceFollowerOptions } from "./trace_follower.ts";
 
 /** Options of {@link serveDashboard}. */
 export interface ServeDashboardOptions extends Partial<DashboardOptions> {
@@ -21,6 +22,12 @@ export interface ServeDashboardOptions extends Partial<DashboardOptions> {
   hostname?: string;
   /** The devices; `[]` runs experiments on the host. */
   devices: readonly Device[];
+  /**
+   * Follow the trace of distributed jobs on this NATS server (one job, or all): one lane
+   * per rank and device beside the local ones.
+   * @default {undefined: the local engine only}
+   */
+  nats?: TraceFollowerOptions;
 }
 
 /** A running dashboard server. */
@@ -37,7 +44,8 @@ export interface DashboardServer {
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
 
 /**
- * Bundles the islands, then listens. Throws when the port is taken or the bundle fails.
+ * Bundles the islands (and connects to the NATS server given as `nats`), then listens.
+ * Throws when the port is taken, the bundle fails or the NATS server cannot be reached.
  *
  * @example
  * ```ts ignore
@@ -51,8 +59,11 @@ const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
 export async function serveDashboard(options: ServeDashboardOptions): Promise<DashboardServer> {
   const hostname = options.hostname ?? "127.0.0.1";
   const loopback = LOOPBACK.has(hostname);
+  const follow = options.follow ??
+    (options.nats ? await TraceFollower.connect(options.nats) : undefined);
   const dashboard = createDashboard({
     ...options,
+    follow,
     allowedHosts: options.allowedHosts ?? (loopback ? undefined : null),
   });
   try {

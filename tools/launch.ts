@@ -4,6 +4,7 @@
  * ```sh
  * deno task launch --nproc 2 examples/train.ts --epochs 1
  * deno task launch --nproc 4 --nnodes 2 --node-rank 1 --master 10.0.0.5:4222 --job run7 train.ts
+ * deno task launch --nproc 2 --dashboard --port 8000 train.ts   # the job's dashboard, one lane per rank
  * ```
  *
  * Exits with 0 when every rank does, with the failed rank's exit code when one fails (its

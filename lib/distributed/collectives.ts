@@ -10,11 +10,14 @@ import { Tensor } from "../tensor/tensor.ts";
 import { fromArray } from "../tensor/creation.ts";
 import { cpu } from "../devices/device.ts";
 import { noGrad } from "../autograd/tape.ts";
+import { engine } from "../engine/engine.ts";
 import { ProcessGroup, type ReduceOp } from "./process_group.ts";
 import type { ProcessGroupOptions } from "./options.ts";
+import { TracePublisher } from "./trace_publisher.ts";
 
 let group: ProcessGroup | undefined;
 let joining: Promise<ProcessGroup> | undefined;
+let publisher: TracePublisher | undefined;
 
 /**
  * The default process group, for autopar's own layers (DistributedDataParallel); throws an
@@ -93,10 +96,60 @@ export async function initProcessGroup(options: ProcessGroupOptions = {}): Promi
   }
   joining = ProcessGroup.create(options);
   try {
-    group = await joining;
+    const g = await joining;
+    if (options.trace ?? Deno.env.get("AUTOPAR_TRACE") === "1") publisher = await publishTrace(g);
+    group = g;
   } finally {
     joining = undefined;
   }
+}
+
+/** The trace publisher of `g`; a failure to start it is a warning, never a failed join. */
+async function publishTrace(g: ProcessGroup): Promise<TracePublisher | undefined> {
+  try {
+    return await TracePublisher.start({
+      url: g.url,
+      job: g.job,
+      rank: g.rank,
+      worldSize: g.worldSize,
+    });
+  } catch (e) {
+    console.warn(`[rank ${g.rank}] ${e instanceof Error ? e.message : e}; training goes on`);
+    return undefined;
+  }
+}
+
+/**
+ * `done`, with a trace event on the `comm` lane (as DistributedDataParallel's collectives
+ * have) once it settles, while someone observes the trace.
+ */
+function traced<T>(
+  op: string,
+  g: ProcessGroup,
+  t: Tensor | undefined,
+  done: Promise<T>,
+): Promise<T> {
+  const e = engine();
+  if (!e.events.observed) return done;
+  const id = e.nextId();
+  const queued = performance.now();
+  const emit = (error?: string) =>
+    e.events.next({
+      id,
+      op,
+      device: "comm",
+      lane: "host",
+      queued,
+      start: queued,
+      end: performance.now(),
+      shape: t?.shape,
+      bytes: t && t.size * 4,
+      deps: [],
+      label: `${op} over ${g.worldSize} ranks`,
+      error,
+    });
+  done.then(() => emit(), (err) => emit(err instanceof Error ? err.message : String(err)));
+  return done;
 }
 
 /**
@@ -113,8 +166,14 @@ export async function initProcessGroup(options: ProcessGroupOptions = {}): Promi
  */
 export async function destroyProcessGroup(): Promise<void> {
   const g = group;
+  const p = publisher;
   group = undefined;
-  await g?.destroy();
+  publisher = undefined;
+  try {
+    await g?.destroy();
+  } finally {
+    await p?.close(); // after the last collectives, so that their events go out too
+  }
 }
 
 /**
@@ -261,7 +320,12 @@ export function allReduce(tensor: Tensor, options: AllReduceOptions = {}): Promi
     );
   }
   const g = current("allReduce");
-  const p = g.allReduce(readValues(t), t.shape, op).then((out) => writeBack(t, out));
+  const p = traced(
+    "allReduce",
+    g,
+    t,
+    g.allReduce(readValues(t), t.shape, op).then((out) => writeBack(t, out)),
+  );
   trackWrite(t, p);
   if (options.async) return new Work(p);
   return p;
@@ -288,9 +352,14 @@ export function broadcast(tensor: Tensor, src: number): Promise<void> {
       `Cannot broadcast from rank ${src}: the ranks are 0 to ${g.worldSize - 1}`,
     );
   }
-  const p = g.broadcast(readValues(t), t.shape, src).then((out) => {
-    if (g.rank !== src) writeBack(t, out);
-  });
+  const p = traced(
+    "broadcast",
+    g,
+    t,
+    g.broadcast(readValues(t), t.shape, src).then((out) => {
+      if (g.rank !== src) writeBack(t, out);
+    }),
+  );
   trackWrite(t, p);
   return p;
 }
@@ -312,7 +381,7 @@ export function allGather(tensor: Tensor): Promise<Tensor[]> {
   const t = checkTensor(tensor, "allGather");
   const g = current("allGather");
   const n = t.size;
-  return g.allGather(readValues(t), t.shape).then((all) =>
+  return traced("allGather", g, t, g.allGather(readValues(t), t.shape)).then((all) =>
     Array.from(
       { length: g.worldSize },
       (_, r) => fromArray(all.subarray(r * n, (r + 1) * n), t.shape, { device: t.device }),
@@ -331,5 +400,6 @@ export function allGather(tensor: Tensor): Promise<Tensor[]> {
  * ```
  */
 export function barrier(): Promise<void> {
-  return current("barrier").barrier();
+  const g = current("barrier");
+  return traced("barrier", g, undefined, g.barrier());
 }

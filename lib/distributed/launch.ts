@@ -11,6 +11,7 @@
 import { parseNatsAddress, probeNats, startNatsServer, stopProcess } from "./nats_server.ts";
 import type { NatsServer } from "./nats_server.ts";
 import { type AdapterPlan, findLocalGpus, hasDeviceSelectLayer, planAdapters } from "./adapters.ts";
+import { type DashboardChild, startDashboard } from "./launch_dashboard.ts";
 
 /**
  * Options of {@linkcode launch}; the CLI's flags (see launch_args.ts) map onto them.
@@ -94,6 +95,18 @@ export interface LaunchOptions {
    * @default {true}
    */
   handleSignals?: boolean;
+  /**
+   * Start the live dashboard for the job (main.ts as a child, on 127.0.0.1, following the
+   * job's trace on its NATS server) before the ranks, and stop it after them; the ranks get
+   * AUTOPAR_TRACE=1 (publish their trace) and AUTOPAR_DASHBOARD_URL.
+   * @default {false}
+   */
+  dashboard?: boolean;
+  /**
+   * The dashboard's port; 0 picks a free one. Needs `dashboard`.
+   * @default {8000}
+   */
+  dashboardPort?: number;
 }
 
 /**
@@ -141,6 +154,8 @@ export interface LaunchResult {
   adapters: AdapterPlan;
   /** Each local child's exit code, by local rank. */
   codes: number[];
+  /** The dashboard's address, when `dashboard` started one (stopped by now). */
+  dashboard?: string;
 }
 
 /**
@@ -238,6 +253,7 @@ interface Resolved {
   timeoutMs: number;
   env: Record<string, string>;
   onLine: (line: OutputLine) => void;
+  dashboardPort: number | undefined;
 }
 
 function count(value: unknown, what: string, min: number): number {
@@ -287,6 +303,13 @@ function resolveLaunchOptions(options: LaunchOptions): Resolved {
     );
   }
   if (options.master !== undefined) normalizeMaster(options.master);
+  const port = options.dashboardPort;
+  if (port !== undefined && !options.dashboard) {
+    throw new RangeError(`Cannot use --port ${port} without --dashboard: it is the dashboard's`);
+  }
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+    throw new RangeError(`Cannot use --port ${port}: it must be a whole number from 0 to 65535`);
+  }
   return {
     script: options.script,
     args: [...(options.args ?? [])],
@@ -300,6 +323,7 @@ function resolveLaunchOptions(options: LaunchOptions): Resolved {
     timeoutMs: duration(options.timeoutMs, "job timeout", Infinity),
     env: { ...(options.env ?? {}) },
     onLine: options.onLine ?? writeLine,
+    dashboardPort: options.dashboard ? port ?? 8000 : undefined,
   };
 }
 
@@ -352,6 +376,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   if (options.signal?.aborted) forward();
   const removeSignals = options.handleSignals === false ? () => {} : onSignals(stop);
   let server: NatsServer | undefined;
+  let dashboard: DashboardChild | undefined;
   try {
     let url: string;
     if (o.master === undefined) {
@@ -365,6 +390,16 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
           `Cannot use the NATS server at ${url}: JetStream is off there (start it with -js)`,
         );
       }
+    }
+    if (o.dashboardPort !== undefined) {
+      dashboard = await startDashboard({
+        natsUrl: url,
+        job: o.job,
+        port: o.dashboardPort,
+        timeoutMs: Math.max(o.startTimeoutMs, 60_000), // it bundles the islands first
+        onLine: (text, stream) => o.onLine({ rank: undefined, stream, text: `dashboard: ${text}` }),
+      });
+      o.env = { AUTOPAR_TRACE: "1", ...o.env, AUTOPAR_DASHBOARD_URL: dashboard.url };
     }
     const adapters = planAdapters(findLocalGpus(), o.nproc, {
       cores: navigator.hardwareConcurrency,
@@ -386,10 +421,12 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
       server: server && { port: server.port, storeDir: server.storeDir },
       adapters,
       codes,
+      dashboard: dashboard?.url,
     };
   } finally {
     removeSignals();
     options.signal?.removeEventListener("abort", forward);
+    await dashboard?.stop(o.killTimeoutMs);
     await server?.stop();
   }
 }

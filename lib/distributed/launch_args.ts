@@ -9,7 +9,7 @@ import type { LaunchOptions } from "./launch.ts";
 /** The usage line the CLI prints with a bad argument and for `--help`. */
 export const LAUNCH_USAGE =
   "usage: deno task launch --nproc N [--nnodes M --node-rank K --master host:port] [--job ID] " +
-  "[--kill-timeout-ms MS] [--timeout-ms MS] script.ts [args...]";
+  "[--kill-timeout-ms MS] [--timeout-ms MS] [--dashboard [--port N]] script.ts [args...]";
 
 const FLAGS: Record<string, keyof LaunchOptions> = {
   "--nproc": "nproc",
@@ -20,7 +20,12 @@ const FLAGS: Record<string, keyof LaunchOptions> = {
   "--job": "job",
   "--kill-timeout-ms": "killTimeoutMs",
   "--timeout-ms": "timeoutMs",
+  "--dashboard": "dashboard",
+  "--port": "dashboardPort",
 };
+
+/** Flags without a value. */
+const BOOLEAN = new Set<keyof LaunchOptions>(["dashboard"]);
 
 const NUMERIC = new Set<keyof LaunchOptions>([
   "nproc",
@@ -28,6 +33,7 @@ const NUMERIC = new Set<keyof LaunchOptions>([
   "nodeRank",
   "killTimeoutMs",
   "timeoutMs",
+  "dashboardPort",
 ]);
 
 /**
@@ -61,6 +67,11 @@ export function parseLaunchArgs(argv: readonly string[]): LaunchOptions {
           Object.keys(FLAGS).join(", ")
         }`,
       );
+    }
+    if (BOOLEAN.has(key)) {
+      if (eq >= 0) throw new RangeError(`Cannot use option ${flag} with a value: it takes none`);
+      out[key] = true;
+      continue;
     }
     let value: string;
     if (eq >= 0) value = arg.slice(eq + 1);

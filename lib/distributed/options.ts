@@ -33,6 +33,14 @@ export interface ProcessGroupOptions {
    * @default {60000}
    */
   timeoutMs?: number;
+  /**
+   * Publish this rank's trace events on the job's subject `autopar.<job>.trace.<rank>` for a
+   * dashboard that follows the job (`deno task start --nats URL`, or `deno task launch
+   * --dashboard`, which sets AUTOPAR_TRACE=1). Off by default: the engine builds trace events
+   * only while someone observes them.
+   * @default {Deno.env.get("AUTOPAR_TRACE") === "1"}
+   */
+  trace?: boolean;
 }
 
 /** Options with every default applied. */

@@ -1,7 +1,7 @@
 /**
  * The device Worker: owns one GPUDevice and runs the engine's batches in order through a
- * {@link BatchRunner}, one command buffer per batch (batches that queued up while the device
- * was busy run as one).
+ * {@link BatchRunner}, one command buffer per batch of at most {@link MAX_BATCH_OPS} commands
+ * (batches that queued up while the device was busy run as one, a longer one is split).
  * Deno's WebGPU calls that wait for the device block this thread, so it waits only right
  * before a submission and when idle (see drains.ts), and encodes the next batch while the
  * device runs the one before.
@@ -27,8 +27,12 @@ const inbox: ToWorker[] = [];
 let running = false;
 /** When this thread waits for the device: see drains.ts and eager_waits.ts. */
 let drains: Waits | undefined;
-/** Most ops in one command buffer when queued batches are merged. */
-const MAX_MERGED_OPS = 256;
+/**
+ * The one batch limit: most commands in one command buffer. Batches that queued up while the
+ * device was busy are merged up to it, and a longer one is split at it, so the next command
+ * buffer is encoded while the device runs this one.
+ */
+const MAX_BATCH_OPS = 256;
 
 port.on("message", (msg: ToWorker) => {
   inbox.push(msg);
@@ -50,13 +54,8 @@ async function handleInbox(): Promise<void> {
     if (msg.type === "init") await init(msg.backend, msg.adapter, msg.list);
     else if (msg.type === "close") await close();
     else {
-      const commands = [...msg.commands];
       const timing = msg.timing ?? false;
-      while (
-        inbox[0]?.type === "batch" && (inbox[0].timing ?? false) === timing &&
-        commands.length + inbox[0].commands.length <= MAX_MERGED_OPS
-      ) commands.push(...(inbox.shift() as { commands: Command[] }).commands);
-      await runner!.run(commands, timing);
+      await runner!.run(nextBatch(msg.commands, timing), timing);
     }
   } finally {
     if (inbox.length > 0) nextTask(handleInbox);
@@ -66,6 +65,28 @@ async function handleInbox(): Promise<void> {
       runner?.idle();
     }
   }
+}
+
+/**
+ * The commands of the next command buffer: the first {@link MAX_BATCH_OPS} of `commands` (the
+ * rest goes back to the head of the inbox), then those of the batches queued behind it with
+ * the same timing, up to the limit.
+ */
+function nextBatch(commands: Command[], timing: boolean): Command[] {
+  const batch = commands.slice(0, MAX_BATCH_OPS);
+  if (commands.length > MAX_BATCH_OPS) {
+    inbox.unshift({ type: "batch", commands: commands.slice(MAX_BATCH_OPS), timing });
+    return batch;
+  }
+  while (batch.length < MAX_BATCH_OPS) {
+    const next = inbox[0];
+    if (next?.type !== "batch" || (next.timing ?? false) !== timing) break;
+    const room = MAX_BATCH_OPS - batch.length;
+    batch.push(...next.commands.slice(0, room));
+    if (next.commands.length > room) next.commands = next.commands.slice(room);
+    else inbox.shift();
+  }
+  return batch;
 }
 
 async function init(backend: WebGpuBackend, adapterName?: string, list = false): Promise<void> {

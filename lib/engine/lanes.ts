@@ -10,9 +10,6 @@ import type { DeviceRuntime } from "../devices/runtime.ts";
 import type { OpNode } from "./records.ts";
 import { readiness } from "./dependencies.ts";
 
-/** Most ops in one batch sent to a device, so it encodes the next while it runs this one. */
-export const MAX_BATCH_OPS = 64;
-
 /** Limits of the work in flight on one lane. */
 export interface FlowLimits {
   maxOpsInFlight: number;
@@ -72,12 +69,13 @@ export class Lane {
     if (this.inflight === (delta > 0 ? 1 : 0)) this.runtime.setBusy(delta > 0);
   }
 
-  /** Sends the outbox to the runtime in batches of at most {@link MAX_BATCH_OPS}. */
+  /**
+   * Sends the outbox to the runtime as one batch; the device cuts it into command buffers
+   * (webgpu_worker.ts holds the one batch limit).
+   */
   flush(timing: boolean): void {
     if (this.outbox.length === 0) return;
-    for (let i = 0; i < this.outbox.length; i += MAX_BATCH_OPS) {
-      this.runtime.send(this.outbox.slice(i, i + MAX_BATCH_OPS), timing);
-    }
+    this.runtime.send(this.outbox, timing);
     this.outbox = [];
   }
 }

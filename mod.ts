@@ -16,7 +16,8 @@
  * @module
  */
 export { cpu } from "./lib/devices/device.ts";
-export type { Device, DeviceInfo } from "./lib/devices/device.ts";
+export type { Device, DeviceCapabilities, DeviceInfo, DeviceLimits } from "./lib/devices/device.ts";
+export { capabilitiesOf } from "./lib/devices/capabilities.ts";
 export { tryAllGpus, tryGpu } from "./lib/devices/discovery.ts";
 export type { TryAllGpusOptions } from "./lib/devices/discovery.ts";
 export type { BackendChoice, WebGpuBackend } from "./lib/devices/backend.ts";
@@ -93,6 +94,8 @@ export type { CopyToOptions, TensorOperator } from "./lib/streams/copy_to.ts";
 export { closeDevices } from "./lib/devices/discovery.ts";
 export { DataLoader } from "./lib/data/data_loader.ts";
 export type { DataLoaderOptions } from "./lib/data/data_loader.ts";
+export { DistributedSampler } from "./lib/data/distributed_sampler.ts";
+export type { DistributedSamplerOptions, Sampler } from "./lib/data/distributed_sampler.ts";
 export { TensorDataset } from "./lib/data/dataset.ts";
 export type { Batch, BatchDataset } from "./lib/data/dataset.ts";
 export { mlp, Trainer } from "./lib/train/trainer.ts";

@@ -23,6 +23,7 @@
 import type { Device } from "../devices/device.ts";
 import type { KernelParams } from "../kernels/kernel.ts";
 import { boundSize } from "../devices/buffer_pool.ts";
+import { capabilitiesOf } from "../devices/capabilities.ts";
 import type { DefineCommand, SegmentOutput } from "../devices/protocol.ts";
 import type { SegmentRef, TensorRecord } from "../engine/records.ts";
 import type { RecordedEvent } from "../engine/capture.ts";
@@ -79,7 +80,7 @@ export function planSegments(
     if (s.kind !== "op") return;
     const req = s.req;
     const reads = readsOf(s);
-    if (req.kind === "run" && req.source === undefined && req.device.kind === "webgpu") {
+    if (req.kind === "run" && req.source === undefined && capabilitiesOf(req.device).programs) {
       let seg = open.get(req.device);
       const fits = seg !== undefined && seg.label === req.label &&
         reads.every((t) => {

@@ -13,7 +13,8 @@ import type * as rxjs from "../streams/rxjs_types.ts";
 import { checkDevice, Tensor } from "../tensor/tensor.ts";
 import { type Batch, type BatchDataset, describe, TensorDataset, tensorsOf } from "./dataset.ts";
 import { heldIterator, lend } from "./lending.ts";
-import { batchCount, batchIndices } from "./sampler.ts";
+import { batchCount, batchesOf, batchIndices } from "./sampler.ts";
+import type { Sampler } from "./distributed_sampler.ts";
 
 /**
  * Options of {@link DataLoader}.
@@ -58,6 +59,13 @@ export interface DataLoaderOptions {
    * @default {2}
    */
   prefetch?: number;
+  /**
+   * Which samples each epoch serves, in order, PyTorch's `sampler`: a
+   * {@link DistributedSampler} gives each rank its share. The loader passes it its epoch
+   * (see {@link DataLoader.setEpoch}). Not with `shuffle`: the sampler orders the samples.
+   * @default {undefined: every sample, in order or shuffled}
+   */
+  sampler?: Sampler;
 }
 
 /** A batch being made: `batch` once `dataset.batch` has answered and its copy is queued. */
@@ -82,8 +90,9 @@ interface Pending<B> {
  * returns. Then it disposes the batch's tensors; work queued on them meanwhile still reads
  * them (autopar ops queue at once). Keep a tensor longer with `t.detach()`.
  *
- * Throws a TypeError for a dataset that is neither, or a bad device; a RangeError for a bad
- * `batchSize`, `prefetch` or `seed`, or tensors whose first dimensions differ.
+ * Throws a TypeError for a dataset that is neither, a bad device, or a `sampler` with
+ * `shuffle`; a RangeError for a bad `batchSize`, `prefetch` or `seed`, or tensors whose first
+ * dimensions differ.
  *
  * @example
  * ```ts
@@ -112,6 +121,8 @@ export class DataLoader<B extends Batch = Batch> implements AsyncIterable<B> {
   readonly device: Device;
   /** Batches made ahead of the one the consumer has. */
   readonly prefetch: number;
+  /** Which samples each epoch serves, when a sampler was given. */
+  readonly sampler: Sampler | undefined;
   #nextEpoch = 0;
 
   /** Serves `dataset` (tensors, or a {@link BatchDataset}) in batches. */
@@ -127,11 +138,13 @@ export class DataLoader<B extends Batch = Batch> implements AsyncIterable<B> {
     this.seed = seed;
     this.device = checkDevice(options.device ?? cpu(), "load batches");
     this.dataset = asDataset(dataset);
+    this.sampler = checkSampler(options.sampler, this.shuffle);
   }
 
   /** Batches per epoch (PyTorch's `len(loader)`). */
   get length(): number {
-    return batchCount(this.dataset.length, this.batchSize, this.dropLast);
+    const samples = this.sampler ? this.sampler.length : this.dataset.length;
+    return batchCount(samples, this.batchSize, this.dropLast);
   }
 
   /**
@@ -185,13 +198,9 @@ export class DataLoader<B extends Batch = Batch> implements AsyncIterable<B> {
   #pending(e: number): rxjs.Observable<Pending<B>> {
     return defer(() => {
       const { batchSize, shuffle, seed, dropLast } = this;
-      const order = batchIndices(this.dataset.length, {
-        batchSize,
-        shuffle,
-        seed,
-        dropLast,
-        epoch: e,
-      });
+      const order = this.sampler
+        ? batchesOf(this.sampler.indices(e), batchSize, dropLast)
+        : batchIndices(this.dataset.length, { batchSize, shuffle, seed, dropLast, epoch: e });
       return lend<Pending<B>>({
         count: order.length,
         prefetch: this.prefetch,
@@ -290,6 +299,22 @@ function flag(value: boolean, name: string): boolean {
     throw new TypeError(`Cannot load batches with ${name} ${value}: it must be true or false`);
   }
   return value;
+}
+
+function checkSampler(sampler: Sampler | undefined, shuffle: boolean): Sampler | undefined {
+  if (sampler === undefined) return undefined;
+  if (typeof sampler?.indices !== "function" || !Number.isInteger(sampler.length)) {
+    throw new TypeError(
+      `Cannot load batches with sampler ${String(sampler)}: it needs indices(epoch) and a length`,
+    );
+  }
+  if (shuffle) {
+    throw new TypeError(
+      "Cannot load batches with both a sampler and shuffle: the sampler orders the samples " +
+        "(a DistributedSampler shuffles them itself)",
+    );
+  }
+  return sampler;
 }
 
 function checkEpoch(epoch: number): number {

@@ -27,14 +27,28 @@ export function batchCount(length: number, batchSize: number, dropLast: boolean)
 
 /** The sample indices of each batch of one epoch, in the order they are served. */
 export function batchIndices(length: number, options: SamplerOptions): number[][] {
-  const order = Array.from({ length }, (_, i) => i);
-  if (options.shuffle) shuffleInPlace(order, mulberry32(mix(options.seed, options.epoch)));
+  const order = shuffledOrder(length, options.shuffle, options.seed, options.epoch);
+  return batchesOf(order, options.batchSize, options.dropLast);
+}
+
+/** `order` cut into batches of `batchSize` (the last one smaller, or dropped). */
+export function batchesOf(order: number[], batchSize: number, dropLast: boolean): number[][] {
   const batches: number[][] = [];
-  const count = batchCount(length, options.batchSize, options.dropLast);
-  for (let b = 0; b < count; b++) {
-    batches.push(order.slice(b * options.batchSize, (b + 1) * options.batchSize));
-  }
+  const count = batchCount(order.length, batchSize, dropLast);
+  for (let b = 0; b < count; b++) batches.push(order.slice(b * batchSize, (b + 1) * batchSize));
   return batches;
+}
+
+/** 0, 1, ..., length - 1, shuffled from `seed` and `epoch` when `shuffle` is set. */
+export function shuffledOrder(
+  length: number,
+  shuffle: boolean,
+  seed: number,
+  epoch: number,
+): number[] {
+  const order = Array.from({ length }, (_, i) => i);
+  if (shuffle) shuffleInPlace(order, mulberry32(mix(seed, epoch)));
+  return order;
 }
 
 /**

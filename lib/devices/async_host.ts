@@ -10,10 +10,11 @@
  *
  * @module
  */
-import type { Device } from "./device.ts";
+import { type Device, HOST_CAPABILITIES } from "./device.ts";
 import type { Command, OpFailure, RunCommand } from "./protocol.ts";
 import { type DeviceRuntime, registerRuntime, type Report } from "./runtime.ts";
 import { hostRuntime } from "./host_runtime.ts";
+import { HostStore } from "./host_store.ts";
 
 /** What an async host kernel gets: its inputs' values and its op's parameters. */
 export type AsyncKernel = (
@@ -55,6 +56,8 @@ export class AsyncHostRuntime implements DeviceRuntime {
   /** The input values of each queued op, taken when it was sent. */
   readonly #inputs = new Map<number, (Float32Array | undefined)[]>();
   #running = false;
+  /** The engine's store of host values (see {@link AsyncHostRuntime.useHostStore}). */
+  #store = new HostStore();
 
   private constructor(device: Device, kernels: Record<string, AsyncKernel>) {
     this.device = device;
@@ -70,17 +73,26 @@ export class AsyncHostRuntime implements DeviceRuntime {
       kind: "cpu" as const,
       index: 0,
       info: Object.freeze({ ...host.info, adapter: `host lane ${name}` }),
+      capabilities: HOST_CAPABILITIES,
     });
     return new AsyncHostRuntime(device, kernels);
+  }
+
+  /** Reads inputs from and puts outputs in `store` (the engine's). */
+  useHostStore(store: HostStore): void {
+    this.#store = store;
   }
 
   /** A host lane never goes away. */
   readonly lost: string | undefined = undefined;
 
+  /** Its ops go in program order (a collective must not overtake the one before it). */
+  readonly inOrder = true;
+
   send(batch: Command[]): void {
     // The inputs' values are taken now: the engine may free them on the host's own lane as
     // soon as this op is sent, and the host runs its frees before this lane gets to them.
-    const host = hostRuntime();
+    const host = this.#store;
     for (const cmd of batch) {
       if (cmd.t === "run") this.#inputs.set(cmd.op, cmd.inputs.map((id) => host.get(id)));
     }
@@ -101,7 +113,7 @@ export class AsyncHostRuntime implements DeviceRuntime {
   async #run(): Promise<void> {
     while (this.#queue.length > 0) {
       const cmd = this.#queue.shift()!;
-      if (cmd.t === "free") hostRuntime().take(cmd.buf);
+      if (cmd.t === "free") this.#store.delete(cmd.buf);
       else if (cmd.t === "run") await this.#execute(cmd);
       else if (cmd.t !== "define" && cmd.t !== "forget") {
         const now = clock();
@@ -117,7 +129,7 @@ export class AsyncHostRuntime implements DeviceRuntime {
 
   async #execute(cmd: RunCommand): Promise<void> {
     const start = clock();
-    const host = hostRuntime();
+    const host = this.#store;
     const values = this.#inputs.get(cmd.op)!;
     this.#inputs.delete(cmd.op);
     const kernel = this.#kernels[cmd.kernel];

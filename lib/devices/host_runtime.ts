@@ -1,7 +1,7 @@
 /**
  * The host's runtime (`cpu()`): runs the kernels' CPU twins on the main thread, in order,
- * and holds the values of every host tensor (the ones made on the host and the ones read
- * back from a device). Like a device Worker, it reports each op once it has run; ops run
+ * on the values of the engine's host store (host_store.ts), where it puts its results too.
+ * Like a device Worker, it reports each op once it has run; ops run
  * in macrotasks of their own, so Worker replies and user code interleave with host work.
  *
  * @module
@@ -10,6 +10,7 @@ import { cpu, type Device } from "./device.ts";
 import type { Command, OpFailure, RunCommand } from "./protocol.ts";
 import { type DeviceRuntime, registerRuntime, type Report } from "./runtime.ts";
 import { kernel } from "../kernels/registry.ts";
+import { HostStore } from "./host_store.ts";
 import { nextTask } from "./next_task.ts";
 
 /**
@@ -23,7 +24,8 @@ const clock = () => performance.timeOrigin + performance.now();
 export class HostRuntime implements DeviceRuntime {
   readonly device: Device = cpu();
   onReport: (report: Report) => void = () => {};
-  readonly #values = new Map<number, Float32Array>();
+  /** The engine's store (see {@link HostRuntime.useHostStore}); a store of its own until then. */
+  #values = new HostStore();
   /** Tensors whose producing op failed: ops reading them fail the same way. */
   readonly #failed = new Map<number, string>();
   #queue: Command[] = [];
@@ -40,21 +42,9 @@ export class HostRuntime implements DeviceRuntime {
     return this.#inSlice;
   }
 
-  /** Stores the values of host tensor `id`. */
-  put(id: number, values: Float32Array): void {
-    this.#values.set(id, values);
-  }
-
-  /** The values of host tensor `id`, if it holds any. */
-  get(id: number): Float32Array | undefined {
-    return this.#values.get(id);
-  }
-
-  /** The values of host tensor `id`, which lets go of them (they are handed on). */
-  take(id: number): Float32Array | undefined {
-    const v = this.#values.get(id);
-    this.#values.delete(id);
-    return v;
+  /** Reads inputs from and puts outputs in `store` (the engine's). */
+  useHostStore(store: HostStore): void {
+    this.#values = store;
   }
 
   /** Host tensors holding values, for tests. */
@@ -76,7 +66,6 @@ export class HostRuntime implements DeviceRuntime {
   readonly lost: string | undefined = undefined;
 
   close(): Promise<void> {
-    this.#values.clear();
     this.#failed.clear();
     return Promise.resolve();
   }
@@ -146,7 +135,7 @@ export class HostRuntime implements DeviceRuntime {
         const results = kernel(cmd.kernel).cpu(ids.map((id) => this.#values.get(id)!), cmd.params);
         // In place: the output is the new version of the overwritten tensor.
         if (cmd.inPlace !== undefined) this.#values.delete(cmd.inPlace);
-        cmd.outputs.forEach((o, i) => this.#values.set(o.id, results[i]));
+        cmd.outputs.forEach((o, i) => this.#values.put(o.id, results[i]));
         return undefined;
       } catch (e) {
         failure = {

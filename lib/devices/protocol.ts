@@ -3,15 +3,20 @@
  *
  * @module
  */
-import type { KernelParams } from "../kernels/kernel.ts";
 import type { AdapterListing, WebGpuBackend } from "./backend.ts";
+
+/**
+ * A kernel's parameters as commands carry them: plain, serialisable data (the same shape as
+ * the kernels' own `KernelParams`, defined here so that the engine needs no kernel types).
+ */
+export type OpParams = Record<string, number | string | boolean | undefined>;
 
 /** Runs a registered kernel (or, for `source`, a WGSL module given in full). */
 export interface RunCommand {
   t: "run";
   op: number;
   kernel: string;
-  params: KernelParams;
+  params: OpParams;
   /** A complete WGSL module used instead of the registered kernel's (custom kernels). */
   source?: string;
   inputs: number[];
@@ -41,7 +46,7 @@ export interface FreeCommand {
 /** One kernel of a segment of a device program (see {@link DefineCommand}). */
 export interface SegmentKernel {
   kernel: string;
-  params: KernelParams;
+  params: OpParams;
   /**
    * The slot bound at each binding, inputs then outputs: slot `s < inputs` is the segment's
    * input `s` (a buffer named when it runs), a larger one the program's static buffer

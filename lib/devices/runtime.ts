@@ -4,12 +4,15 @@
  * runs them in order and reports back, asynchronously, which ops completed or failed and the
  * bytes of each readback. A WebGPU device (webgpu_device.ts, a Worker) and the host
  * (host_runtime.ts, the kernels' CPU twins) each implement it; a new kind of device is one
- * file that does and registers itself with {@link registerRuntime}.
+ * file that does and registers itself with {@link registerRuntime}. What a device can do
+ * (host-visible memory, readback, timestamps, device programs, limits) it states in
+ * `Device.capabilities`; tests/devices/conformance_test.ts is what every backend is held to.
  *
  * @module
  */
 import type { Device } from "./device.ts";
 import type { Command, FromWorker } from "./protocol.ts";
+import type { HostStore } from "./host_store.ts";
 
 /**
  * What a device reports: a batch's completion (and failures), a readback, a failed readback,
@@ -38,6 +41,17 @@ export interface DeviceRuntime {
    * `lost` for what was in flight and for every later batch.
    */
   readonly lost: string | undefined;
+  /**
+   * Ops are sent to it in the order they were submitted, each only once the ones before it
+   * have been sent, even when a later one is ready first: a communication stream, whose
+   * collectives must run in the same order on every rank. Else any op whose inputs are ready.
+   */
+  readonly inOrder?: boolean;
+  /**
+   * Host-visible runtimes only: the engine's store of host values, handed over before the
+   * first batch. Such a runtime reads its inputs from it and puts its outputs in it.
+   */
+  useHostStore?(store: HostStore): void;
 }
 
 const runtimes = new WeakMap<Device, DeviceRuntime>();

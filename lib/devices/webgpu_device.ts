@@ -6,7 +6,7 @@
  * @module
  */
 import { Worker } from "node:worker_threads";
-import type { Device, DeviceInfo } from "./device.ts";
+import type { Device, DeviceCapabilities, DeviceInfo } from "./device.ts";
 import type { AdapterReport, Command, FromWorker, ToWorker } from "./protocol.ts";
 import { type DeviceRuntime, registerRuntime, type Report } from "./runtime.ts";
 import { type AdapterListing, isSoftwareName, type WebGpuBackend } from "./backend.ts";
@@ -69,6 +69,8 @@ export class WebGpuDevice implements Device, DeviceRuntime {
   /** The device a runtime runs: this one. */
   readonly device: Device = this;
   readonly info: DeviceInfo;
+  /** Device memory read back by copies, WGSL kernels, device programs; timestamps if the adapter has them. */
+  readonly capabilities: DeviceCapabilities;
   /** Every adapter the backend listed when this device started (Dawn only). */
   readonly listed: readonly AdapterListing[];
   /** Called with each report of the Worker; the engine installs it. */
@@ -97,6 +99,17 @@ export class WebGpuDevice implements Device, DeviceRuntime {
       features: Object.freeze([...adapter.features]),
       maxBufferSize: adapter.maxBufferSize,
       maxStorageBufferBindingSize: adapter.maxStorageBufferBindingSize,
+    });
+    this.capabilities = Object.freeze({
+      hostVisible: false,
+      readback: true,
+      timestamps: adapter.features.includes("timestamp-query"),
+      programs: true,
+      target: "wgsl",
+      limits: Object.freeze({
+        maxBufferSize: adapter.maxBufferSize,
+        maxStorageBufferBindingSize: adapter.maxStorageBufferBindingSize,
+      }),
     });
     worker.on("message", (msg: FromWorker) => {
       if (msg.type === "done" || msg.type === "read" || msg.type === "read-failed") {

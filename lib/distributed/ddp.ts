@@ -202,6 +202,14 @@ export class DistributedDataParallel<M extends Module = Module> {
     return this.#local.forwardBackward(x, labels, lossFn);
   }
 
+  /**
+   * With several local `devices` (or `devices` given at all): the {@link DataParallel} over
+   * them, whose replicas hold this rank's copies of the model; else undefined.
+   */
+  get dataParallel(): DataParallel | undefined {
+    return this.#local;
+  }
+
   /** The model's output for `input` (the model's own forward). */
   forward(input: Tensor): Tensor {
     return this.module.forward(input);

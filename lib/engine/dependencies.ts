@@ -14,6 +14,7 @@
  * @module
  */
 import type { OpNode } from "./records.ts";
+import { isHostVisible } from "../devices/capabilities.ts";
 
 /** true when `op` may be sent now, false when it must wait, "failed" when an input failed. */
 export function readiness(op: OpNode): boolean | "failed" {
@@ -26,7 +27,7 @@ export function readiness(op: OpNode): boolean | "failed" {
   }
   for (const t of op.inputs) {
     if (t.state === "failed") return "failed";
-    if (t.device.kind === "cpu" || t.device !== op.device) {
+    if (isHostVisible(t.device) || t.device !== op.device) {
       if (t.state !== "done") return false;
     } else if (t.state === "pending") return false;
   }

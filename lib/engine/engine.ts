@@ -12,7 +12,9 @@ import { cpu, type Device } from "../devices/device.ts";
 import type { DefineCommand, ForgetCommand, OpTiming } from "../devices/protocol.ts";
 import { type Report, runtimeFor, runtimeOf } from "../devices/runtime.ts";
 import { hostRuntime } from "../devices/host_runtime.ts";
-import type { TraceEvent } from "../trace/event.ts";
+import { HostStore } from "../devices/host_store.ts";
+import { capabilitiesOf, isHostVisible } from "../devices/capabilities.ts";
+import type { TraceEvent } from "./trace_event.ts";
 import { ErrorLog, OpError } from "./errors.ts";
 import { Lane } from "./lanes.ts";
 import { readiness } from "./dependencies.ts";
@@ -25,7 +27,7 @@ import {
 import { elementsOf, onDevice, type OpNode, type OpRequest, type TensorRecord } from "./records.ts";
 import { type CaptureTape, supersede } from "./capture.ts";
 
-export type { TraceEvent } from "../trace/event.ts";
+export type { TraceEvent } from "./trace_event.ts";
 export type { EngineMode, EngineOptions } from "./options.ts";
 export type { OpNode, OpRequest, TensorRecord } from "./records.ts";
 
@@ -52,6 +54,8 @@ export class Engine {
   phase: string | undefined = undefined;
   /** Set while `capture()` records a step: told of every op, host constant and dispose. */
   capture: CaptureTape | undefined = undefined;
+  /** The values of every host tensor; host-visible runtimes get it (useHostStore). */
+  readonly hostStore: HostStore = new HostStore();
 
   /** Makes an engine with the given options. */
   constructor(options: EngineOptions = {}) {
@@ -79,14 +83,14 @@ export class Engine {
       freed: false,
       internal: false,
     };
-    hostRuntime().put(t.id, data);
+    this.hostStore.put(t.id, data);
     this.capture?.constant(t, data);
     return t;
   }
 
   /** The values of a computed host tensor (shared: copy them before handing them out). */
   hostValues(t: TensorRecord): Float32Array {
-    const values = hostRuntime().get(t.id);
+    const values = this.hostStore.get(t.id);
     if (!values) throw new Error(`Cannot read t${t.id}: the host holds no values for it`);
     return values;
   }
@@ -269,6 +273,7 @@ export class Engine {
       const l = new Lane(device, runtime);
       const host = hostRuntime();
       if (runtime === host) host.onSliceEnd = () => this.#schedulePump();
+      runtime.useHostStore?.(this.hostStore);
       runtime.onReport = (report) => this.#onReport(l, report);
       this.#lanes.set(device, l);
       lane = l;
@@ -298,7 +303,9 @@ export class Engine {
     // While host ops run a slice, devices' batches wait for its end (see HostRuntime.inSlice).
     const hold = hostRuntime().inSlice;
     for (const lane of this.#lanes.values()) {
-      if (!hold || lane.device.kind === "cpu") lane.flush(timing);
+      if (!hold || isHostVisible(lane.device)) {
+        lane.flush(timing && capabilitiesOf(lane.device).timestamps);
+      }
     }
   }
 
@@ -353,9 +360,8 @@ export class Engine {
     } else {
       const src = op.inputs[0];
       // An internal staging copy is handed over; a user's host tensor is copied first.
-      const host = hostRuntime();
       const data = src.internal && src.unsentReaders === 1
-        ? host.take(src.id)!
+        ? this.hostStore.take(src.id)!
         : this.hostValues(src).slice();
       lane.outbox.push({
         t: "write",
@@ -425,7 +431,7 @@ export class Engine {
     } else if (msg.type === "read") {
       const op = lane.sent.get(msg.op);
       if (op) {
-        hostRuntime().put(op.outputs[0].id, new Float32Array(msg.data));
+        this.hostStore.put(op.outputs[0].id, new Float32Array(msg.data));
         this.#complete(lane, op, msg.start - origin, msg.end - origin, msg);
       }
     } else if (msg.type === "read-failed") {
@@ -524,7 +530,7 @@ export class Engine {
         device: op.device.name,
         lane: op.kind === "read" || op.kind === "write"
           ? "copy"
-          : op.device.kind === "cpu"
+          : isHostVisible(op.device)
           ? "host"
           : "compute",
         queued: op.queued,

@@ -37,7 +37,8 @@ export class Lane {
    * met, see dependencies.ts, and the limits have room), skips each whose input failed, and
    * keeps the rest in order. Once
    * the ops in flight reach the limit, the rest keeps its place unexamined (a long queue is
-   * not rescanned on every completion).
+   * not rescanned on every completion); on an in-order lane (`runtime.inOrder`), so does
+   * everything after an op that cannot go yet.
    */
   admit(
     limits: FlowLimits,
@@ -46,6 +47,7 @@ export class Lane {
   ): void {
     let kept = 0;
     const waiting = this.waiting;
+    const inOrder = this.runtime.inOrder === true;
     for (let i = 0; i < waiting.length; i++) {
       const op = waiting[i];
       if (this.inflight >= limits.maxOpsInFlight) {
@@ -57,7 +59,11 @@ export class Lane {
       const r = readiness(op);
       if (r === "failed") skip(op);
       else if (r && !full) send(op);
-      else waiting[kept++] = op;
+      else if (inOrder) {
+        if (kept !== i) waiting.copyWithin(kept, i);
+        kept += waiting.length - i;
+        break;
+      } else waiting[kept++] = op;
     }
     waiting.length = kept;
   }

@@ -6,11 +6,11 @@
  * @module
  */
 import type { Device } from "../devices/device.ts";
-import type { KernelParams } from "../kernels/kernel.ts";
-import type { Command } from "../devices/protocol.ts";
+import type { Command, OpParams } from "../devices/protocol.ts";
+import { isHostVisible } from "../devices/capabilities.ts";
 import type { OpError } from "./errors.ts";
 
-/** A tensor's storage as the engine sees it. Host values live in the host runtime. */
+/** A tensor's storage as the engine sees it. Host values live in the engine's host store. */
 export interface TensorRecord {
   readonly id: number;
   readonly device: Device;
@@ -49,7 +49,7 @@ export interface OpNode {
   /** "program": a segment of a captured step, run on its device in one go (capture.ts). */
   readonly kind: "run" | "read" | "write" | "program";
   readonly kernel?: string;
-  readonly params?: KernelParams;
+  readonly params?: OpParams;
   readonly source?: string;
   /**
    * Emptied once the op has finished (with `inPlace`, `adopts`, `prev` and `after`), so that a
@@ -97,7 +97,7 @@ export interface OpRequest {
   device: Device;
   kind: OpNode["kind"];
   kernel?: string;
-  params?: KernelParams;
+  params?: OpParams;
   source?: string;
   inputs: TensorRecord[];
   outputShapes: (readonly number[])[];
@@ -134,4 +134,4 @@ export interface OpRequest {
 export const elementsOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /** Whether `t` lives in device memory (counted by `liveBuffers()`), not on the host. */
-export const onDevice = (t: TensorRecord): boolean => t.device.kind !== "cpu";
+export const onDevice = (t: TensorRecord): boolean => !isHostVisible(t.device);

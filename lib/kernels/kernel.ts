@@ -9,7 +9,21 @@
 /** Plain, serialisable kernel parameters (sent to device Workers as they are). */
 export type KernelParams = Record<string, number | string | boolean | undefined>;
 
-/** One kernel: WGSL for the devices, a CPU twin for the host and the tests. */
+/**
+ * A kernel's code for one target, as a backend of that target runs it: source text it
+ * compiles (as WGSL is), or a function it calls (as the CPU twin is).
+ */
+export type KernelCode<P extends KernelParams = KernelParams> =
+  | { readonly kind: "source"; source(params: P): string }
+  | {
+    readonly kind: "function";
+    run(inputs: readonly Float32Array[], params: P): Float32Array[];
+  };
+
+/**
+ * One kernel: WGSL for the devices, a CPU twin for the host and the tests, and optionally
+ * code for other targets ({@link KernelSpec.targets}).
+ */
 export interface KernelSpec<P extends KernelParams = KernelParams> {
   /** Unique name, used in errors, traces and the pipeline cache key. */
   readonly name: string;
@@ -35,6 +49,13 @@ export interface KernelSpec<P extends KernelParams = KernelParams> {
   workgroups(params: P): readonly [number, number, number];
   /** The CPU twin: same inputs, same outputs (each a fresh Float32Array). */
   cpu(inputs: readonly Float32Array[], params: P): Float32Array[];
+  /**
+   * Code for targets beyond "wgsl" (the module {@link wgslModule} builds) and "cpu" (the
+   * twin), by target name: what a backend whose `capabilities.target` names it runs. The
+   * registry's `kernelCode(name, target)` looks it up.
+   * @default {{}}
+   */
+  readonly targets?: Readonly<Record<string, KernelCode<P>>>;
 }
 
 /** The largest workgroup count per dimension that WebGPU guarantees. */

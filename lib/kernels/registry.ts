@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { KernelParams, KernelSpec } from "./kernel.ts";
+import { type KernelCode, type KernelParams, type KernelSpec, wgslModule } from "./kernel.ts";
 import { binary, fill, random, unary } from "./elementwise.ts";
 import { narrow, sumCols, sumRows, transpose, unnarrow } from "./layout.ts";
 import { matmul } from "./matmul.ts";
@@ -86,4 +86,47 @@ export function kernel(name: string): KernelSpec<KernelParams> {
     );
   }
   return spec;
+}
+
+/**
+ * The code of kernel `name` for `target`: "wgsl" (the full module), "cpu" (the twin), or one
+ * of the spec's `targets`. Throws a TypeError when there is no such kernel, or when it gives
+ * no code for `target` (naming the targets it has).
+ *
+ * @example
+ * ```ts
+ * import { kernelCode } from "./registry.ts";
+ * const code = kernelCode("unary", "cpu");
+ * if (code.kind === "function") {
+ *   console.log(code.run([new Float32Array([-1, 2])], { op: "relu", n: 2 })); // [ [ 0, 2 ] ]
+ * }
+ * try {
+ *   kernelCode("unary", "webgl");
+ * } catch (e) {
+ *   console.log(String(e));
+ *   // TypeError: Cannot find kernel "unary" for target "webgl": it gives code for wgsl, cpu
+ * }
+ * ```
+ */
+export function kernelCode(name: string, target: string): KernelCode<KernelParams> {
+  return codeFor(kernel(name), target);
+}
+
+/** The code of `spec` for `target` (see {@link kernelCode}), for specs outside the registry. */
+export function codeFor(spec: KernelSpec<KernelParams>, target: string): KernelCode<KernelParams> {
+  if (target === "wgsl") return { kind: "source", source: (params) => wgslModule(spec, params) };
+  if (target === "cpu") {
+    return {
+      kind: "function",
+      run: (inputs, params) => spec.cpu(inputs, params),
+    };
+  }
+  const code = spec.targets?.[target];
+  if (!code) {
+    const known = ["wgsl", "cpu", ...Object.keys(spec.targets ?? {})].join(", ");
+    throw new TypeError(
+      `Cannot find kernel "${spec.name}" for target "${target}": it gives code for ${known}`,
+    );
+  }
+  return code;
 }

@@ -8,6 +8,7 @@
  */
 import { cpu, type Device } from "../devices/device.ts";
 import { engine } from "../engine/engine.ts";
+import { isHostVisible } from "../devices/capabilities.ts";
 import { noGrad, release, runBackward } from "../autograd/tape.ts";
 import { fromArray, zeros } from "../tensor/creation.ts";
 import { cat } from "../tensor/join.ts";
@@ -383,7 +384,7 @@ function shard(t: Tensor, from: number, to: number, device: Device): Tensor {
   const rec = recordOf(t);
   // Straight from the values, unless a capture records the step: a replay must read the
   // tensor it is given, so the slice is an op then.
-  if (!engine().capture && t.device.kind === "cpu" && rec.state === "done" && !rec.disposed) {
+  if (!engine().capture && isHostVisible(t.device) && rec.state === "done" && !rec.disposed) {
     const row = t.size / t.shape[0];
     const values = engine().hostValues(rec).subarray(from * row, to * row);
     return fromArray(values, [to - from, ...t.shape.slice(1)], { device });

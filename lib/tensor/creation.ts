@@ -6,6 +6,7 @@
  */
 import { cpu, type Device } from "../devices/device.ts";
 import { engine } from "../engine/engine.ts";
+import { isHostVisible } from "../devices/capabilities.ts";
 import type { KernelParams, KernelSpec } from "../kernels/kernel.ts";
 import { fill, random } from "../kernels/elementwise.ts";
 import { randn as randnKernel } from "../kernels/normal.ts";
@@ -225,7 +226,7 @@ export function fromArray(
   }
   const e = engine();
   const host = e.hostTensor(Float32Array.from(data), s);
-  if (device.kind === "cpu") {
+  if (isHostVisible(device)) {
     const t = wrap(host);
     noteValues(t, data);
     return leaf(t, options);

@@ -9,6 +9,8 @@ import { cpu, type Device } from "../devices/device.ts";
 import { engine, type TensorRecord } from "../engine/engine.ts";
 import type { OpRequest } from "../engine/records.ts";
 import { latest } from "../engine/capture.ts";
+import { submitCopy } from "../engine/copies.ts";
+import { isHostVisible } from "../devices/capabilities.ts";
 import type { BinaryOp, Broadcast, UnaryOp } from "../kernels/elementwise.ts";
 import { broadcastShape, expandParams, stridedParams } from "../kernels/broadcast.ts";
 import type { KernelParams, KernelSpec } from "../kernels/kernel.ts";
@@ -384,7 +386,7 @@ const knownValues = new WeakMap<TensorRecord, Float32Array>();
 const REMEMBER_UP_TO = 1024;
 
 function rememberValues(rec: TensorRecord, values: ArrayLike<number>): void {
-  if (rec.device.kind !== "cpu" && values.length <= REMEMBER_UP_TO) {
+  if (!isHostVisible(rec.device) && values.length <= REMEMBER_UP_TO) {
     knownValues.set(rec, Float32Array.from(values));
   }
 }
@@ -392,7 +394,9 @@ function rememberValues(rec: TensorRecord, values: ArrayLike<number>): void {
 /** The values of `rec` if they are known now: a computed host tensor, or remembered. */
 function valuesNow(rec: TensorRecord): Float32Array | undefined {
   if (rec.disposed || rec.freed) return undefined;
-  if (rec.device.kind === "cpu") return rec.state === "done" ? engine().hostValues(rec) : undefined;
+  if (isHostVisible(rec.device)) {
+    return rec.state === "done" ? engine().hostValues(rec) : undefined;
+  }
   return knownValues.get(rec);
 }
 
@@ -423,7 +427,7 @@ function checkLabels(
   const e = engine();
   const op = "the cross-entropy";
   let facts = indexFacts.get(rec);
-  if (!facts && rec.device.kind === "cpu" && rec.state === "done") {
+  if (!facts && isHostVisible(rec.device) && rec.state === "done") {
     facts = factsOf(e.hostValues(rec), rec);
   }
   if (facts) {
@@ -434,7 +438,7 @@ function checkLabels(
       const given = resolve(origin);
       if (!given) return;
       const known = indexFacts.get(given) ??
-        (given.device.kind === "cpu" && given.state === "done"
+        (isHostVisible(given.device) && given.state === "done"
           ? factsOf(e.hostValues(given), given)
           : undefined);
       if (!known) {
@@ -459,7 +463,7 @@ function checkLabels(
     ...call(findBadLabel, { rows: rec.shape[0], cols }),
     inputs: [rec],
   });
-  const onHost = rec.device.kind === "webgpu"
+  const onHost = !isHostVisible(rec.device)
     ? step({ kind: "read", device: rec.device, inputs: [found], internal: true }, found)
     : found;
   const checked = step({
@@ -468,7 +472,7 @@ function checkLabels(
     ...call(assertLabels, { cols, op }),
     inputs: [onHost],
   }, onHost);
-  return device.kind === "cpu"
+  return isHostVisible(device)
     ? checked
     : step({ kind: "write", device, inputs: [checked], internal: true }, checked);
 }
@@ -494,7 +498,7 @@ function checkIndices(rec: TensorRecord, bound: number, what: string): TensorRec
   const e = engine();
   const known = (r: TensorRecord) =>
     indexFacts.get(r) ??
-      (r.device.kind === "cpu" && r.state === "done" ? factsOf(e.hostValues(r), r) : undefined);
+      (isHostVisible(r.device) && r.state === "done" ? factsOf(e.hostValues(r), r) : undefined);
   const facts = known(rec);
   if (facts) {
     verifyIndices(facts, bound, what);
@@ -525,7 +529,7 @@ function checkIndices(rec: TensorRecord, bound: number, what: string): TensorRec
     ...call(findBadLabel, { rows, cols: bound }),
     inputs: [rec],
   });
-  const onHost = rec.device.kind === "webgpu"
+  const onHost = !isHostVisible(rec.device)
     ? step({ kind: "read", device: rec.device, inputs: [found], internal: true }, found)
     : found;
   const checked = step({
@@ -534,7 +538,7 @@ function checkIndices(rec: TensorRecord, bound: number, what: string): TensorRec
     ...call(assertIndices, { bound, what }),
     inputs: [onHost],
   }, onHost);
-  return rec.device.kind === "cpu"
+  return isHostVisible(rec.device)
     ? checked
     : step({ kind: "write", device: rec.device, inputs: [checked], internal: true }, checked);
 }
@@ -1757,36 +1761,8 @@ export class Tensor {
   #copyTo(target: Device, options: ToOptions): Tensor {
     const [a] = this.#operands("copy");
     checkShape(this.shape, target, `copy to ${target.name}`);
-    const e = engine();
     const label = `${this.device.name}->${target.name}`;
-    let staged = a;
-    if (this.device.kind === "webgpu") {
-      [staged] = e.submit({
-        name: "copy",
-        kind: "read",
-        device: this.device,
-        inputs: [a],
-        outputShapes: [this.shape],
-        internal: target.kind === "webgpu",
-        label,
-        blocking: !options.nonBlocking && target.kind === "cpu",
-      });
-      if (target.kind === "cpu") {
-        const onHost = wrap(staged);
-        inheritFacts(a, onHost);
-        return onHost;
-      }
-    }
-    const [out] = e.submit({
-      name: "copy",
-      kind: "write",
-      device: target,
-      inputs: [staged],
-      outputShapes: [this.shape],
-      label,
-      blocking: !options.nonBlocking,
-    });
-    if (staged !== a) e.dispose(staged);
+    const out = submitCopy(engine(), a, target, { nonBlocking: options.nonBlocking, label });
     const moved = wrap(out);
     inheritFacts(a, moved);
     return moved;
@@ -1800,7 +1776,7 @@ export class Tensor {
     const [a] = this.#operands("read data of");
     const e = engine();
     let rec = a;
-    if (a.device.kind === "webgpu") {
+    if (!isHostVisible(a.device)) {
       [rec] = e.submit({
         name: "data",
         kind: "read",

@@ -7,6 +7,7 @@
 import type { Device } from "../devices/device.ts";
 import { synchronize } from "../engine/sync.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import type { Sampler } from "../data/distributed_sampler.ts";
 import { type Dataset, mulberry32, shuffle } from "./mnist.ts";
 import { countCorrect } from "./trainer.ts";
 
@@ -44,6 +45,13 @@ export interface EpochOptions {
    * @default {every sample}
    */
   limit?: number;
+  /**
+   * The samples of the epoch, in order: `sampler.indices(seed)`, this rank's share with a
+   * {@link DistributedSampler} (made over `limit` samples or the whole data set). Without
+   * it, every sample (up to `limit`) shuffled from `seed`.
+   * @default {undefined}
+   */
+  sampler?: Sampler;
 }
 
 /** What one epoch did. */
@@ -72,15 +80,18 @@ export async function trainEpoch(
         `the number of devices`,
     );
   }
-  const order = shuffle(Array.from({ length: count }, (_, i) => i), mulberry32(options.seed ?? 0));
+  const order = options.sampler
+    ? options.sampler.indices(options.seed ?? 0)
+    : shuffle(Array.from({ length: count }, (_, i) => i), mulberry32(options.seed ?? 0));
+  const samples = order.length;
   const { inputs } = mlp;
   const images = new Float32Array(batch * inputs);
   const labels = new Float32Array(batch);
   const outputs: { losses: Tensor[]; logits: Tensor[]; rows: number[]; labels: Float32Array }[] =
     [];
   const start = performance.now();
-  for (let from = 0; from < count; from += batch) {
-    const n = Math.min(batch, count - from);
+  for (let from = 0; from < samples; from += batch) {
+    const n = Math.min(batch, samples - from);
     for (let r = 0; r < n; r++) {
       const i = order[from + r];
       images.set(data.images.subarray(i * inputs, (i + 1) * inputs), r * inputs);
@@ -116,10 +127,10 @@ export async function trainEpoch(
     for (const t of [...out.losses, ...out.logits]) t.dispose();
   }
   return {
-    loss: loss / count,
-    trainAccuracy: correct / count,
+    loss: loss / samples,
+    trainAccuracy: correct / samples,
     seconds,
-    samplesPerSecond: count / seconds,
+    samplesPerSecond: samples / seconds,
     steps: outputs.length,
   };
 }

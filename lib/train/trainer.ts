@@ -10,6 +10,11 @@ import { noGrad } from "../autograd/tape.ts";
 import { DataParallel, shards } from "../nn/data_parallel.ts";
 import { Linear, type Module, ReLU, Sequential } from "../nn/module.ts";
 import { SGD } from "../optim/sgd.ts";
+import type { Optimizer } from "../optim/optimizer.ts";
+import {
+  DistributedDataParallel,
+  type DistributedDataParallelOptions,
+} from "../distributed/ddp.ts";
 import { fromArray } from "../tensor/creation.ts";
 import { capture, type Captured, type CaptureOptions } from "../capture/capture.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -84,6 +89,22 @@ export interface TrainerOptions {
    * @default {false}
    */
   capture?: boolean | CaptureOptions;
+  /**
+   * The optimizer of every replica's parameters, made from them: `(params) => new
+   * Adam(params, { lr: 1e-3 })`, say. Without it, SGD with `lr`.
+   * @default {(params) => new SGD(params, { lr })}
+   */
+  optimizer?: (params: Tensor[]) => Optimizer;
+  /**
+   * Train across the processes of the process group (call `await initProcessGroup()`
+   * first): a {@link DistributedDataParallel} over this process's `devices` broadcasts rank
+   * 0's parameters, and each step's gradients are averaged over every replica of every rank.
+   * Each rank steps on its own share of the data (a {@link DistributedSampler}'s, with equal
+   * batch sizes on every rank). Options (`{ bucketBytes }`) go to DistributedDataParallel.
+   * Needs `staleness: 0`.
+   * @default {false}
+   */
+  distributed?: boolean | Omit<DistributedDataParallelOptions, "devices">;
 }
 
 /** Per-replica outputs of one step, where they were computed. */
@@ -115,8 +136,10 @@ export interface StepOutputs {
 export class Trainer {
   /** The model's replicas, one per device. */
   readonly dp: DataParallel;
+  /** With `distributed`: what averages the gradients across the ranks (around `dp`). */
+  readonly ddp: DistributedDataParallel | undefined;
   /** The optimizer of every replica's parameters. */
-  readonly opt: SGD;
+  readonly opt: Optimizer;
   /** Inputs per sample (the first layer's `inFeatures` when it is a Linear). */
   readonly inputs: number;
   /** Classes. */
@@ -129,7 +152,7 @@ export class Trainer {
 
   /**
    * Replicates `model` on `devices`. Throws a RangeError without devices, or for `capture`
-   * with staleness.
+   * or `distributed` with staleness; an Error for `distributed` without a process group.
    */
   constructor(model: Module, readonly devices: readonly Device[], options: TrainerOptions = {}) {
     this.captured = options.capture !== undefined && options.capture !== false;
@@ -140,14 +163,32 @@ export class Trainer {
           "step replaces, which a replay cannot carry over",
       );
     }
-    this.dp = new DataParallel(model, devices, {
-      staleness: options.staleness,
-      exchange: options.exchange,
-    });
-    this.opt = new SGD(this.dp.parameters(), { lr: options.lr ?? 0.1 });
-    const params = model.parameters();
-    this.inputs = params[0].shape[params[0].shape.length - 1];
-    this.outputs = params[params.length - 1].shape[0];
+    const distributed = options.distributed ?? false;
+    if (distributed !== false) {
+      if ((options.staleness ?? 0) > 0) {
+        throw new RangeError(
+          "Cannot train distributed with staleness: the ranks average each step's gradients " +
+            "as backward makes them",
+        );
+      }
+      if (devices.length === 0) {
+        throw new RangeError("Cannot make a DataParallel on no devices: give at least one");
+      }
+      const ddpOptions = typeof distributed === "object" ? distributed : {};
+      this.ddp = new DistributedDataParallel(model, { ...ddpOptions, devices });
+      this.dp = this.ddp.dataParallel!;
+    } else {
+      this.dp = new DataParallel(model, devices, {
+        staleness: options.staleness,
+        exchange: options.exchange,
+      });
+    }
+    const lr = options.lr ?? 0.1;
+    const params = this.dp.parameters();
+    this.opt = options.optimizer ? options.optimizer(params) : new SGD(params, { lr });
+    const own = model.parameters();
+    this.inputs = own[0].shape[own[0].shape.length - 1];
+    this.outputs = own[own.length - 1].shape[0];
   }
 
   /** Queues one step on the first `count` rows of `images` with `labels`; returns at once. */
@@ -157,7 +198,7 @@ export class Trainer {
     const rows = shards(count, this.devices.length).map(([from, to]) => to - from);
     const run = (x: Tensor, y: Tensor): Tensor[] => {
       this.opt.zeroGrad();
-      const r = this.dp.forwardBackward(x, y, (logits, y) => logits.crossEntropy(y));
+      const r = (this.ddp ?? this.dp).forwardBackward(x, y, (logits, y) => logits.crossEntropy(y));
       this.opt.step();
       return [...r.losses, ...r.outputs];
     };
@@ -171,6 +212,13 @@ export class Trainer {
     y.dispose();
     const n = this.devices.length;
     return { losses: out.slice(0, n), logits: out.slice(n), rows };
+  }
+
+  /** How many steps were replays of a captured step (0 without `capture`). */
+  get replays(): number {
+    let n = 0;
+    for (const step of this.#steps.values()) n += step.replays;
+    return n;
   }
 
   /** Applies the updates still pending (with staleness > 0), oldest first; returns at once. */
@@ -223,6 +271,7 @@ export class Trainer {
   dispose(): void {
     this.flush();
     this.opt.dispose();
+    this.ddp?.dispose();
     for (const p of this.dp.parameters()) p.dispose();
     // A captured step holds what its last replay made and kept (the gradients).
     for (const step of this.#steps.values()) step.dispose();

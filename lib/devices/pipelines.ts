@@ -65,14 +65,22 @@ export class Pipelines {
   compile(ref: KernelRef): Promise<Compiled> {
     const device = this.#device;
     const pending = this.#pending;
-    const spec = ref.source === undefined ? kernel(ref.kernel) : undefined;
-    const key = this.key(ref);
+    let spec: KernelSpec<KernelParams> | undefined;
+    let key: string;
+    let code: string | undefined;
+    try {
+      spec = ref.source === undefined ? kernel(ref.kernel) : undefined;
+      key = this.key(ref);
+      // A kernel without WGSL (a host-only check) fails its op, not the Worker.
+      if (!pending.has(key)) code = spec ? wgslModule(spec, ref.params) : ref.source!;
+    } catch (e) {
+      return Promise.reject(e);
+    }
     let p = pending.get(key);
     if (!p) {
-      const code = spec ? wgslModule(spec, ref.params) : ref.source!;
       // A scope of its own, so a shader that fails to compile fails this op, not the batch.
       device.pushErrorScope("validation");
-      const module = device.createShaderModule({ label: key, code });
+      const module = device.createShaderModule({ label: key, code: code! });
       // Kernels bind the uniform ring with a dynamic offset, which needs an explicit layout;
       // custom kernels keep "auto".
       const layout: GPUPipelineLayout | "auto" = spec ? this.#layoutOf(spec, ref.params) : "auto";

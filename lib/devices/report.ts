@@ -107,20 +107,27 @@ function reportRead(
   reportDone: () => Promise<void>,
   timesOf: (op: number) => { start: number; gpuStart?: number; gpuEnd?: number },
 ): void {
-  r.waits.map(s).then(async () => {
-    await reportDone();
-    // The one copy out of mapped memory; the new ArrayBuffer is transferred, not copied.
-    const data = s.getMappedRange().slice(0, cmd.bytes);
-    s.unmap();
-    r.staging.give(s);
-    // A timed copy to the host spans from its device copy's start to the bytes' arrival.
-    r.post({ type: "read", op: cmd.op, data, ...timesOf(cmd.op), end: clock() }, [data]);
-  }, (e) => {
+  const failed = (e: unknown) => {
     r.staging.give(s);
     r.post({
       type: "read-failed",
       op: cmd.op,
       message: e instanceof Error ? e.message : String(e),
     });
-  });
+  };
+  r.waits.map(s).then(async () => {
+    let data: ArrayBuffer;
+    try {
+      await reportDone();
+      // The one copy out of mapped memory; the new ArrayBuffer is transferred, not copied.
+      data = s.getMappedRange().slice(0, cmd.bytes);
+      s.unmap();
+    } catch (e) {
+      // The device went away meanwhile (closed, lost): this readback fails, not the Worker.
+      return failed(e);
+    }
+    r.staging.give(s);
+    // A timed copy to the host spans from its device copy's start to the bytes' arrival.
+    r.post({ type: "read", op: cmd.op, data, ...timesOf(cmd.op), end: clock() }, [data]);
+  }, failed);
 }

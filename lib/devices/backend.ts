@@ -14,7 +14,7 @@
  * import type { WebGpuBackend } from "./backend.ts";
  * import { tryGpu } from "./discovery.ts";
  * const { backend } = (await tryGpu()).info;
- * const webgpu: WebGpuBackend | undefined = backend === "host" ? undefined : backend;
+ * const webgpu = backend === "deno" || backend === "dawn" ? backend as WebGpuBackend : undefined;
  * console.log(webgpu); // "dawn" ("deno" where Dawn cannot start, undefined without WebGPU)
  * ```
  */

@@ -269,8 +269,10 @@ export class Work {
 /**
  * Reduces `tensor` across all ranks, in place (torch's `all_reduce`): afterwards it names the
  * result, the same bits on every rank. The values are read when this is called (after the
- * result of an earlier allReduce or broadcast on the same tensor still running); each rank
- * sends about 2(N-1)/N of the tensor (a ring: reduce-scatter, then all-gather). Returns a
+ * result of an earlier allReduce or broadcast on the same tensor still running). Up to 8
+ * ranks, each sends every segment straight to the rank that reduces it, which publishes the
+ * result once (two hops); beyond, a ring (reduce-scatter, then all-gather), each rank sending
+ * about 2(N-1)/N of the tensor; AUTOPAR_ALLREDUCE=ring|direct chooses. Returns a
  * promise, or a {@linkcode Work} with `{ async: true }`. Throws a TypeError for a tensor
  * that is not one or was disposed, a RangeError for an unknown op, an Error without a group;
  * the promise rejects with a DistributedError when a rank dies, stalls (`timeoutMs`) or has

@@ -40,6 +40,12 @@ export class DistributedError extends Error {
 const PREFIX = 16;
 /** The largest chunk, so that the ring pipelines a segment even when max_payload is large. */
 const MAX_CHUNK_BYTES = 256 << 10; // 4 MiB over 2 and 4 ranks: 256 KiB beat 64 KiB and 1 MiB
+/**
+ * The largest chunk of the direct all-reduce, which has no ring to pipeline: the fewer
+ * messages the better (4 ranks, 4 MiB, separate runs on a busy 2-core machine: 1 MiB chunks
+ * 71 ms, 256 KiB 124 ms, 64 KiB 154 ms).
+ */
+const DIRECT_CHUNK_BYTES = 1 << 20;
 
 interface Header {
   rank: number;
@@ -47,7 +53,23 @@ interface Header {
   shape?: number[];
   op?: string;
   src?: number;
+  algorithm?: string;
   chunk: number;
+}
+
+/**
+ * The all-reduce's algorithm for `worldSize` ranks: the same on every rank. The direct one
+ * measured faster at 4 ranks at every size, about even at 2 (bench/distributed.ts); beyond 8
+ * ranks, and across nodes, the ring keeps most traffic between neighbours (docs/distributed.md).
+ * AUTOPAR_ALLREDUCE=ring|direct overrides it (the benchmark compares them).
+ */
+function allReduceAlgorithm(worldSize: number): "ring" | "direct" {
+  let forced: string | undefined;
+  try {
+    forced = Deno.env.get("AUTOPAR_ALLREDUCE");
+  } catch { /* no --allow-env: the default */ }
+  if (forced === "ring" || forced === "direct") return forced;
+  return worldSize <= 8 ? "direct" : "ring";
 }
 
 interface Waiter {
@@ -80,6 +102,23 @@ function floatsOf(bytes: Uint8Array): Float32Array {
   const out = new Uint8Array(bytes.byteLength - PREFIX); // bytes may be a Node Buffer
   out.set(bytes.subarray(PREFIX));
   return new Float32Array(out.buffer);
+}
+
+/** `[a, b)` in equal chunks of at most `chunkFloats` (no runt at the end). */
+function chunksOf(a: number, b: number, chunkFloats: number): [number, number][] {
+  const len = b - a, count = Math.ceil(len / chunkFloats);
+  return Array.from({ length: count }, (_, k): [number, number] => [
+    a + Math.floor((k * len) / count),
+    a + Math.floor(((k + 1) * len) / count),
+  ]);
+}
+
+/** `acc[i] = op(acc[i], x[i])`. */
+function reduceInto(acc: Float32Array, x: Float32Array, op: ReduceOp): void {
+  const n = acc.length;
+  if (op === "max") { for (let i = 0; i < n; i++) acc[i] = Math.max(acc[i], x[i]); }
+  else if (op === "min") { for (let i = 0; i < n; i++) acc[i] = Math.min(acc[i], x[i]); }
+  else for (let i = 0; i < n; i++) acc[i] = acc[i] + x[i];
 }
 
 /** One process of a job: its connection, mailboxes and the collectives' sequence. */
@@ -436,7 +475,8 @@ export class ProcessGroup {
         }
         await input; // this rank's values, read when the collective was called
         if (op.error) throw op.error;
-        const chunk = Math.floor(Math.min(this.maxPayload - PREFIX, MAX_CHUNK_BYTES) / 4);
+        const most = header.algorithm === "direct" ? DIRECT_CHUNK_BYTES : MAX_CHUNK_BYTES;
+        const chunk = Math.floor(Math.min(this.maxPayload - PREFIX, most) / 4);
         const mine: Header = { ...header, rank: this.rank, chunk };
         this.#onHeader(seq, mine);
         this.#nc.publish(this.#subject("hdr"), enc.encode(JSON.stringify({ ...mine, seq })));
@@ -501,6 +541,56 @@ export class ProcessGroup {
     differ((h) => shapeText(h.shape), "shapes");
     differ((h) => String(h.op), "reduce ops");
     differ((h) => String(h.src), "source ranks");
+    differ((h) => String(h.algorithm), "all-reduce algorithms");
+  }
+
+  /**
+   * Reduce-scatter straight to each segment's owner, then one fan-out through the server:
+   * rank r sends chunk k of segment c to rank c (step r); rank c reduces the N ranks' chunks
+   * in rank order and publishes the result once to every rank (step N + c). Two hops instead
+   * of the ring's 2(N-1), and each rank publishes its tensor's size once (the ring: 2(N-1)/N).
+   * Only the owner reduces a segment, so every rank gets the same bits.
+   */
+  async #direct(
+    o: Op,
+    buf: Float32Array,
+    bounds: number[],
+    reduce: ReduceOp,
+    chunkFloats: number,
+  ): Promise<void> {
+    const N = this.worldSize, r = this.rank;
+    const chunks = (c: number) => chunksOf(bounds[c], bounds[c + 1], chunkFloats);
+    const own = chunks(r);
+    for (let d = 1; d < N; d++) { // rank r + 1 first: the owners are not all hit at once
+      const c = (r + d) % N, to = this.#subject("to", c);
+      chunks(c).forEach(([a, b], k) => this.#send(to, o, r, k, buf.subarray(a, b)));
+    }
+    const take = async (step: number, k: number, from: number, [a, b]: [number, number]) => {
+      const got = await this.#take(o, step, k, from);
+      if (got.length !== b - a) {
+        throw this.#errorFor(o, `rank ${from} sent ${got.length} values where ${b - a} belong`);
+      }
+      return got;
+    };
+    const reduced = own.map(async (range, k) => {
+      const mine = buf.slice(range[0], range[1]);
+      const acc = r === 0 ? mine : await take(0, k, 0, range);
+      for (let from = 1; from < N; from++) {
+        reduceInto(acc, from === r ? mine : await take(from, k, from, range), reduce);
+      }
+      buf.set(acc, range[0]);
+      this.#send(this.#subject("bcast"), o, N + r, k, acc);
+    });
+    const gathered = [];
+    for (let c = 0; c < N; c++) {
+      if (c === r) continue;
+      gathered.push(
+        ...chunks(c).map(async (range, k) => {
+          buf.set(await take(N + c, k, c, range), range[0]);
+        }),
+      );
+    }
+    await Promise.all([...reduced, ...gathered]);
   }
 
   /**
@@ -521,14 +611,7 @@ export class ProcessGroup {
     const N = this.worldSize, r = this.rank;
     const next = this.#subject("to", (r + 1) % N), prev = (r - 1 + N) % N;
     const seg = (s: number) => (((r - s) % N) + N) % N;
-    const chunks = (c: number) => {
-      const len = bounds[c + 1] - bounds[c];
-      const count = Math.ceil(len / chunkFloats); // equal chunks: no runt at the end
-      return Array.from({ length: count }, (_, k): [number, number] => [
-        bounds[c] + Math.floor((k * len) / count),
-        bounds[c] + Math.floor(((k + 1) * len) / count),
-      ]);
-    };
+    const chunks = (c: number) => chunksOf(bounds[c], bounds[c + 1], chunkFloats);
     const receive = async (s: number, k: number, [a, b]: [number, number]) => {
       const got = await this.#take(o, s, k, prev);
       if (got.length !== b - a) {
@@ -562,20 +645,19 @@ export class ProcessGroup {
   ): Promise<Float32Array> {
     let values!: Float32Array;
     const ready = Promise.resolve(input).then((v) => values = v);
+    const algorithm = allReduceAlgorithm(this.worldSize);
     return this.#run(
       `allReduce (${op}) shape ${shapeText(shape)}`,
-      {
-        kind: "allReduce",
-        shape: [...shape],
-        op,
-      },
+      { kind: "allReduce", shape: [...shape], op, algorithm },
       ready,
       async (o, chunkFloats) => {
         const N = this.worldSize;
         if (N === 1) return values;
         const n = values.length;
         const bounds = Array.from({ length: N + 1 }, (_, c) => Math.floor((c * n) / N));
-        await this.#ring(o, values, bounds, 2 * N - 2, N - 1, op, chunkFloats);
+        if (algorithm === "ring") {
+          await this.#ring(o, values, bounds, 2 * N - 2, N - 1, op, chunkFloats);
+        } else await this.#direct(o, values, bounds, op, chunkFloats);
         if (op === "mean") { for (let i = 0; i < n; i++) values[i] = values[i] / N; }
         return values;
       },

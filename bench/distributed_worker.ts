@@ -38,6 +38,7 @@ const { values } = parseArgs({
     steps: { type: "string", default: "20" },
     rounds: { type: "string", default: "3" },
     lr: { type: "string", default: "0.5" },
+    "bucket-bytes": { type: "string", default: "262144" },
   },
 });
 
@@ -49,7 +50,7 @@ if (values.mode === "mlp") {
   const batch = Number(values.batch), steps = Number(values.steps);
   const { train } = loadMnist();
   const model = mlp({ seed: 1 }).to(device);
-  const ddp = new DistributedDataParallel(model);
+  const ddp = new DistributedDataParallel(model, { bucketBytes: Number(values["bucket-bytes"]) });
   const opt = new SGD(ddp.parameters(), { lr: Number(values.lr) });
   let next = rank * batch; // rank-strided batches of the training set
   const step = () => {

@@ -13,7 +13,7 @@ import {
   type KernelParams,
   type KernelSpec,
 } from "./kernel.ts";
-import { pcgHash } from "./elementwise.ts";
+import { PCG_WGSL, pcgHash } from "./elementwise.ts";
 
 /** Parameters of {@link dropoutMask}. */
 export interface DropoutMaskParams extends KernelParams {
@@ -63,11 +63,7 @@ export const dropoutMask: KernelSpec<DropoutMaskParams> = {
   uniforms: (p) => [p.n, p.p, p.scale, p.seed],
   variant: () => "",
   wgsl: () =>
-    `fn pcg(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
+    `${PCG_WGSL}
 ${ELEMENTWISE_MAIN}
   let count = in0[0];
   if (i == 0u) { out1[0] = select(count + 1.0, 0.0, count + 1.0 >= ${COUNTER_PERIOD}.0); }

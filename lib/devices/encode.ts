@@ -24,8 +24,8 @@ export interface Dispatch {
   buffers: readonly GPUBuffer[];
   /** Their bound sizes. */
   sizes: readonly number[];
-  /** Its uniforms' offset (from {@link BatchEncoder.uniform}), for kernels that bind the ring. */
-  uniforms?: number;
+  /** Its uniforms' offset (from {@link BatchEncoder.uniform}). */
+  uniforms: number;
   workgroups: readonly [number, number, number];
   /** The dispatch site's last bind group (a segment's kernel keeps one: see bind_groups.ts). */
   memo?: { last?: BindGroupMemo };
@@ -121,17 +121,15 @@ export class BatchEncoder {
   dispatch(d: Dispatch): void {
     const c = d.compiled;
     const ring = this.#uniformBuffer;
-    const uniforms = c.ring ? ring : undefined;
-    const cacheable = !c.ring || ring === this.#ring.buffer;
+    const cacheable = ring === this.#ring.buffer;
     const group = !cacheable
-      ? this.#cache.get(c, d.buffers, d.sizes, uniforms, false)
+      ? this.#cache.get(c, d.buffers, d.sizes, ring, false)
       : d.memo
-      ? this.#cache.getMemo(c, d.buffers, d.sizes, uniforms, d.memo)
-      : this.#cache.get(c, d.buffers, d.sizes, uniforms);
+      ? this.#cache.getMemo(c, d.buffers, d.sizes, ring, d.memo)
+      : this.#cache.get(c, d.buffers, d.sizes, ring);
     const pass = this.#pass!;
     if (c.pipeline !== this.#pipeline) pass.setPipeline(this.#pipeline = c.pipeline);
-    if (c.ring) pass.setBindGroup(0, group, [d.uniforms!]);
-    else pass.setBindGroup(0, group);
+    pass.setBindGroup(0, group, [d.uniforms]);
     pass.dispatchWorkgroups(...d.workgroups);
   }
 

@@ -124,12 +124,6 @@ export class HostRuntime implements DeviceRuntime {
     if (inherited !== undefined) failure = { op: cmd.op, message: inherited, skipped: true };
     else if (missing !== undefined) {
       failure = { op: cmd.op, message: `input t${missing} holds no values`, skipped: false };
-    } else if (cmd.source !== undefined) {
-      failure = {
-        op: cmd.op,
-        message: "custom WGSL kernels cannot run on the host",
-        skipped: false,
-      };
     } else {
       try {
         const results = kernel(cmd.kernel).cpu(ids.map((id) => this.#values.get(id)!), cmd.params);

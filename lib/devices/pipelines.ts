@@ -1,6 +1,6 @@
 /**
- * The device Worker's compiled kernels: a pipeline per kernel and parameters (or per custom
- * WGSL module), compiled once and then found without an await.
+ * The device Worker's compiled kernels: a pipeline per kernel and parameters, compiled once
+ * and then found without an await.
  *
  * @module
  */
@@ -9,13 +9,11 @@ import { type KernelParams, type KernelSpec, pipelineKey, wgslModule } from "../
 import type { Bindable } from "./bind_groups.ts";
 import type { RunCommand } from "./protocol.ts";
 
-/** A compiled kernel: its pipeline, and whether it binds the uniform ring (dynamic offset). */
-export interface Compiled extends Bindable {
-  ring: boolean;
-}
+/** A compiled kernel: its pipeline, which binds the uniform ring with a dynamic offset. */
+export type Compiled = Bindable;
 
-/** What names a kernel to compile: a registered one and its params, or a custom module. */
-export type KernelRef = Pick<RunCommand, "kernel" | "params" | "source">;
+/** What names a kernel to compile: a registered one and its params. */
+export type KernelRef = Pick<RunCommand, "kernel" | "params">;
 
 /** The error messages of a shader module's compilation, if any. */
 async function compileErrors(module: GPUShaderModule): Promise<string | undefined> {
@@ -33,8 +31,8 @@ async function compileErrors(module: GPUShaderModule): Promise<string | undefine
  * ```ts
  * import { Pipelines } from "./pipelines.ts";
  * const pipelines = new Pipelines({} as GPUDevice); // compiles nothing until asked
- * const ref = { kernel: "mine", params: {}, source: "@compute @workgroup_size(1) fn main() {}" };
- * console.log(pipelines.key(ref), pipelines.cached(pipelines.key(ref))); // custom|mine|@compute ... undefined
+ * const ref = { kernel: "unary", params: { op: "relu", n: 4 } };
+ * console.log(pipelines.cached(pipelines.key(ref))); // undefined
  * ```
  */
 export class Pipelines {
@@ -51,9 +49,7 @@ export class Pipelines {
 
   /** The cache key of a kernel. */
   key(ref: KernelRef): string {
-    return ref.source === undefined
-      ? pipelineKey(kernel(ref.kernel), ref.params)
-      : `custom|${ref.kernel}|${ref.source}`;
+    return pipelineKey(kernel(ref.kernel), ref.params);
   }
 
   /** The compiled kernel under `key`, when compiled already. */
@@ -65,14 +61,14 @@ export class Pipelines {
   compile(ref: KernelRef): Promise<Compiled> {
     const device = this.#device;
     const pending = this.#pending;
-    let spec: KernelSpec<KernelParams> | undefined;
+    let spec: KernelSpec<KernelParams>;
     let key: string;
     let code: string | undefined;
     try {
-      spec = ref.source === undefined ? kernel(ref.kernel) : undefined;
-      key = this.key(ref);
+      spec = kernel(ref.kernel);
+      key = pipelineKey(spec, ref.params);
       // A kernel without WGSL (a host-only check) fails its op, not the Worker.
-      if (!pending.has(key)) code = spec ? wgslModule(spec, ref.params) : ref.source!;
+      if (!pending.has(key)) code = wgslModule(spec, ref.params);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -81,9 +77,8 @@ export class Pipelines {
       // A scope of its own, so a shader that fails to compile fails this op, not the batch.
       device.pushErrorScope("validation");
       const module = device.createShaderModule({ label: key, code: code! });
-      // Kernels bind the uniform ring with a dynamic offset, which needs an explicit layout;
-      // custom kernels keep "auto".
-      const layout: GPUPipelineLayout | "auto" = spec ? this.#layoutOf(spec, ref.params) : "auto";
+      // Kernels bind the uniform ring with a dynamic offset, which needs an explicit layout.
+      const layout = this.#layoutOf(spec, ref.params);
       // Dawn may hand back an invalid pipeline for a module that failed to compile (which
       // then fails the whole batch); the compiler's own messages name the fault.
       p = compileErrors(module).then(async (errors) => {
@@ -93,7 +88,7 @@ export class Pipelines {
           layout,
           compute: { module, entryPoint: "main" },
         });
-        const compiled = { id: this.#nextId++, pipeline, ring: spec !== undefined };
+        const compiled = { id: this.#nextId++, pipeline };
         this.#compiled.set(key, compiled);
         return compiled;
       });

@@ -4,6 +4,7 @@
  * @module
  */
 import type { AdapterListing, WebGpuBackend } from "./backend.ts";
+import type { KernelDefinition } from "../kernels/registry.ts";
 
 /**
  * A kernel's parameters as commands carry them: plain, serialisable data (the same shape as
@@ -11,14 +12,12 @@ import type { AdapterListing, WebGpuBackend } from "./backend.ts";
  */
 export type OpParams = Record<string, number | string | boolean | undefined>;
 
-/** Runs a registered kernel (or, for `source`, a WGSL module given in full). */
+/** Runs a registered kernel. */
 export interface RunCommand {
   t: "run";
   op: number;
   kernel: string;
   params: OpParams;
-  /** A complete WGSL module used instead of the registered kernel's (custom kernels). */
-  source?: string;
   inputs: number[];
   outputs: { id: number; bytes: number }[];
   /** In place: the first output takes over this buffer (it holds the old values). */
@@ -117,6 +116,8 @@ export type ToWorker =
     list?: boolean;
   }
   | { type: "batch"; commands: Command[]; timing?: boolean }
+  /** A kernel registered on the main thread, for the Worker's own registry (before its use). */
+  | { type: "kernel"; definition: KernelDefinition }
   | { type: "close" };
 
 /** What a device Worker says about its adapter. */

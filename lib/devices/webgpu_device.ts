@@ -10,6 +10,7 @@ import type { Device, DeviceCapabilities, DeviceInfo } from "./device.ts";
 import type { AdapterReport, Command, FromWorker, ToWorker } from "./protocol.ts";
 import { type DeviceRuntime, registerRuntime, type Report } from "./runtime.ts";
 import { type AdapterListing, isSoftwareName, type WebGpuBackend } from "./backend.ts";
+import { kernelDefinition } from "../kernels/registry.ts";
 
 /** A device Worker that has not started within this many ms is given up (an Error). */
 const START_TIMEOUT_MS = 120_000;
@@ -77,6 +78,8 @@ export class WebGpuDevice implements Device, DeviceRuntime {
   onReport: (report: Report) => void = () => {};
   readonly #worker: Worker;
   #batches = 0;
+  /** Kernels registered at run time whose definitions the Worker has been sent. */
+  readonly #defined = new Set<string>();
   #lost: string | undefined;
   #exited = false;
 
@@ -195,8 +198,28 @@ export class WebGpuDevice implements Device, DeviceRuntime {
       return;
     }
     this.#batches++;
+    this.#define(commands);
     const transfer = commands.flatMap((c) => c.t === "write" ? [c.data] : []);
     this.#worker.postMessage({ type: "batch", commands, timing } satisfies ToWorker, transfer);
+  }
+
+  /**
+   * Sends the Worker, ahead of `commands`, the definitions of the kernels registered at run time
+   * (registerKernel) that they use and it has not been sent: its registry is a module of its own.
+   */
+  #define(commands: Command[]): void {
+    for (const c of commands) {
+      if (c.t === "run") this.#defineKernel(c.kernel);
+      else if (c.t === "define") { for (const k of c.kernels) this.#defineKernel(k.kernel); }
+    }
+  }
+
+  #defineKernel(name: string): void {
+    if (this.#defined.has(name)) return;
+    const definition = kernelDefinition(name);
+    if (!definition) return; // a built-in kernel: the Worker's registry has it
+    this.#defined.add(name);
+    this.#worker.postMessage({ type: "kernel", definition } satisfies ToWorker);
   }
 
   /** The Worker keeps the process alive only while work is in flight on it. */

@@ -16,6 +16,7 @@ import type { WebGpuBackend } from "./backend.ts";
 import { loadGpu } from "./gpu_loader.ts";
 import { BatchRunner } from "./batch_runner.ts";
 import { nextTask } from "./next_task.ts";
+import { defineKernel } from "../kernels/registry.ts";
 
 const port = parentPort!;
 const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
@@ -23,7 +24,7 @@ const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage
 let device: GPUDevice | undefined;
 let runner: BatchRunner | undefined;
 /** Messages not yet handled, in order. */
-const inbox: ToWorker[] = [];
+const inbox: Exclude<ToWorker, { type: "kernel" }>[] = [];
 let running = false;
 /** When this thread waits for the device: see drains.ts and eager_waits.ts. */
 let drains: Waits | undefined;
@@ -35,6 +36,8 @@ let drains: Waits | undefined;
 const MAX_BATCH_OPS = 256;
 
 port.on("message", (msg: ToWorker) => {
+  // Registered at once: messages arrive in order, so before any batch that uses the kernel.
+  if (msg.type === "kernel") return defineKernel(msg.definition);
   inbox.push(msg);
   if (!running) {
     running = true;

@@ -118,7 +118,6 @@ export class Engine {
       kind: req.kind,
       kernel: req.kernel,
       params: req.params,
-      source: req.source,
       inputs,
       outputs,
       inPlace: req.inPlace,
@@ -335,7 +334,6 @@ export class Engine {
         op: op.id,
         kernel: op.kernel!,
         params: op.params!,
-        source: op.source,
         // The overwritten tensor is bound as the output only (never read-only as well).
         inputs: (op.inPlace ? op.inputs.slice(0, -1) : op.inputs).map((t) => t.id),
         outputs: op.outputs.map((t) => ({ id: t.id, bytes: t.bytes })),

@@ -50,7 +50,6 @@ export interface OpNode {
   readonly kind: "run" | "read" | "write" | "program";
   readonly kernel?: string;
   readonly params?: OpParams;
-  readonly source?: string;
   /**
    * Emptied once the op has finished (with `inPlace`, `adopts`, `prev` and `after`), so that a
    * record's producer does not keep every tensor and op before it alive.
@@ -98,7 +97,6 @@ export interface OpRequest {
   kind: OpNode["kind"];
   kernel?: string;
   params?: OpParams;
-  source?: string;
   inputs: TensorRecord[];
   outputShapes: (readonly number[])[];
   flops?: number;

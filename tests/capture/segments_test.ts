@@ -11,6 +11,7 @@ import { BatchRunner } from "../../lib/devices/batch_runner.ts";
 import { EagerWaits } from "../../lib/devices/eager_waits.ts";
 import type { Command, FromWorker } from "../../lib/devices/protocol.ts";
 import { getTestDevice } from "../kernels/harness.ts";
+import { BROKEN_KERNEL } from "../engine/broken_kernel.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const [gpu0, gpu1] = await tryAllGpus({ count: 2 });
@@ -69,8 +70,7 @@ Deno.test("a replay whose argument failed fails with the root error", opts, asyn
     name: "broken_kernel",
     kind: "run",
     device: gpu0,
-    kernel: "broken_kernel",
-    source: "@compute @workgroup_size(1) fn main() { this is not WGSL }",
+    kernel: BROKEN_KERNEL,
     params: {},
     inputs: [],
     outputShapes: [[4]],

@@ -15,6 +15,7 @@ import {
 } from "../../mod.ts";
 import { engine } from "../../lib/engine/engine.ts";
 import { wrap } from "../../lib/tensor/tensor.ts";
+import { BROKEN_KERNEL } from "./broken_kernel.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const [gpu0, gpu1] = await tryAllGpus({ count: 2 });
@@ -144,8 +145,7 @@ function brokenKernel(): Tensor {
     name: "broken_kernel",
     kind: "run",
     device: gpu0,
-    kernel: "broken_kernel",
-    source: "@compute @workgroup_size(1) fn main() { this is not WGSL }",
+    kernel: BROKEN_KERNEL,
     params: {},
     inputs: [],
     outputShapes: [[4]],

@@ -25,7 +25,14 @@ export { configureEngine } from "./lib/engine/engine.ts";
 export type { EngineMode, EngineOptions } from "./lib/engine/engine.ts";
 export { OpError } from "./lib/engine/errors.ts";
 export { synchronize, waitAll } from "./lib/engine/sync.ts";
-export { Tensor } from "./lib/tensor/tensor.ts";
+export {
+  ElementwiseTensor,
+  LinalgTensor,
+  ReductionTensor,
+  ShapeTensor,
+  Tensor,
+  TensorCore,
+} from "./lib/tensor/tensor.ts";
 export { cat, stack } from "./lib/tensor/join.ts";
 export type {
   BackwardOptions,

@@ -21,7 +21,7 @@ export { capabilitiesOf } from "./lib/devices/capabilities.ts";
 export { tryAllGpus, tryGpu } from "./lib/devices/discovery.ts";
 export type { TryAllGpusOptions } from "./lib/devices/discovery.ts";
 export type { BackendChoice, WebGpuBackend } from "./lib/devices/backend.ts";
-export { configureEngine } from "./lib/engine/engine.ts";
+export { configureEngine } from "./lib/engine/configure.ts";
 export type { EngineMode, EngineOptions } from "./lib/engine/engine.ts";
 export { OpError } from "./lib/engine/errors.ts";
 export { synchronize, waitAll } from "./lib/engine/sync.ts";

@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@4.11.0";
 import type { Device } from "../lib/devices/device.ts";
-import { configureEngine, engine } from "../lib/engine/engine.ts";
+import { engine } from "../lib/engine/engine.ts";
+import { configureEngine } from "../lib/engine/configure.ts";
 import { waitAll } from "../lib/engine/sync.ts";
 import { fromArray, rand } from "../lib/tensor/creation.ts";
 import type { Tensor } from "../lib/tensor/tensor.ts";

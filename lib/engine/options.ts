@@ -9,7 +9,8 @@
  *
  * @example
  * ```ts
- * import { configureEngine, type EngineMode } from "./engine.ts";
+ * import { configureEngine } from "./configure.ts";
+ * import type { EngineMode } from "./engine.ts";
  * import { ones } from "../tensor/creation.ts";
  * const mode: EngineMode = "serial"; // each op runs to completion before the next
  * configureEngine({ mode });
@@ -24,7 +25,8 @@ export type EngineMode = "parallel" | "serial";
  *
  * @example
  * ```ts
- * import { configureEngine, type EngineOptions } from "./engine.ts";
+ * import { configureEngine } from "./configure.ts";
+ * import type { EngineOptions } from "./engine.ts";
  * const options: EngineOptions = { maxOpsInFlight: 64, maxBytesInFlight: 2 ** 28 };
  * configureEngine(options);
  * try {

@@ -7,7 +7,8 @@
  * @module
  */
 import type { Device } from "../devices/device.ts";
-import { configureEngine, engine } from "../engine/engine.ts";
+import { engine } from "../engine/engine.ts";
+import { configureEngine } from "../engine/configure.ts";
 import { synchronize } from "../engine/sync.ts";
 import { rand } from "../tensor/creation.ts";
 import { describeDevice, fmt, median, type Section } from "./section.ts";

@@ -13,7 +13,6 @@ import { type ProcessGroupOptions, type ResolvedOptions, resolveOptions } from "
 
 import {
   allReduceAlgorithm,
-  chunksOf,
   dec,
   DIRECT_CHUNK_BYTES,
   DistributedError,
@@ -25,11 +24,12 @@ import {
   type Op,
   PREFIX,
   ranksText,
-  reduceInto,
   type ReduceOp,
   shapeText,
   type Waiter,
 } from "./wire.ts";
+
+import { directAllReduce, type Link, ringPass } from "./all_reduce.ts";
 
 export { DistributedError } from "./wire.ts";
 export type { ReduceOp } from "./wire.ts";
@@ -66,6 +66,15 @@ export class ProcessGroup {
   #tail: Promise<unknown> = Promise.resolve();
   #broken: Error | undefined;
   #closing = false;
+  /** What the all-reduce algorithms (all_reduce.ts) use of this group. */
+  readonly #link: Link = {
+    rank: -1, // set by the constructor
+    worldSize: -1,
+    subject: (...parts) => this.#subject(...parts),
+    send: (subject, op, step, chunk, values) => this.#send(subject, op, step, chunk, values),
+    take: (op, step, chunk, from) => this.#take(op, step, chunk, from),
+    errorFor: (op, reason) => this.#errorFor(op, reason),
+  };
 
   private constructor(o: ResolvedOptions, nc: NatsConnection, kv: KV) {
     this.rank = o.rank;
@@ -78,6 +87,7 @@ export class ProcessGroup {
     this.#nc = nc;
     this.#kv = kv;
     this.#prefix = `autopar.${o.jobToken}`;
+    Object.assign(this.#link, { rank: o.rank, worldSize: o.worldSize });
   }
 
   /**
@@ -457,99 +467,6 @@ export class ProcessGroup {
     differ((h) => String(h.algorithm), "all-reduce algorithms");
   }
 
-  /**
-   * Reduce-scatter straight to each segment's owner, then one fan-out through the server:
-   * rank r sends chunk k of segment c to rank c (step r); rank c reduces the N ranks' chunks
-   * in rank order and publishes the result once to every rank (step N + c). Two hops instead
-   * of the ring's 2(N-1), and each rank publishes its tensor's size once (the ring: 2(N-1)/N).
-   * Only the owner reduces a segment, so every rank gets the same bits.
-   */
-  async #direct(
-    o: Op,
-    buf: Float32Array,
-    bounds: number[],
-    reduce: ReduceOp,
-    chunkFloats: number,
-  ): Promise<void> {
-    const N = this.worldSize, r = this.rank;
-    const chunks = (c: number) => chunksOf(bounds[c], bounds[c + 1], chunkFloats);
-    const own = chunks(r);
-    for (let d = 1; d < N; d++) { // rank r + 1 first: the owners are not all hit at once
-      const c = (r + d) % N, to = this.#subject("to", c);
-      chunks(c).forEach(([a, b], k) => this.#send(to, o, r, k, buf.subarray(a, b)));
-    }
-    const take = async (step: number, k: number, from: number, [a, b]: [number, number]) => {
-      const got = await this.#take(o, step, k, from);
-      if (got.length !== b - a) {
-        throw this.#errorFor(o, `rank ${from} sent ${got.length} values where ${b - a} belong`);
-      }
-      return got;
-    };
-    const reduced = own.map(async (range, k) => {
-      const mine = buf.slice(range[0], range[1]);
-      const acc = r === 0 ? mine : await take(0, k, 0, range);
-      for (let from = 1; from < N; from++) {
-        reduceInto(acc, from === r ? mine : await take(from, k, from, range), reduce);
-      }
-      buf.set(acc, range[0]);
-      this.#send(this.#subject("bcast"), o, N + r, k, acc);
-    });
-    const gathered = [];
-    for (let c = 0; c < N; c++) {
-      if (c === r) continue;
-      gathered.push(
-        ...chunks(c).map(async (range, k) => {
-          buf.set(await take(N + c, k, c, range), range[0]);
-        }),
-      );
-    }
-    await Promise.all([...reduced, ...gathered]);
-  }
-
-  /**
-   * The ring over `buf`, split in `bounds` (worldSize + 1 offsets): `steps` steps, the first
-   * `reduceSteps` of them reducing with `op` (reduce-scatter), the rest copying (all-gather).
-   * At step s, rank r sends segment (r - s) mod N to r + 1 and receives (r - s - 1) mod N from
-   * r - 1, chunk by chunk, each chunk forwarded as soon as it is in.
-   */
-  async #ring(
-    o: Op,
-    buf: Float32Array,
-    bounds: number[],
-    steps: number,
-    reduceSteps: number,
-    reduce: ReduceOp,
-    chunkFloats: number,
-  ): Promise<void> {
-    const N = this.worldSize, r = this.rank;
-    const next = this.#subject("to", (r + 1) % N), prev = (r - 1 + N) % N;
-    const seg = (s: number) => (((r - s) % N) + N) % N;
-    const chunks = (c: number) => chunksOf(bounds[c], bounds[c + 1], chunkFloats);
-    const receive = async (s: number, k: number, [a, b]: [number, number]) => {
-      const got = await this.#take(o, s, k, prev);
-      if (got.length !== b - a) {
-        throw this.#errorFor(o, `rank ${prev} sent ${got.length} values where ${b - a} belong`);
-      }
-      if (s >= reduceSteps) buf.set(got, a);
-      else if (reduce === "max") {
-        for (let i = a; i < b; i++) {
-          buf[i] = Math.max(got[i - a], buf[i]);
-        }
-      } else if (reduce === "min") {
-        for (let i = a; i < b; i++) buf[i] = Math.min(got[i - a], buf[i]);
-      } else for (let i = a; i < b; i++) buf[i] = got[i - a] + buf[i];
-    };
-    for (let s = 0; s < steps; s++) {
-      const cs = chunks(seg(s));
-      for (let k = 0; k < cs.length; k++) {
-        if (s > 0) await receive(s - 1, k, cs[k]);
-        this.#send(next, o, s, k, buf.subarray(cs[k][0], cs[k][1]));
-      }
-    }
-    const last = chunks(seg(steps));
-    for (let k = 0; k < last.length; k++) await receive(steps - 1, k, last[k]);
-  }
-
   /** All-reduces `values` (in place in the array), the same result on every rank. */
   allReduce(
     input: Float32Array | Promise<Float32Array>,
@@ -569,8 +486,8 @@ export class ProcessGroup {
         const n = values.length;
         const bounds = Array.from({ length: N + 1 }, (_, c) => Math.floor((c * n) / N));
         if (algorithm === "ring") {
-          await this.#ring(o, values, bounds, 2 * N - 2, N - 1, op, chunkFloats);
-        } else await this.#direct(o, values, bounds, op, chunkFloats);
+          await ringPass(this.#link, o, values, bounds, 2 * N - 2, N - 1, op, chunkFloats);
+        } else await directAllReduce(this.#link, o, values, bounds, op, chunkFloats);
         if (op === "mean") { for (let i = 0; i < n; i++) values[i] = values[i] / N; }
         return values;
       },
@@ -626,7 +543,7 @@ export class ProcessGroup {
         buf.set(values, this.rank * n);
         if (N === 1) return buf;
         const bounds = Array.from({ length: N + 1 }, (_, c) => c * n);
-        await this.#ring(o, buf, bounds, N - 1, 0, "sum", chunkFloats);
+        await ringPass(this.#link, o, buf, bounds, N - 1, 0, "sum", chunkFloats);
         return buf;
       },
     );

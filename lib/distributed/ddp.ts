@@ -15,10 +15,10 @@
  */
 import { cpu, type Device } from "../devices/device.ts";
 import { AsyncHostRuntime, KeptFailure } from "../devices/async_host.ts";
-import { engine, type OpNode } from "../engine/engine.ts";
+import { engine } from "../engine/engine.ts";
 import { noGrad, observeBackward } from "../autograd/tape.ts";
 import { zeros } from "../tensor/creation.ts";
-import { cat } from "../tensor/join.ts";
+import { bucketsOf, throughFlat } from "../nn/buckets.ts";
 import { recordOf, type Tensor, wrap } from "../tensor/tensor.ts";
 import type { Module } from "../nn/module.ts";
 import { DataParallel, type StepResult } from "../nn/data_parallel.ts";
@@ -92,11 +92,10 @@ function collective(
   t: Tensor,
   params: Record<string, number | string>,
 ): Tensor {
+  // The comm lane issues in order (its runtime is inOrder): collectives start in the same
+  // order on every rank, even when a later one's input is ready first.
   const lane = commLane(group);
   const [out] = engine().submit({
-    // Collectives must start in the same order on every rank: a later one whose input is
-    // ready sooner must not overtake an earlier one (the engine's lanes may reorder ops).
-    prev: lastCollective.get(lane),
     name: kernel === "all_reduce" ? "allReduce" : "broadcast",
     kind: "run",
     device: lane.device,
@@ -107,12 +106,8 @@ function collective(
     outputShapes: [t.shape],
     outputDevice: cpu(),
   });
-  lastCollective.set(lane, out.producer!);
   return wrap(out);
 }
-
-/** The last collective submitted on each comm lane. */
-const lastCollective = new WeakMap<AsyncHostRuntime, OpNode>();
 
 /**
  * A model trained by every process of the process group on its share of the data: the
@@ -174,7 +169,7 @@ export class DistributedDataParallel<M extends Module = Module> {
         reduce: (bucket) => collective(this.#group, "all_reduce", bucket, { op: "mean" }),
       });
     }
-    this.#buckets = buckets(this.#params, this.bucketBytes);
+    this.#buckets = bucketsOf(this.#params, this.bucketBytes);
     this.#buckets.forEach((b, bi) => b.forEach((pi) => this.#bucketOf.set(this.#params[pi], bi)));
     this.#reset();
     this.#stop = this.#local ? () => {} : observeBackward({
@@ -270,47 +265,23 @@ export class DistributedDataParallel<M extends Module = Module> {
     this.#launched[bi] = true;
     const params = this.#buckets[bi].map((pi) => this.#params[pi]);
     noGrad(() => {
-      const made: Tensor[] = [];
-      const flat = params.map((p) => {
-        const g = p.grad ?? zeros(p.shape, { device: p.device });
-        if (!p.grad) made.push(g);
-        const f = g.reshape([p.size]);
-        made.push(f);
-        return f;
+      const zeroed = params.flatMap((p) => p.grad ? [] : [zeros(p.shape, { device: p.device })]);
+      let z = 0;
+      const grads = params.map((p) => p.grad ?? zeroed[z++]);
+      const means = throughFlat(grads, (joined) => {
+        const onHost = joined.to(cpu(), { nonBlocking: true });
+        const mean = collective(this.#group, "all_reduce", onHost, { op: "mean" });
+        if (onHost !== joined) onHost.dispose();
+        return mean;
       });
-      const joined = flat.length === 1 ? flat[0] : cat(flat);
-      if (joined !== flat[0]) made.push(joined);
-      const onHost = joined.to(cpu(), { nonBlocking: true });
-      if (onHost !== joined) made.push(onHost);
-      const mean = collective(this.#group, "all_reduce", onHost, { op: "mean" });
-      let offset = 0;
-      for (const p of params) {
-        const part = mean.narrow(0, offset, p.size).reshape(p.shape);
-        offset += p.size;
-        if (p.grad) p.grad.copy_(part);
-        else p.grad = part.to(p.device);
-        if (p.grad !== part) part.dispose();
-      }
-      mean.dispose();
-      for (const t of made) t.dispose();
+      params.forEach((p, i) => {
+        if (p.grad) p.grad.copy_(means[i]);
+        else p.grad = means[i].to(p.device);
+        if (p.grad !== means[i]) means[i].dispose();
+      });
+      for (const t of zeroed) t.dispose();
     });
   }
-}
-
-/** Parameter indices in buckets of at most `bytes`: reverse order of the parameters. */
-function buckets(params: readonly Tensor[], bytes: number): number[][] {
-  const out: number[][] = [];
-  let size = Infinity;
-  for (let i = params.length - 1; i >= 0; i--) {
-    const b = params[i].size * 4;
-    if (size + b > bytes && size > 0) {
-      out.push([]);
-      size = 0;
-    }
-    out[out.length - 1].push(i);
-    size += b;
-  }
-  return out;
 }
 
 /** The device of a model's first parameter (where DDP's gradients live). */

@@ -11,7 +11,7 @@ import { engine } from "../engine/engine.ts";
 import { isHostVisible } from "../devices/capabilities.ts";
 import { noGrad, release, runBackward } from "../autograd/tape.ts";
 import { fromArray, zeros } from "../tensor/creation.ts";
-import { cat } from "../tensor/join.ts";
+import { bucketsOf, throughFlat } from "./buckets.ts";
 import { recordOf, type Tensor } from "../tensor/tensor.ts";
 import type { TensorRecord } from "../engine/engine.ts";
 import { type Module, replicate } from "./module.ts";
@@ -176,7 +176,7 @@ export class DataParallel<M extends Module = Module> {
     }
     const params = this.replicas.map((r) => r.parameters());
     this.#syncReplicas(params);
-    const buckets = this.#buckets(params[0]);
+    const buckets = bucketsOf(params[0], this.bucketBytes);
     // Per bucket: how many of its gradients each replica has produced, and their copies.
     const ready = buckets.map(() => this.devices.map(() => 0));
     const onHost = buckets.map((b) => b.map(() => [] as Tensor[]));
@@ -279,22 +279,6 @@ export class DataParallel<M extends Module = Module> {
     this.#seen = now;
   }
 
-  /** Parameter indices in buckets: reverse order of the parameters, up to `bucketBytes` each. */
-  #buckets(params: Tensor[]): number[][] {
-    const buckets: number[][] = [];
-    let bytes = Infinity;
-    for (let i = params.length - 1; i >= 0; i--) {
-      const size = params[i].size * 4;
-      if (bytes + size > this.bucketBytes && bytes > 0) {
-        buckets.push([]);
-        bytes = 0;
-      }
-      buckets[buckets.length - 1].push(i);
-      bytes += size;
-    }
-    return buckets;
-  }
-
   /** Replica d's gradients of bucket bi go to the host; the last replica's trigger the sums. */
   #send(
     bi: number,
@@ -331,9 +315,7 @@ export class DataParallel<M extends Module = Module> {
         }
         return sum;
       });
-      const reduced = this.#reduce
-        ? this.#across(sums, buckets[bi].map((pi) => params[0][pi]))
-        : sums;
+      const reduced = this.#reduce ? throughFlat(sums, this.#reduce) : sums;
       buckets[bi].forEach((pi, k) => {
         const parts = onHost[bi][k];
         const sum = reduced[k];
@@ -347,21 +329,6 @@ export class DataParallel<M extends Module = Module> {
         if (sums[k] !== sum && sums[k] !== parts[0]) sums[k].dispose();
       });
     });
-  }
-
-  /** One bucket's host sums through `reduce`, joined into one tensor and split back. */
-  #across(sums: Tensor[], params: Tensor[]): Tensor[] {
-    const flat = sums.map((t) => t.reshape([t.size]));
-    const joined = flat.length === 1 ? flat[0] : cat(flat);
-    const out = this.#reduce!(joined);
-    let offset = 0;
-    const parts = params.map((p) => {
-      const part = out.narrow(0, offset, p.size).reshape(p.shape);
-      offset += p.size;
-      return part;
-    });
-    for (const t of new Set([...flat, joined, out])) t.dispose();
-    return parts;
   }
 
   /** Replaces each replica's `.grad` with `step`'s averaged gradients. */

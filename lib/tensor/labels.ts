@@ -74,23 +74,84 @@ export function valuesNow(rec: TensorRecord): Float32Array | undefined {
   return knownValues.get(rec);
 }
 
-/** Throws a RangeError naming the first label out of [0, cols), if any. */
-function verifyFacts(facts: IndexFacts, cols: number, what: string): void {
-  const bad = facts.bad ?? (facts.max!.value >= cols ? facts.max : undefined);
-  if (bad) {
-    throw new RangeError(
-      `Cannot take the cross-entropy of ${what}: label ${bad.value} at row ${bad.row} is not ` +
-        `a class index in [0, ${cols})`,
-    );
-  }
+/** How one kind of class-index check reports: labels of `crossEntropy`, indices of `gather`. */
+interface IndexCheck {
+  /** The queued check's op name. */
+  name: string;
+  /** The RangeError for a bad value; `given` is the replay's tensor when a replay checks. */
+  error(bad: { row: number; value: number }, given?: TensorRecord): RangeError;
+  /** What a replay says when it is given values not known yet. */
+  unknown: string;
+  /** The host-only kernel that fails the queued check, and its parameters. */
+  assert: { kernel: string; params: OpRequest["params"] };
+}
+
+/** The facts of `r`'s values: noted at creation, or read from computed host values. */
+function knownFacts(r: TensorRecord): IndexFacts | undefined {
+  return indexFacts.get(r) ??
+    (isHostVisible(r.device) && r.state === "done"
+      ? factsOf(engine().hostValues(r), r)
+      : undefined);
+}
+
+/** Throws the check's RangeError for the first value outside [0, bound), if any. */
+function verify(facts: IndexFacts, bound: number, c: IndexCheck, given?: TensorRecord): void {
+  const bad = facts.bad ?? (facts.max!.value >= bound ? facts.max : undefined);
+  if (bad) throw c.error(bad, given);
 }
 
 /**
- * Checks class indices before the op is queued when they are known (noted at creation, or
- * host values already computed): returns undefined or throws naming the label. Otherwise
- * queues a check that fails, naming the first bad label, and returns a record on `device`
- * that is made only when the check passed: the loss depends on it, so reading the loss
- * fails too.
+ * Checks that `rec` holds whole numbers in [0, bound): before anything is queued when its
+ * values are known (and again before each replay of a captured step, for the values it is
+ * given), returning undefined or throwing. Otherwise it queues a check (a kernel that finds
+ * the first bad value, a host kernel that throws naming it) and returns a record on `device`
+ * made only when the check passed, for the op to take as one more input: a bad value then
+ * fails the op at the next synchronisation instead of giving a wrong result.
+ */
+function checkIndexValues(
+  rec: TensorRecord,
+  bound: number,
+  device: Device,
+  c: IndexCheck,
+): TensorRecord | undefined {
+  const e = engine();
+  const facts = knownFacts(rec);
+  if (facts) {
+    verify(facts, bound, c);
+    const origin = facts.origin;
+    e.capture?.check((resolve) => {
+      const given = resolve(origin);
+      if (!given) return;
+      const f = knownFacts(given);
+      if (!f) throw new TypeError(c.unknown);
+      verify(f, bound, c, given);
+    });
+    return undefined;
+  }
+  // Each step consumes the previous step's temporary (never the checked tensor itself).
+  const step = (req: Omit<OpRequest, "name" | "outputShapes">, temporary?: TensorRecord) => {
+    const [out] = e.submit({ name: c.name, outputShapes: [[2]], ...req });
+    if (temporary) e.dispose(temporary);
+    return out;
+  };
+  const found = step({
+    kind: "run",
+    device: rec.device,
+    ...call(findBadLabel, { rows: sizeOf(rec.shape), cols: bound }),
+    inputs: [rec],
+  });
+  const onHost = !isHostVisible(rec.device)
+    ? step({ kind: "read", device: rec.device, inputs: [found], internal: true }, found)
+    : found;
+  const checked = step({ kind: "run", device: cpu(), ...c.assert, inputs: [onHost] }, onHost);
+  return isHostVisible(device)
+    ? checked
+    : step({ kind: "write", device, inputs: [checked], internal: true }, checked);
+}
+
+/**
+ * Checks the class indices `labels` (`rec`) of a cross-entropy over `cols` classes, as
+ * {@link checkIndexValues} does; the loss on `device` takes the returned record, if any.
  */
 export function checkLabels(
   labels: Tensor,
@@ -98,125 +159,38 @@ export function checkLabels(
   cols: number,
   device: Device,
 ): TensorRecord | undefined {
-  const e = engine();
-  const op = "the cross-entropy";
-  let facts = indexFacts.get(rec);
-  if (!facts && isHostVisible(rec.device) && rec.state === "done") {
-    facts = factsOf(e.hostValues(rec), rec);
-  }
-  if (facts) {
-    verifyFacts(facts, cols, String(labels));
-    // A replay checks the labels it is given, where these came from, before it runs.
-    const origin = facts.origin;
-    e.capture?.check((resolve) => {
-      const given = resolve(origin);
-      if (!given) return;
-      const known = indexFacts.get(given) ??
-        (isHostVisible(given.device) && given.state === "done"
-          ? factsOf(e.hostValues(given), given)
-          : undefined);
-      if (!known) {
-        throw new TypeError(
-          `Cannot replay a step with labels whose values are not known yet: give labels made ` +
-            `by fromArray, or host values already computed`,
-        );
-      }
-      verifyFacts(known, cols, `the labels Tensor${fmt(given.shape)}`);
-    });
-    return undefined;
-  }
-  // Each step consumes the previous step's temporary (never the labels themselves).
-  const step = (req: Omit<OpRequest, "name" | "outputShapes">, temporary?: TensorRecord) => {
-    const [out] = e.submit({ name: "checkLabels", outputShapes: [[2]], ...req });
-    if (temporary) e.dispose(temporary);
-    return out;
-  };
-  const found = step({
-    kind: "run",
-    device: rec.device,
-    ...call(findBadLabel, { rows: rec.shape[0], cols }),
-    inputs: [rec],
+  return checkIndexValues(rec, cols, device, {
+    name: "checkLabels",
+    error: (bad, given) =>
+      new RangeError(
+        `Cannot take the cross-entropy of ${
+          given ? `the labels Tensor${fmt(given.shape)}` : String(labels)
+        }: label ${bad.value} at row ${bad.row} is not a class index in [0, ${cols})`,
+      ),
+    unknown: `Cannot replay a step with labels whose values are not known yet: give labels ` +
+      `made by fromArray, or host values already computed`,
+    assert: call(assertLabels, { cols, op: "the cross-entropy" }),
   });
-  const onHost = !isHostVisible(rec.device)
-    ? step({ kind: "read", device: rec.device, inputs: [found], internal: true }, found)
-    : found;
-  const checked = step({
-    kind: "run",
-    device: cpu(),
-    ...call(assertLabels, { cols, op }),
-    inputs: [onHost],
-  }, onHost);
-  return isHostVisible(device)
-    ? checked
-    : step({ kind: "write", device, inputs: [checked], internal: true }, checked);
-}
-
-/** Throws a RangeError naming the first index value outside [0, bound), if any. */
-function verifyIndices(facts: IndexFacts, bound: number, what: string): void {
-  const bad = facts.bad ?? (facts.max!.value >= bound ? facts.max : undefined);
-  if (bad) {
-    throw new RangeError(
-      `Cannot ${what}: index ${bad.value} at position ${bad.row} is not a whole number in ` +
-        `[0, ${bound})`,
-    );
-  }
 }
 
 /**
- * Checks index values as {@link checkLabels} checks labels: before the op is queued when
- * they are known, throwing a RangeError naming the first bad one; otherwise it queues a
- * check and returns a record on the index's device for the op to take as one more input,
- * so that a bad index fails the op, named by `what`, at the next synchronisation.
+ * Checks index values as {@link checkLabels} checks labels (see {@link checkIndexValues});
+ * a bad index fails the op, named by `what`. The returned record lives on the index's device.
  */
 export function checkIndices(
   rec: TensorRecord,
   bound: number,
   what: string,
 ): TensorRecord | undefined {
-  const e = engine();
-  const known = (r: TensorRecord) =>
-    indexFacts.get(r) ??
-      (isHostVisible(r.device) && r.state === "done" ? factsOf(e.hostValues(r), r) : undefined);
-  const facts = known(rec);
-  if (facts) {
-    verifyIndices(facts, bound, what);
-    const origin = facts.origin;
-    e.capture?.check((resolve) => {
-      const given = resolve(origin);
-      if (!given) return;
-      const f = known(given);
-      if (!f) {
-        throw new TypeError(
-          `Cannot replay a step that must ${what} with an index whose values are not known ` +
-            `yet: give an index made by fromArray, or host values already computed`,
-        );
-      }
-      verifyIndices(f, bound, what);
-    });
-    return undefined;
-  }
-  const step = (req: Omit<OpRequest, "name" | "outputShapes">, temporary?: TensorRecord) => {
-    const [out] = e.submit({ name: "checkIndices", outputShapes: [[2]], ...req });
-    if (temporary) e.dispose(temporary);
-    return out;
-  };
-  const rows = sizeOf(rec.shape);
-  const found = step({
-    kind: "run",
-    device: rec.device,
-    ...call(findBadLabel, { rows, cols: bound }),
-    inputs: [rec],
+  return checkIndexValues(rec, bound, rec.device, {
+    name: "checkIndices",
+    error: (bad) =>
+      new RangeError(
+        `Cannot ${what}: index ${bad.value} at position ${bad.row} is not a whole number in ` +
+          `[0, ${bound})`,
+      ),
+    unknown: `Cannot replay a step that must ${what} with an index whose values are not known ` +
+      `yet: give an index made by fromArray, or host values already computed`,
+    assert: call(assertIndices, { bound, what }),
   });
-  const onHost = !isHostVisible(rec.device)
-    ? step({ kind: "read", device: rec.device, inputs: [found], internal: true }, found)
-    : found;
-  const checked = step({
-    kind: "run",
-    device: cpu(),
-    ...call(assertIndices, { bound, what }),
-    inputs: [onHost],
-  }, onHost);
-  return isHostVisible(rec.device)
-    ? checked
-    : step({ kind: "write", device: rec.device, inputs: [checked], internal: true }, checked);
 }

@@ -171,6 +171,32 @@ export function runBackward(
   gradient: Tensor | undefined,
   options: RunBackwardOptions = {},
 ): void {
+  checkBackwardArguments(root, gradient);
+  const { rootNode, order, leafEdges } = backwardGraph(root);
+
+  gradDepth++;
+  const e = engine();
+  const outer = e.phase;
+  e.phase = "backward";
+  try {
+    const seed = gradient ?? ones(root.shape, { device: root.device });
+    const pass = new BackwardPass(gradient, leafEdges, options);
+    if (!rootNode) {
+      pass.toLeaf(root, seed);
+      pass.dropIfFree(seed);
+      for (const o of observers) o.finished();
+      return;
+    }
+    pass.run(rootNode, seed, order);
+    for (const o of observers) o.finished();
+  } finally {
+    gradDepth--;
+    e.phase = outer;
+  }
+}
+
+/** Throws unless backward can start from `root` with `gradient` (the seed, if given). */
+function checkBackwardArguments(root: Tensor, gradient: Tensor | undefined): void {
   if (!(root instanceof Tensor)) throw new TypeError(`Cannot run backward from ${root}`);
   if (root.disposed) throw new TypeError(`Cannot run backward from ${root}: it was disposed`);
   if (!root.requiresGrad) {
@@ -199,10 +225,21 @@ export function runBackward(
       );
     }
   }
+}
 
-  // Every node reachable from the root, in topological order, with its consumers counted.
+/** The nodes reachable from a root, and how many edges reach each leaf. */
+interface BackwardGraph {
+  /** The node that made the root; undefined when the root is a leaf. */
+  rootNode: Node | undefined;
+  /** Every reachable node, in reverse topological order (the root's node first). */
+  order: Node[];
+  /** For each leaf that requires grad, the number of edges into it. */
+  leafEdges: Map<Tensor, number>;
+}
+
+/** Walks the graph from `root` depth first, checking each node and input on the way. */
+function backwardGraph(root: Tensor): BackwardGraph {
   const order: Node[] = [];
-  const consumers = new Map<Node, number>();
   const leafEdges = new Map<Tensor, number>();
   const seen = new Set<Node>();
   const rootNode = root.gradFn as Node | undefined;
@@ -211,29 +248,7 @@ export function runBackward(
   while (stack.length > 0) {
     const top = stack[stack.length - 1];
     const [node, i] = top;
-    if (i === 0) {
-      if (node.freed) {
-        throw new TypeError(
-          `Cannot run backward through ${node.name}${siteOf(node)}: an earlier backward() ` +
-            `already freed this graph; pass { retainGraph: true } to the first backward() ` +
-            `to run it twice`,
-        );
-      }
-      const saved = [...node.inputs!, ...(node.ctx!.out ? [node.ctx!.out as Tensor] : [])];
-      const gone = saved.find((t) => t.disposed && (t.gradFn !== undefined || !t.requiresGrad));
-      if (gone) {
-        throw new TypeError(
-          `Cannot run backward through ${node.name}${siteOf(node)}: ${gone}, which its ` +
-            `gradient reads, was disposed (keep tensors until backward() has been called)`,
-        );
-      }
-      if (!RULES.has(node.name)) {
-        throw new TypeError(
-          `Cannot run backward through ${node.name}${siteOf(node)}: it has no gradient ` +
-            `(compute it inside noGrad or from detached tensors)`,
-        );
-      }
-    }
+    if (i === 0) checkNode(node);
     const inputs = node.inputs!;
     if (i < inputs.length) {
       top[1]++;
@@ -247,12 +262,9 @@ export function runBackward(
       }
       const child = input.gradFn as Node | undefined;
       if (!child) leafEdges.set(input, (leafEdges.get(input) ?? 0) + 1);
-      else {
-        consumers.set(child, (consumers.get(child) ?? 0) + 1);
-        if (!seen.has(child)) {
-          seen.add(child);
-          stack.push([child, 0]);
-        }
+      else if (!seen.has(child)) {
+        seen.add(child);
+        stack.push([child, 0]);
       }
     } else {
       stack.pop();
@@ -260,85 +272,133 @@ export function runBackward(
     }
   }
   order.reverse();
+  return { rootNode, order, leafEdges };
+}
 
-  gradDepth++;
-  const e = engine();
-  const outer = e.phase;
-  e.phase = "backward";
-  try {
-    const seed = gradient ?? ones(root.shape, { device: root.device });
-    const grads = new Map<Node, Tensor>();
-    const refs = new Map<Tensor, number>();
-    const kept = new Set<Tensor>();
-    const own = (t: Tensor) => refs.set(t, (refs.get(t) ?? 0) + 1);
-    const unown = (t: Tensor) => refs.set(t, (refs.get(t) ?? 1) - 1);
-    const userGradient = gradient;
-    const dropIfFree = (t: Tensor) => {
-      if ((refs.get(t) ?? 0) <= 0 && !kept.has(t) && t !== userGradient && !t.disposed) {
-        t.dispose();
-      }
-    };
-    const toLeaf = (leaf: Tensor, g: Tensor) => {
-      if (leaf.grad === undefined || leaf.grad.disposed) {
-        leaf.grad = (refs.get(g) ?? 0) > 0 || kept.has(g) || g === userGradient ? g.detach() : g;
-        kept.add(leaf.grad);
-      } else if (leaf.grad === g) {
-        // g reached the leaf twice (x.add(x)): sub_ cannot read the buffer it writes.
-        const copy = g.detach();
-        leaf.grad.sub_(copy, { alpha: -1 });
-        copy.dispose();
-      } else {
-        leaf.grad.sub_(g, { alpha: -1 }); // accumulates in place: the Tensor stays the same
-      }
-      const left = leafEdges.get(leaf)! - 1;
-      leafEdges.set(leaf, left);
-      if (left === 0) {
-        options.onGradReady?.(leaf);
-        for (const o of observers) o.gradReady(leaf);
-      }
-    };
-    if (!rootNode) {
-      toLeaf(root, seed);
-      dropIfFree(seed);
-      for (const o of observers) o.finished();
-      return;
+/** Throws unless backward can run through `node`: not freed, its tensors kept, a rule known. */
+function checkNode(node: Node): void {
+  if (node.freed) {
+    throw new TypeError(
+      `Cannot run backward through ${node.name}${siteOf(node)}: an earlier backward() ` +
+        `already freed this graph; pass { retainGraph: true } to the first backward() ` +
+        `to run it twice`,
+    );
+  }
+  const saved = [...node.inputs!, ...(node.ctx!.out ? [node.ctx!.out as Tensor] : [])];
+  const gone = saved.find((t) => t.disposed && (t.gradFn !== undefined || !t.requiresGrad));
+  if (gone) {
+    throw new TypeError(
+      `Cannot run backward through ${node.name}${siteOf(node)}: ${gone}, which its ` +
+        `gradient reads, was disposed (keep tensors until backward() has been called)`,
+    );
+  }
+  if (!RULES.has(node.name)) {
+    throw new TypeError(
+      `Cannot run backward through ${node.name}${siteOf(node)}: it has no gradient ` +
+        `(compute it inside noGrad or from detached tensors)`,
+    );
+  }
+}
+
+/** The gradients of one backward pass in flight, and who still reads each of them. */
+class BackwardPass {
+  /** The gradient flowing into each node not yet run. */
+  readonly #grads = new Map<Node, Tensor>();
+  /** How many pending uses (a node's incoming gradient) each gradient tensor has. */
+  readonly #refs = new Map<Tensor, number>();
+  /** Tensors that became a leaf's `.grad`: never disposed by the pass. */
+  readonly #kept = new Set<Tensor>();
+
+  constructor(
+    readonly userGradient: Tensor | undefined,
+    readonly leafEdges: Map<Tensor, number>,
+    readonly options: RunBackwardOptions,
+  ) {}
+
+  /** Counts one more pending use of `t`. */
+  #own(t: Tensor): void {
+    this.#refs.set(t, (this.#refs.get(t) ?? 0) + 1);
+  }
+
+  /** Counts one pending use of `t` less. */
+  #unown(t: Tensor): void {
+    this.#refs.set(t, (this.#refs.get(t) ?? 1) - 1);
+  }
+
+  /** Disposes `t` when nothing of the pass (nor the caller, nor a leaf) still needs it. */
+  dropIfFree(t: Tensor): void {
+    if (
+      (this.#refs.get(t) ?? 0) <= 0 && !this.#kept.has(t) && t !== this.userGradient &&
+      !t.disposed
+    ) {
+      t.dispose();
     }
-    grads.set(rootNode, seed);
-    own(seed);
-    for (const node of order) {
-      const gy = grads.get(node)!;
-      grads.delete(node);
-      const inputs = node.inputs!;
-      const needs = inputs.map((t) => t.requiresGrad);
-      const gs = RULES.get(node.name)!(gy, { inputs, ctx: node.ctx!, needs });
-      unown(gy);
-      const touched = [gy];
-      inputs.forEach((input, i) => {
-        let g = gs[i];
-        if (!needs[i] || g === undefined) return;
-        touched.push(g);
-        const child = input.gradFn as Node | undefined;
-        if (!child) return toLeaf(input, g);
-        if (kept.has(g)) g = g.detach();
-        const prev = grads.get(child);
-        if (prev === undefined) {
-          grads.set(child, g);
-          own(g);
-        } else {
-          const sum = prev.add(g);
-          unown(prev);
-          touched.push(prev);
-          grads.set(child, sum);
-          own(sum);
-        }
-      });
-      for (const t of touched) dropIfFree(t);
-      if (!options.retainGraph) node.free();
+  }
+
+  /** Accumulates `g` into `leaf.grad`; tells the observers once the leaf's gradient is whole. */
+  toLeaf(leaf: Tensor, g: Tensor): void {
+    if (leaf.grad === undefined || leaf.grad.disposed) {
+      leaf.grad = (this.#refs.get(g) ?? 0) > 0 || this.#kept.has(g) || g === this.userGradient
+        ? g.detach()
+        : g;
+      this.#kept.add(leaf.grad);
+    } else if (leaf.grad === g) {
+      // g reached the leaf twice (x.add(x)): sub_ cannot read the buffer it writes.
+      const copy = g.detach();
+      leaf.grad.sub_(copy, { alpha: -1 });
+      copy.dispose();
+    } else {
+      leaf.grad.sub_(g, { alpha: -1 }); // accumulates in place: the Tensor stays the same
     }
-    for (const o of observers) o.finished();
-  } finally {
-    gradDepth--;
-    e.phase = outer;
+    const left = this.leafEdges.get(leaf)! - 1;
+    this.leafEdges.set(leaf, left);
+    if (left === 0) {
+      this.options.onGradReady?.(leaf);
+      for (const o of observers) o.gradReady(leaf);
+    }
+  }
+
+  /** Queues every node's rule, in `order`, starting from `seed` at `rootNode`. */
+  run(rootNode: Node, seed: Tensor, order: readonly Node[]): void {
+    this.#grads.set(rootNode, seed);
+    this.#own(seed);
+    for (const node of order) this.#step(node);
+  }
+
+  /** Queues `node`'s rule and hands each input's gradient on to its node or leaf. */
+  #step(node: Node): void {
+    const gy = this.#grads.get(node)!;
+    this.#grads.delete(node);
+    const inputs = node.inputs!;
+    const needs = inputs.map((t) => t.requiresGrad);
+    const gs = RULES.get(node.name)!(gy, { inputs, ctx: node.ctx!, needs });
+    this.#unown(gy);
+    const touched = [gy];
+    inputs.forEach((input, i) => {
+      const g = gs[i];
+      if (!needs[i] || g === undefined) return;
+      touched.push(g);
+      const child = input.gradFn as Node | undefined;
+      if (!child) return this.toLeaf(input, g);
+      this.#addTo(child, this.#kept.has(g) ? g.detach() : g, touched);
+    });
+    for (const t of touched) this.dropIfFree(t);
+    if (!this.options.retainGraph) node.free();
+  }
+
+  /** Adds `g` to the gradient flowing into `child` (a sum when one is there already). */
+  #addTo(child: Node, g: Tensor, touched: Tensor[]): void {
+    const prev = this.#grads.get(child);
+    if (prev === undefined) {
+      this.#grads.set(child, g);
+      this.#own(g);
+    } else {
+      const sum = prev.add(g);
+      this.#unown(prev);
+      touched.push(prev);
+      this.#grads.set(child, sum);
+      this.#own(sum);
+    }
   }
 }
 

@@ -38,6 +38,13 @@ async function timeProducts(devices: readonly Device[], size: number, ops: numbe
   return ms;
 }
 
+/** A point of the speedup plot. */
+interface SpeedupPoint {
+  size: number;
+  speedup: number;
+  comparison: string;
+}
+
 /** Runs the sweep and returns the section with its table and speedup plot. */
 export async function smallOps(
   devices: readonly Device[],
@@ -45,49 +52,8 @@ export async function smallOps(
 ): Promise<Section> {
   const { sizes, ops, repeats } = options;
   const [d0, d1 = d0] = devices;
-  const one = [d0];
-  const two = d1 === d0 ? [d0] : [d0, d1];
   const defaultInFlight = engine().maxOpsInFlight;
-  const measure = async (size: number, devs: Device[], batching: boolean) => {
-    configureEngine({ maxOpsInFlight: batching ? defaultInFlight : 1 });
-    try {
-      await timeProducts(devs, size, Math.min(ops, 2 * devs.length)); // warm-up
-      const ms: number[] = [];
-      for (let r = 0; r < repeats; r++) ms.push(await timeProducts(devs, size, ops));
-      return median(ms);
-    } finally {
-      configureEngine({ maxOpsInFlight: defaultInFlight });
-    }
-  };
-  const rows: (string | number)[][] = [];
-  const points: { size: number; speedup: number; comparison: string }[] = [];
-  for (const size of sizes) {
-    const oneOn = await measure(size, one, true);
-    const twoOn = await measure(size, two, true);
-    const oneOff = await measure(size, one, false);
-    const twoOff = await measure(size, two, false);
-    const perOp = oneOn / ops;
-    rows.push([
-      size,
-      oneOn,
-      twoOn,
-      oneOff,
-      twoOff,
-      perOp,
-      oneOn / twoOn,
-      oneOff / twoOff,
-      oneOff / oneOn,
-    ]);
-    points.push(
-      { size, speedup: oneOn / twoOn, comparison: "two devices over one, batching on" },
-      { size, speedup: oneOff / twoOff, comparison: "two devices over one, batching off" },
-      { size, speedup: oneOff / oneOn, comparison: "batching on over off, one device" },
-    );
-  }
-  const first = rows[0];
-  const best = rows.reduce((a, r) => ((r[6] as number) > (a[6] as number) ? r : a));
-  const last = rows[rows.length - 1];
-  const col = (r: (string | number)[], i: number) => r[i] as number;
+  const { rows, points } = await sweep(devices, options, defaultInFlight);
   return {
     title: "2. Small ops (exercise 2)",
     question: "When each op is small, does parallelism help, even on one device? We sweep the " +
@@ -120,49 +86,112 @@ export async function smallOps(
     plots: [{
       file: "small_ops.svg",
       title: "Speedup against matrix size",
-      spec: {
-        title: `Speedup against matrix size (${ops} products)`,
-        width: 520,
-        height: 300,
-        data: { values: points },
-        layer: [
-          {
-            mark: { type: "line", point: true },
-            encoding: {
-              x: { field: "size", type: "quantitative", scale: { type: "log", base: 2 } },
-              y: { field: "speedup", type: "quantitative", scale: { type: "log", base: 2 } },
-              color: {
-                field: "comparison",
-                type: "nominal",
-                legend: { orient: "bottom", columns: 1, labelLimit: 600 },
-              },
-            },
-          },
-          { mark: { type: "rule", strokeDash: [4, 4] }, encoding: { y: { datum: 1 } } },
-        ],
-      },
+      spec: speedupSpec(points, ops),
     }],
-    reading: [
-      `Tiny ops (size ${first[0]}): ${ops} products take ${fmt(col(first, 1))} ms on one ` +
-      "device with batching, about one completion wait (Deno resolves mapAsync and " +
-      "onSubmittedWorkDone no sooner than about 11.5 ms) plus dispatch. A second device " +
-      (col(first, 6) < 1.2
-        ? `does not help (${fmt(col(first, 6))}x): each device still pays the floor once.`
-        : `gives ${fmt(col(first, 6))}x.`) +
-      ` What helps on one device is batching: ${fmt(col(first, 8))}x over one op per ` +
-      `batch, which pays the floor once per op (${fmt(col(first, 3) / ops)} ms per op).`,
-      `Without batching, two devices give ${fmt(col(first, 7))}x on tiny ops: not because ` +
-      "they compute at once, but because they wait for their completions at once. That is " +
-      "latency hiding, and batching on one device does it better.",
-      `Large ops (size ${last[0]}): ${fmt(col(last, 5))} ms per product on one device; two ` +
-      `devices give ${fmt(col(last, 6))}x with batching and ${fmt(col(last, 7))}x without, ` +
-      `and batching is worth ${fmt(col(last, 8))}x. The best two-device speedup with ` +
-      `batching was ${fmt(best[6] as number)}x, at size ${best[0]}; the ratios jump from ` +
-      "size to size more than the work does, which is this noisy 2-core machine, not a " +
-      "trend. The ceiling is 2x: the two logical " +
-      "devices are one adapter split over the machine's cores (one llvmpipe thread each on a " +
-      "software adapter), and whatever else runs on those cores (the main thread's engine, " +
-      "the OS) eats into it.",
+    reading: smallOpsReading(rows, ops),
+  };
+}
+
+/** Measures every size with one device and two, batching on and off: table rows and points. */
+async function sweep(
+  devices: readonly Device[],
+  options: SmallOpsOptions,
+  defaultInFlight: number,
+): Promise<{ rows: (string | number)[][]; points: SpeedupPoint[] }> {
+  const { sizes, ops, repeats } = options;
+  const [d0, d1 = d0] = devices;
+  const one = [d0];
+  const two = d1 === d0 ? [d0] : [d0, d1];
+  const measure = async (size: number, devs: Device[], batching: boolean) => {
+    configureEngine({ maxOpsInFlight: batching ? defaultInFlight : 1 });
+    try {
+      await timeProducts(devs, size, Math.min(ops, 2 * devs.length)); // warm-up
+      const ms: number[] = [];
+      for (let r = 0; r < repeats; r++) ms.push(await timeProducts(devs, size, ops));
+      return median(ms);
+    } finally {
+      configureEngine({ maxOpsInFlight: defaultInFlight });
+    }
+  };
+  const rows: (string | number)[][] = [];
+  const points: SpeedupPoint[] = [];
+  for (const size of sizes) {
+    const oneOn = await measure(size, one, true);
+    const twoOn = await measure(size, two, true);
+    const oneOff = await measure(size, one, false);
+    const twoOff = await measure(size, two, false);
+    const perOp = oneOn / ops;
+    rows.push([
+      size,
+      oneOn,
+      twoOn,
+      oneOff,
+      twoOff,
+      perOp,
+      oneOn / twoOn,
+      oneOff / twoOff,
+      oneOff / oneOn,
+    ]);
+    points.push(
+      { size, speedup: oneOn / twoOn, comparison: "two devices over one, batching on" },
+      { size, speedup: oneOff / twoOff, comparison: "two devices over one, batching off" },
+      { size, speedup: oneOff / oneOn, comparison: "batching on over off, one device" },
+    );
+  }
+  return { rows, points };
+}
+
+/** The Vega-Lite spec of the speedups against the matrix size, both axes log 2. */
+function speedupSpec(points: SpeedupPoint[], ops: number): Record<string, unknown> {
+  return {
+    title: `Speedup against matrix size (${ops} products)`,
+    width: 520,
+    height: 300,
+    data: { values: points },
+    layer: [
+      {
+        mark: { type: "line", point: true },
+        encoding: {
+          x: { field: "size", type: "quantitative", scale: { type: "log", base: 2 } },
+          y: { field: "speedup", type: "quantitative", scale: { type: "log", base: 2 } },
+          color: {
+            field: "comparison",
+            type: "nominal",
+            legend: { orient: "bottom", columns: 1, labelLimit: 600 },
+          },
+        },
+      },
+      { mark: { type: "rule", strokeDash: [4, 4] }, encoding: { y: { datum: 1 } } },
     ],
   };
+}
+
+/** The reading: tiny ops gain from batching, large ones from the second device. */
+function smallOpsReading(rows: (string | number)[][], ops: number): string[] {
+  const first = rows[0];
+  const best = rows.reduce((a, r) => ((r[6] as number) > (a[6] as number) ? r : a));
+  const last = rows[rows.length - 1];
+  const col = (r: (string | number)[], i: number) => r[i] as number;
+  return [
+    `Tiny ops (size ${first[0]}): ${ops} products take ${fmt(col(first, 1))} ms on one ` +
+    "device with batching, about one completion wait (Deno resolves mapAsync and " +
+    "onSubmittedWorkDone no sooner than about 11.5 ms) plus dispatch. A second device " +
+    (col(first, 6) < 1.2
+      ? `does not help (${fmt(col(first, 6))}x): each device still pays the floor once.`
+      : `gives ${fmt(col(first, 6))}x.`) +
+    ` What helps on one device is batching: ${fmt(col(first, 8))}x over one op per ` +
+    `batch, which pays the floor once per op (${fmt(col(first, 3) / ops)} ms per op).`,
+    `Without batching, two devices give ${fmt(col(first, 7))}x on tiny ops: not because ` +
+    "they compute at once, but because they wait for their completions at once. That is " +
+    "latency hiding, and batching on one device does it better.",
+    `Large ops (size ${last[0]}): ${fmt(col(last, 5))} ms per product on one device; two ` +
+    `devices give ${fmt(col(last, 6))}x with batching and ${fmt(col(last, 7))}x without, ` +
+    `and batching is worth ${fmt(col(last, 8))}x. The best two-device speedup with ` +
+    `batching was ${fmt(best[6] as number)}x, at size ${best[0]}; the ratios jump from ` +
+    "size to size more than the work does, which is this noisy 2-core machine, not a " +
+    "trend. The ceiling is 2x: the two logical " +
+    "devices are one adapter split over the machine's cores (one llvmpipe thread each on a " +
+    "software adapter), and whatever else runs on those cores (the main thread's engine, " +
+    "the OS) eats into it.",
+  ];
 }

@@ -98,13 +98,47 @@ function blocks(p: MatmulParams, t: MatmulTiling): { x: number; y: number } {
  * never stored), so only the final stores are bounds-checked; a scalar loop does K % 4.
  */
 function body(p: MatmulParams, t: MatmulTiling): string {
+  const grid = bodyGrid(p, t);
+  const a = aLoads(p, grid);
+  const b = bLoads(p, grid);
+  const text = kernelText(t, {
+    setup: setupLines(p, grid),
+    loads: [...a.loads, ...b.loads],
+    fmas: fmaLines(grid, a.at, b.at),
+    tail: tailLines(p, grid),
+    stores: storeLines(grid),
+  });
+  return withBlock(p, text);
+}
+
+/** The index ranges and operand layouts that {@link body}'s helpers share. */
+interface BodyGrid {
+  vecA: boolean;
+  vecB: boolean;
+  /** Output rows of one invocation, 0..tm-1. */
+  rows: number[];
+  /** Output columns of one invocation, 0..tn-1. */
+  cols: number[];
+  /** Groups of four columns, 0..tn/4-1. */
+  groupsN: number[];
+  /** Groups of four rows, 0..tm/4-1. */
+  groupsM: number[];
+  /** The four steps of K read at a time, 0..3. */
+  kks: number[];
+}
+
+/** The {@link BodyGrid} of a product and tiling. */
+function bodyGrid(p: MatmulParams, t: MatmulTiling): BodyGrid {
   const { vecA, vecB } = vectorised(p);
   const { tm, tn } = t;
-  const L: string[] = [];
   const rows = range(tm), cols = range(tn), groupsN = range(tn / 4), groupsM = range(tm / 4);
-  const kks = range(4);
+  return { vecA, vecB, rows, cols, groupsN, groupsM, kks: range(4) };
+}
 
-  // Clamped indices, computed once.
+/** The clamped indices, computed once, and the zeroed accumulators. */
+function setupLines(p: MatmulParams, grid: BodyGrid): string[] {
+  const { vecA, vecB, rows, cols, groupsN, groupsM } = grid;
+  const L: string[] = [];
   for (const r of rows) L.push(`let rc${r} = min(row0 + ${r}u, u.M - 1u);`);
   for (const j of cols) L.push(`let cc${j} = min(col0 + ${j}u, u.N - 1u);`);
   if (vecA && p.transA) {
@@ -114,10 +148,22 @@ function body(p: MatmulParams, t: MatmulTiling): string {
     for (const c of groupsN) L.push(`let bg${c} = min(col0 + ${4 * c}u, u.N - 4u) / 4u;`);
   }
   for (const r of rows) for (const c of groupsN) L.push(`var acc${r}_${c} = vec4<f32>();`);
+  return L;
+}
 
-  // a(r, kk): element (row r, step kk) of op(A); b(kk, c): vec4 of columns 4c..4c+3.
+/** The loads of one operand for four steps of K, and how to name one of its values. */
+interface OperandLoads<F> {
+  loads: string[];
+  at: F;
+}
+
+/** A's loads; `at(r, kk)`: element (row r, step kk) of op(A). */
+function aLoads(
+  p: MatmulParams,
+  grid: BodyGrid,
+): OperandLoads<(r: number, kk: number) => string> {
+  const { vecA, rows, groupsM, kks } = grid;
   const loads: string[] = [];
-  let a: (r: number, kk: number) => string;
   if (!p.transA) {
     for (const r of rows) {
       loads.push(
@@ -126,22 +172,29 @@ function body(p: MatmulParams, t: MatmulTiling): string {
           : `let a${r} = vec4<f32>(${kks.map((kk) => `in0[rc${r} * u.K + k + ${kk}u]`)});`,
       );
     }
-    a = (r, kk) => `a${r}.${XYZW[kk]}`;
-  } else {
-    for (const kk of kks) {
-      for (const g of groupsM) {
-        loads.push(
-          vecA
-            ? `let a${kk}_${g} = in0[(k + ${kk}u) * (u.M / 4u) + ag${g}];`
-            : `let a${kk}_${g} = vec4<f32>(${
-              range(4).map((i) => `in0[(k + ${kk}u) * u.M + rc${4 * g + i}]`)
-            });`,
-        );
-      }
-    }
-    a = (r, kk) => `a${kk}_${r >> 2}.${XYZW[r & 3]}`;
+    return { loads, at: (r, kk) => `a${r}.${XYZW[kk]}` };
   }
-  let b: (kk: number, c: number) => string;
+  for (const kk of kks) {
+    for (const g of groupsM) {
+      loads.push(
+        vecA
+          ? `let a${kk}_${g} = in0[(k + ${kk}u) * (u.M / 4u) + ag${g}];`
+          : `let a${kk}_${g} = vec4<f32>(${
+            range(4).map((i) => `in0[(k + ${kk}u) * u.M + rc${4 * g + i}]`)
+          });`,
+      );
+    }
+  }
+  return { loads, at: (r, kk) => `a${kk}_${r >> 2}.${XYZW[r & 3]}` };
+}
+
+/** B's loads; `at(kk, c)`: vec4 of columns 4c..4c+3 at step kk of op(B). */
+function bLoads(
+  p: MatmulParams,
+  grid: BodyGrid,
+): OperandLoads<(kk: number, c: number) => string> {
+  const { vecB, cols, groupsN, kks } = grid;
+  const loads: string[] = [];
   if (!p.transB) {
     for (const kk of kks) {
       for (const c of groupsN) {
@@ -154,27 +207,38 @@ function body(p: MatmulParams, t: MatmulTiling): string {
         );
       }
     }
-    b = (kk, c) => `b${kk}_${c}`;
-  } else {
-    for (const j of cols) {
-      loads.push(
-        vecB
-          ? `let b${j} = in1[cc${j} * K4 + kq];`
-          : `let b${j} = vec4<f32>(${kks.map((kk) => `in1[cc${j} * u.K + k + ${kk}u]`)});`,
-      );
-    }
-    b = (kk, c) => `vec4<f32>(${range(4).map((i) => `b${4 * c + i}.${XYZW[kk]}`)})`;
+    return { loads, at: (kk, c) => `b${kk}_${c}` };
   }
+  for (const j of cols) {
+    loads.push(
+      vecB
+        ? `let b${j} = in1[cc${j} * K4 + kq];`
+        : `let b${j} = vec4<f32>(${kks.map((kk) => `in1[cc${j} * u.K + k + ${kk}u]`)});`,
+    );
+  }
+  return { loads, at: (kk, c) => `vec4<f32>(${range(4).map((i) => `b${4 * c + i}.${XYZW[kk]}`)})` };
+}
+
+/** The fused multiply-adds of four steps of K into the accumulators. */
+function fmaLines(
+  grid: BodyGrid,
+  a: (r: number, kk: number) => string,
+  b: (kk: number, c: number) => string,
+): string[] {
   const fmas: string[] = [];
-  for (const kk of kks) {
-    for (const r of rows) {
-      for (const c of groupsN) {
+  for (const kk of grid.kks) {
+    for (const r of grid.rows) {
+      for (const c of grid.groupsN) {
         fmas.push(`acc${r}_${c} = fma(vec4<f32>(${a(r, kk)}), ${b(kk, c)}, acc${r}_${c});`);
       }
     }
   }
+  return fmas;
+}
 
-  // Scalar access for the K % 4 tail, whatever the binding's element type.
+/** The scalar loop body for the K % 4 tail, whatever the bindings' element types. */
+function tailLines(p: MatmulParams, grid: BodyGrid): string[] {
+  const { vecA, vecB, rows, cols, groupsN } = grid;
   const at = (buf: string, vec: boolean, idx: string) =>
     vec ? `${buf}[(${idx}) / 4u][(${idx}) % 4u]` : `${buf}[${idx}]`;
   const aIdx = (r: number) => p.transA ? `k * u.M + rc${r}` : `rc${r} * u.K + k`;
@@ -191,30 +255,48 @@ function body(p: MatmulParams, t: MatmulTiling): string {
       );
     }
   }
+  return tail;
+}
 
+/** The bounds-checked stores of the accumulators. */
+function storeLines(grid: BodyGrid): string[] {
   const stores: string[] = [];
-  for (const r of rows) {
+  for (const r of grid.rows) {
     stores.push(`if (row0 + ${r}u < u.M) {`);
     stores.push(`  let o${r} = (row0 + ${r}u) * u.N + col0;`);
-    for (const j of cols) {
+    for (const j of grid.cols) {
       stores.push(
         `  if (col0 + ${j}u < u.N) { out0[o${r} + ${j}u] = acc${r}_${j >> 2}.${XYZW[j & 3]}; }`,
       );
     }
     stores.push(`}`);
   }
+  return stores;
+}
 
+/** The line groups of {@link kernelText}, in the order they appear. */
+interface BodyLines {
+  setup: string[];
+  loads: string[];
+  fmas: string[];
+  tail: string[];
+  stores: string[];
+}
+
+/** The entry point around the line groups, with {@link BLOCK} where the block is picked. */
+function kernelText(t: MatmulTiling, lines: BodyLines): string {
+  const { setup, loads, fmas, tail, stores } = lines;
   const indent = (xs: string[], n: number) => xs.map((x) => " ".repeat(n) + x).join("\n");
-  const text = `
+  return `
 @compute @workgroup_size(${t.wx * t.wy})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   ${BLOCK}
-  let row0 = ((block / u.blocksX) * ${t.wy}u + lid / ${t.wx}u) * ${tm}u;
-  let col0 = ((block % u.blocksX) * ${t.wx}u + lid % ${t.wx}u) * ${tn}u;
+  let row0 = ((block / u.blocksX) * ${t.wy}u + lid / ${t.wx}u) * ${t.tm}u;
+  let col0 = ((block % u.blocksX) * ${t.wx}u + lid % ${t.wx}u) * ${t.tn}u;
   if (row0 >= u.M || col0 >= u.N) { return; }
   let K4 = u.K / 4u;
-${indent(L, 2)}
+${indent(setup, 2)}
   for (var kq = 0u; kq < K4; kq++) {
     let k = kq * 4u;
 ${indent(loads, 4)}
@@ -226,6 +308,10 @@ ${indent(tail, 4)}
 ${indent(stores, 2)}
 }
 `;
+}
+
+/** Replaces {@link BLOCK} with the block (and, for a batch, the product) this workgroup runs. */
+function withBlock(p: MatmulParams, text: string): string {
   if (!batched(p)) {
     return text.replace(
       BLOCK,

@@ -86,10 +86,24 @@ const CAT = "autopar";
 export function exportChromeTrace(events: readonly TraceEvent[]): ChromeTrace {
   const devices = [...new Set(events.map((e) => e.device))].sort();
   const pid = new Map(devices.map((d, i) => [d, i + 1]));
-  const tid = (lane: TraceEvent["lane"]) => LANES.indexOf(lane) + 1;
+  const meta = metadataEvents(events, pid);
+  const spans = spanEvents(events, pid);
+  spans.sort((a, b) => a.ts - b.ts);
+  return { traceEvents: [...meta, ...spans], displayTimeUnit: "ms" };
+}
+
+/** The thread of a lane: 1 compute, 2 copy, 3 host. */
+const tid = (lane: TraceEvent["lane"]) => LANES.indexOf(lane) + 1;
+/** Milliseconds as microseconds, rounded to the nanosecond. */
+const us = (ms: number) => Math.round(ms * 1000 * 1000) / 1000; // ns precision
+
+/** The names and sort order of each device's process (`pid` order) and of its lanes. */
+function metadataEvents(
+  events: readonly TraceEvent[],
+  pid: ReadonlyMap<string, number>,
+): ChromeTraceEvent[] {
   const meta: ChromeTraceEvent[] = [];
-  for (const d of devices) {
-    const p = pid.get(d)!;
+  for (const [d, p] of pid) {
     meta.push({ name: "process_name", ph: "M", ts: 0, pid: p, tid: 0, args: { name: d } });
     meta.push({
       name: "process_sort_index",
@@ -118,54 +132,77 @@ export function exportChromeTrace(events: readonly TraceEvent[]): ChromeTrace {
       });
     }
   }
-  const us = (ms: number) => Math.round(ms * 1000 * 1000) / 1000; // ns precision
+  return meta;
+}
+
+/** A complete event per op, each followed by a flow per dependency on an op of `events`. */
+function spanEvents(
+  events: readonly TraceEvent[],
+  pid: ReadonlyMap<string, number>,
+): ChromeTraceEvent[] {
   const byId = new Map(events.map((e) => [e.id, e]));
   const spans: ChromeTraceEvent[] = [];
   let flow = 0;
   for (const e of events) {
-    const args: Record<string, unknown> = { id: e.id };
-    for (const k of ["shape", "bytes", "flops", "gpuStart", "gpuEnd", "label", "error"] as const) {
-      if (e[k] !== undefined) args[k] = e[k];
-    }
-    args.queued = e.queued;
-    if (e.deps.length > 0) args.deps = e.deps;
-    spans.push({
-      name: e.op === "benchmark" && e.label ? e.label : e.op,
-      cat: CAT,
-      ph: "X",
-      ts: us(e.start),
-      dur: Math.max(0, Math.round((us(e.end) - us(e.start)) * 1000) / 1000),
-      pid: pid.get(e.device)!,
-      tid: tid(e.lane),
-      args,
-    });
+    spans.push(opSpan(e, pid));
     for (const d of new Set(e.deps)) {
       const from = byId.get(d);
       if (!from) continue;
       flow++;
-      // DevTools binds a flow event to the slice with the same ts, pid, tid and cat;
-      // catapult and Perfetto to the slice that encloses it: both find the op here.
-      spans.push({
-        name: "dep",
-        cat: CAT,
-        ph: "s",
-        id: flow,
-        ts: us(from.start),
-        pid: pid.get(from.device)!,
-        tid: tid(from.lane),
-      });
-      spans.push({
-        name: "dep",
-        cat: CAT,
-        ph: "f",
-        bp: "e",
-        id: flow,
-        ts: us(e.start),
-        pid: pid.get(e.device)!,
-        tid: tid(e.lane),
-      });
+      spans.push(...depFlow(from, e, { id: flow, pid }));
     }
   }
-  spans.sort((a, b) => a.ts - b.ts);
-  return { traceEvents: [...meta, ...spans], displayTimeUnit: "ms" };
+  return spans;
+}
+
+/** The complete ("X") event of one op, with what the viewer lists in `args`. */
+function opSpan(e: TraceEvent, pid: ReadonlyMap<string, number>): ChromeTraceEvent {
+  const args: Record<string, unknown> = { id: e.id };
+  for (const k of ["shape", "bytes", "flops", "gpuStart", "gpuEnd", "label", "error"] as const) {
+    if (e[k] !== undefined) args[k] = e[k];
+  }
+  args.queued = e.queued;
+  if (e.deps.length > 0) args.deps = e.deps;
+  return {
+    name: e.op === "benchmark" && e.label ? e.label : e.op,
+    cat: CAT,
+    ph: "X",
+    ts: us(e.start),
+    dur: Math.max(0, Math.round((us(e.end) - us(e.start)) * 1000) / 1000),
+    pid: pid.get(e.device)!,
+    tid: tid(e.lane),
+    args,
+  };
+}
+
+/** The flow start (at the producer's start) and end (at the consumer's) of one dependency. */
+function depFlow(
+  from: TraceEvent,
+  to: TraceEvent,
+  flow: { id: number; pid: ReadonlyMap<string, number> },
+): [ChromeTraceEvent, ChromeTraceEvent] {
+  const { id, pid } = flow;
+  // DevTools binds a flow event to the slice with the same ts, pid, tid and cat;
+  // catapult and Perfetto to the slice that encloses it: both find the op here.
+  return [
+    {
+      name: "dep",
+      cat: CAT,
+      ph: "s",
+      id,
+      ts: us(from.start),
+      pid: pid.get(from.device)!,
+      tid: tid(from.lane),
+    },
+    {
+      name: "dep",
+      cat: CAT,
+      ph: "f",
+      bp: "e",
+      id,
+      ts: us(to.start),
+      pid: pid.get(to.device)!,
+      tid: tid(to.lane),
+    },
+  ];
 }

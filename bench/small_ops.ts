@@ -13,12 +13,10 @@
 //   deno run -A bench/small_ops.ts --backend deno|dawn [--rounds N]   (one child: a JSON line)
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
-// tfjs's CommonJS bundles, as bench/mlp.ts loads them.
-import tfjsBundle from "npm:@tensorflow/tfjs@4.22.0/dist/tf.node.js";
 import type * as TF from "npm:@tensorflow/tfjs-core@4.22.0";
-import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0/dist/tf-backend-webgpu.node.js";
+import { startTfjs as startTfjsOn, type TfjsGpu } from "./tfjs_webgpu.ts";
 import { capture, closeDevices, rand, type Tensor, tryAllGpus } from "../mod.ts";
-import { DAWN_SPECIFIER, type WebGpuBackend } from "../lib/devices/backend.ts";
+import type { WebGpuBackend } from "../lib/devices/backend.ts";
 import { median } from "../lib/experiments/section.ts";
 import type { FromRawWorker, ToRawWorker } from "./small_ops_raw_worker.ts";
 
@@ -62,7 +60,7 @@ interface ChildReport {
   error?: string;
   adapters?: Partial<Record<Contender, string>>;
   /** The GPU object tfjs ran on, and whether its device is really that backend's. */
-  tfjsGpu?: { source: string; deviceClass: string; deviceIsDawn: boolean; deviceIsDeno: boolean };
+  tfjsGpu?: TfjsGpu;
   /** Set when tfjs could not run on this backend (its figures are then missing). */
   tfjsError?: string;
   /** The contenders' order in each round. */
@@ -141,36 +139,9 @@ async function startRaw(backend: WebGpuBackend, x: Float32Array) {
   };
 }
 
-/**
- * tfjs-backend-webgpu on the main thread, on `backend`'s GPU: Deno's navigator.gpu, or
- * Dawn's put in its place (tfjs asks navigator.gpu for its adapter).
- */
+/** tfjs-backend-webgpu on the main thread, on `backend`'s GPU (see tfjs_webgpu.ts). */
 async function startTfjs(backend: WebGpuBackend, x: Float32Array) {
-  const tf = tfjsBundle as unknown as typeof TF;
-  const denoDevice = globalThis.GPUDevice;
-  let dawnDevice: unknown;
-  let source = "Deno's navigator.gpu";
-  if (backend === "dawn") {
-    const m = await import(DAWN_SPECIFIER) as {
-      create(flags: string[]): GPU;
-      globals: Record<string, unknown>;
-    };
-    Object.assign(globalThis, m.globals);
-    Object.defineProperty(navigator, "gpu", { value: m.create([]), configurable: true });
-    dawnDevice = m.globals.GPUDevice;
-    source = `Dawn's GPU, create([]) of ${DAWN_SPECIFIER}, set as navigator.gpu`;
-  }
-  if (!(await tf.setBackend("webgpu"))) throw new Error("tf.setBackend('webgpu') failed");
-  await tf.ready();
-  const device = (tf.backend() as unknown as { device: GPUDevice }).device;
-  const deviceIsDawn = typeof dawnDevice === "function" &&
-    device instanceof (dawnDevice as typeof GPUDevice);
-  const deviceIsDeno = device instanceof denoDevice;
-  if (backend === "dawn" ? !deviceIsDawn || deviceIsDeno : !deviceIsDeno) {
-    throw new Error(`tfjs's device is not ${backend}'s: it is a ${device.constructor.name}`);
-  }
-  // The adapter tfjs asked for: the same GPU object and options (see registerBackend).
-  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  const { tf, adapter, gpu } = await startTfjsOn(backend);
   const xt = tf.tensor1d(x);
   const chain: Chain = () =>
     timed(async () => {
@@ -185,8 +156,8 @@ async function startTfjs(backend: WebGpuBackend, x: Float32Array) {
       return data;
     });
   return {
-    adapter: adapter?.info.description || adapter?.info.vendor || "unknown",
-    gpu: { source, deviceClass: device.constructor.name, deviceIsDawn, deviceIsDeno },
+    adapter,
+    gpu,
     chain,
     tensors: () => tf.memory().numTensors,
   };

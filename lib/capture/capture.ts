@@ -46,6 +46,13 @@ export interface Captured<R extends CaptureResult> {
    * one op, encoded by the device in one go (see lib/capture/segments.ts).
    */
   readonly segments: number;
+  /**
+   * Kernels a replay dispatches: those of its segments (a fused group counts once) and
+   * those it submits op by op (0 before the recording).
+   */
+  readonly kernels: number;
+  /** Fused kernels among them: each computes a group of the recording's elementwise ops. */
+  readonly fused: number;
   /** Frees the recording's buffers on its devices; a later call runs the step anew. */
   dispose(): void;
 }
@@ -59,6 +66,14 @@ export interface CaptureOptions {
    * @default {true}
    */
   segments?: boolean;
+  /**
+   * Fuse each segment's elementwise kernels (same length: arithmetic, unary functions,
+   * fills, in-place updates) into one generated kernel per group, keeping values between
+   * them in registers (lib/capture/fuse.ts). Only segments are fused: `segments: false`
+   * replays op by op, unfused.
+   * @default {true}
+   */
+  fuse?: boolean;
 }
 
 let nextProgram = 1;
@@ -94,104 +109,159 @@ export function capture<R extends CaptureResult>(
   if (options === null || typeof options !== "object") {
     throw new TypeError(`Cannot capture with options ${options}: give an object or nothing`);
   }
-  let recording: Recording | undefined;
-  let argRecs: TensorRecord[] = [];
-  let shapes: { shape: readonly number[]; device: string }[] = [];
-  let outRecs: TensorRecord[] = [];
-  let single = false;
+  return new CapturedStep(fn, options);
+}
+
+/** What a recording knows of the step it recorded. */
+interface Recorded {
+  recording: Recording;
+  plan: Plan;
+  program: number;
+  args: TensorRecord[];
+  shapes: { shape: readonly number[]; device: string }[];
+  results: TensorRecord[];
+  /** The step returned one tensor (not an array). */
+  single: boolean;
   /** Records made inside the step, alive at its end, that nothing outside reads. */
-  let carried: TensorRecord[] = [];
-  let lastCarried: TensorRecord[] = [];
-  let externals: TensorRecord[] = [];
+  carried: TensorRecord[];
+  /** Records made before the step that it reads. */
+  externals: TensorRecord[];
+}
+
+/** A captured step: run, then recorded, then replayed (see {@link capture}). */
+class CapturedStep<R extends CaptureResult> implements Captured<R> {
+  readonly #fn: (...args: Tensor[]) => R;
+  readonly #options: CaptureOptions;
+  #recorded: Recorded | undefined;
+  #warmedUp = false;
+  #replays = 0;
+  /** What the last replay made that nothing outside reads: dropped at the next one. */
+  #lastCarried: TensorRecord[] = [];
   /**
    * Each external's newest version seen so far: a replay looks for newer ones from there,
    * not along the whole chain of versions since the recording (which would grow with every
    * replay, and keep every old version alive).
    */
-  let current: TensorRecord[] = [];
-  let replays = 0;
-  let warmedUp = false;
-  let plan: Plan | undefined;
-  let programId = 0;
+  #current: TensorRecord[] = [];
   /** The last segment submitted on each device: the next one there goes after it. */
-  const lastOn = new Map<Device, OpNode>();
+  readonly #lastOn = new Map<Device, OpNode>();
 
-  const record = (args: Tensor[]): R => {
+  constructor(fn: (...args: Tensor[]) => R, options: CaptureOptions) {
+    this.#fn = fn;
+    this.#options = options;
+  }
+
+  replay(...args: Tensor[]): R {
+    if (this.#recorded) return this.#replay(this.#recorded, args);
+    if (this.#warmedUp) return this.#record(args);
+    this.#warmedUp = true;
+    return this.#fn(...args);
+  }
+
+  get ops(): number {
+    return this.#recorded?.recording.steps.filter((s) => s.kind === "op").length ?? 0;
+  }
+
+  get replays(): number {
+    return this.#replays;
+  }
+
+  get segments(): number {
+    return this.#recorded?.plan.segments.length ?? 0;
+  }
+
+  get kernels(): number {
+    const r = this.#recorded;
+    if (!r) return 0;
+    const inSegments = r.plan.segments.reduce((n, s) => n + s.define.kernels.length, 0);
+    const alone =
+      r.recording.steps.filter((s, i) =>
+        s.kind === "op" && s.req.kind === "run" && r.plan.segmentAt[i] === undefined
+      ).length;
+    return inSegments + alone;
+  }
+
+  get fused(): number {
+    const segments = this.#recorded?.plan.segments ?? [];
+    return segments.reduce((n, s) => n + s.ref.ops.filter((o) => o.fused).length, 0);
+  }
+
+  dispose(): void {
+    const r = this.#recorded;
+    if (!r) return;
+    const e = engine();
+    for (const device of new Set(r.plan.segments.map((s) => s.device))) {
+      e.command(device, { t: "forget", program: r.program }, this.#lastOn.get(device));
+    }
+    for (const t of this.#lastCarried) e.dispose(t);
+    this.#recorded = undefined;
+    this.#lastOn.clear();
+    this.#warmedUp = false;
+  }
+
+  /** Runs the step and records the ops it submits; defines its segments on their devices. */
+  #record(args: Tensor[]): R {
     const e = engine();
     if (e.capture) throw new TypeError("Cannot capture a step inside another capture");
-    argRecs = args.map((a, i) => {
+    const argRecs = args.map((a, i) => {
       if (!(a instanceof Tensor)) {
         throw new TypeError(`Cannot capture argument ${i}: ${a} is not a Tensor`);
       }
       return recordOf(a);
     });
-    shapes = args.map((a) => ({ shape: a.shape, device: a.device.name }));
+    const shapes = args.map((a) => ({ shape: a.shape, device: a.device.name }));
     const p = new Recording();
     e.capture = p;
     let result: R;
     try {
-      result = fn(...args);
+      result = this.#fn(...args);
     } finally {
       e.capture = undefined;
     }
     const outs = result === undefined ? [] : Array.isArray(result) ? result : [result];
-    single = result instanceof Tensor;
-    outRecs = outs.map((t) => recordOf(t as Tensor));
+    const outRecs = outs.map((t) => recordOf(t as Tensor));
     const args_ = new Set(argRecs);
-    externals = [...p.externals()].filter((t) => !args_.has(t));
-    current = externals.map(latest);
+    const externals = [...p.externals()].filter((t) => !args_.has(t));
+    this.#current = externals.map(latest);
     // State the step updated in place: the newest versions of external records.
     const state = new Set(externals.map(latest));
     const results = new Set(outRecs);
-    carried = [...p.made].filter((t) => !t.disposed && !results.has(t) && !state.has(t));
-    lastCarried = carried;
-    recording = p;
-    programId = nextProgram++;
-    plan = options.segments === false
+    const carried = [...p.made].filter((t) => !t.disposed && !results.has(t) && !state.has(t));
+    this.#lastCarried = carried;
+    const program = nextProgram++;
+    const plan = this.#options.segments === false
       ? { segments: [], segmentAt: p.steps.map(() => undefined) }
-      : planSegments(p.steps, results, programId);
+      : planSegments(p.steps, results, program, this.#options.fuse !== false);
     for (const seg of plan.segments) e.command(seg.device, seg.define);
+    this.#recorded = {
+      recording: p,
+      plan,
+      program,
+      args: argRecs,
+      shapes,
+      results: outRecs,
+      single: result instanceof Tensor,
+      carried,
+      externals,
+    };
     return result;
-  };
+  }
 
-  const replay = (args: Tensor[]): R => {
-    const p = recording!;
+  /** Submits the recording again for `args`. */
+  #replay(r: Recorded, args: Tensor[]): R {
     const e = engine();
     // An outer recording would resubmit the segments outside this step's ordering of them.
-    if (e.capture && plan!.segments.length > 0) {
+    if (e.capture && r.plan.segments.length > 0) {
       throw new TypeError(
         "Cannot replay a captured step inside another capture: capture the outer step " +
           "around the inner step's function, or capture the inner one with { segments: false }",
       );
     }
-    if (args.length !== argRecs.length) {
-      throw new TypeError(
-        `Cannot replay a step recorded with ${argRecs.length} arguments with ${args.length}`,
-      );
-    }
-    const given = args.map((a, i) => {
-      if (!(a instanceof Tensor)) {
-        throw new TypeError(`Cannot replay with argument ${i}: ${a} is not a Tensor`);
-      }
-      const want = shapes[i];
-      if (
-        a.device.name !== want.device || a.shape.length !== want.shape.length ||
-        a.shape.some((n, k) => n !== want.shape[k])
-      ) {
-        throw new RangeError(
-          `Cannot replay with argument ${i} of shape ${fmt(a.shape)} on ${a.device.name}: the ` +
-            `step was recorded with shape ${fmt(want.shape)} on ${want.device} (capture a ` +
-            `step per shape)`,
-        );
-      }
-      const rec = recordOf(a);
-      if (rec.disposed) throw new TypeError(`Cannot replay with argument ${i}: it was disposed`);
-      return rec;
-    });
+    const given = checkArguments(r, args);
     const map = new Map<TensorRecord, TensorRecord>();
-    argRecs.forEach((r, i) => map.set(r, given[i]));
-    for (const [k, ext] of externals.entries()) {
-      const now = current[k] = latest(current[k]);
+    r.args.forEach((rec, i) => map.set(rec, given[i]));
+    for (const [k, ext] of r.externals.entries()) {
+      const now = this.#current[k] = latest(this.#current[k]);
       if (now.disposed) {
         throw new TypeError(
           `Cannot replay: the step reads a tensor of shape ${fmt(ext.shape)} on ` +
@@ -202,80 +272,80 @@ export function capture<R extends CaptureResult>(
       }
       map.set(ext, now);
     }
-    for (const check of p.checks) check((t) => given[argRecs.indexOf(t)]);
+    for (const check of r.recording.checks) check((t) => given[r.args.indexOf(t)]);
     // What the last replay made that nothing outside reads is dropped now.
-    for (const t of lastCarried) e.dispose(t);
-    const segmentAt = plan!.segmentAt;
-    for (let i = 0; i < p.steps.length; i++) {
-      const s = p.steps[i];
-      const seg = segmentAt[i];
-      if (seg === "inside") continue;
-      if (seg) {
-        // One op for the segment's kernels; one that makes nothing seen outside is dropped.
-        if (seg.outputs.length === 0) continue;
-        const outputs = e.submit({
-          name: "replay",
-          device: seg.device,
-          kind: "program",
-          inputs: seg.inputs.map((t) => map.get(t) ?? t),
-          outputShapes: seg.outputShapes,
-          segment: seg.ref,
-          prev: lastOn.get(seg.device),
-          site: seg.ref.ops[0].site,
-          label: seg.label,
-          flops: seg.flops,
-        });
-        seg.outputs.forEach((o, k) => map.set(o, outputs[k]));
-        lastOn.set(seg.device, outputs[0].producer!);
-      } else if (s.kind === "constant") {
-        map.set(s.rec, e.hostTensor(s.data.slice(), s.rec.shape));
-      } else if (s.kind === "dispose") {
-        const t = map.get(s.rec);
-        if (t) e.dispose(t);
-      } else {
-        const req = s.req;
-        const outputs = e.submit({
-          ...req,
-          inputs: req.inputs.map((t) => map.get(t) ?? t),
-          inPlace: req.inPlace && (map.get(req.inPlace) ?? req.inPlace),
-        });
-        s.outputs.forEach((o, i) => map.set(o, outputs[i]));
-      }
-    }
-    lastCarried = carried.map((t) => map.get(t)!).filter((t) => t !== undefined);
-    replays++;
-    const outs = outRecs.map((t) => wrap(map.get(t) ?? t));
-    return (single ? outs[0] : outRecs.length === 0 ? undefined : outs) as R;
-  };
+    for (const t of this.#lastCarried) e.dispose(t);
+    for (let i = 0; i < r.recording.steps.length; i++) this.#submit(r, i, map);
+    this.#lastCarried = r.carried.map((t) => map.get(t)!).filter((t) => t !== undefined);
+    this.#replays++;
+    const outs = r.results.map((t) => wrap(map.get(t) ?? t));
+    return (r.single ? outs[0] : r.results.length === 0 ? undefined : outs) as R;
+  }
 
-  const dispose = () => {
-    if (!plan) return;
+  /** Submits step `i` of the recording (or its segment), mapping recorded tensors through `map`. */
+  #submit(r: Recorded, i: number, map: Map<TensorRecord, TensorRecord>): void {
     const e = engine();
-    for (const device of new Set(plan.segments.map((s) => s.device))) {
-      e.command(device, { t: "forget", program: programId }, lastOn.get(device));
+    const s = r.recording.steps[i];
+    const seg = r.plan.segmentAt[i];
+    if (seg === "inside") return;
+    if (seg) {
+      // One op for the segment's kernels; one that makes nothing seen outside is dropped.
+      if (seg.outputs.length === 0) return;
+      const outputs = e.submit({
+        name: "replay",
+        device: seg.device,
+        kind: "program",
+        inputs: seg.inputs.map((t) => map.get(t) ?? t),
+        outputShapes: seg.outputShapes,
+        segment: seg.ref,
+        prev: this.#lastOn.get(seg.device),
+        site: seg.ref.ops[0].site,
+        label: seg.label,
+        flops: seg.flops,
+      });
+      seg.outputs.forEach((o, k) => map.set(o, outputs[k]));
+      this.#lastOn.set(seg.device, outputs[0].producer!);
+    } else if (s.kind === "constant") {
+      map.set(s.rec, e.hostTensor(s.data.slice(), s.rec.shape));
+    } else if (s.kind === "dispose") {
+      const t = map.get(s.rec);
+      if (t) e.dispose(t);
+    } else {
+      const req = s.req;
+      const outputs = e.submit({
+        ...req,
+        inputs: req.inputs.map((t) => map.get(t) ?? t),
+        inPlace: req.inPlace && (map.get(req.inPlace) ?? req.inPlace),
+      });
+      s.outputs.forEach((o, k) => map.set(o, outputs[k]));
     }
-    for (const t of lastCarried) e.dispose(t);
-    recording = plan = undefined;
-    lastOn.clear();
-    warmedUp = false;
-  };
+  }
+}
 
-  return {
-    dispose,
-    replay: (...args: Tensor[]) => {
-      if (recording) return replay(args);
-      if (warmedUp) return record(args);
-      warmedUp = true;
-      return fn(...args);
-    },
-    get ops() {
-      return recording?.steps.filter((s) => s.kind === "op").length ?? 0;
-    },
-    get replays() {
-      return replays;
-    },
-    get segments() {
-      return plan?.segments.length ?? 0;
-    },
-  };
+/** The records of a replay's arguments; throws when one differs from the recording's. */
+function checkArguments(r: Recorded, args: Tensor[]): TensorRecord[] {
+  if (args.length !== r.args.length) {
+    throw new TypeError(
+      `Cannot replay a step recorded with ${r.args.length} arguments with ${args.length}`,
+    );
+  }
+  return args.map((a, i) => {
+    if (!(a instanceof Tensor)) {
+      throw new TypeError(`Cannot replay with argument ${i}: ${a} is not a Tensor`);
+    }
+    const want = r.shapes[i];
+    if (
+      a.device.name !== want.device || a.shape.length !== want.shape.length ||
+      a.shape.some((n, k) => n !== want.shape[k])
+    ) {
+      throw new RangeError(
+        `Cannot replay with argument ${i} of shape ${fmt(a.shape)} on ${a.device.name}: the ` +
+          `step was recorded with shape ${fmt(want.shape)} on ${want.device} (capture a ` +
+          `step per shape)`,
+      );
+    }
+    const rec = recordOf(a);
+    if (rec.disposed) throw new TypeError(`Cannot replay with argument ${i}: it was disposed`);
+    return rec;
+  });
 }

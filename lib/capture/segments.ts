@@ -27,6 +27,7 @@ import { capabilitiesOf } from "../devices/capabilities.ts";
 import type { DefineCommand, SegmentOutput } from "../devices/protocol.ts";
 import type { SegmentRef, TensorRecord } from "../engine/records.ts";
 import type { RecordedEvent } from "../engine/capture.ts";
+import { fuseKernels, type PlannedKernel } from "./fuse.ts";
 
 /** A segment as planned: what a replay submits, and its definition for the device. */
 export interface SegmentPlan {
@@ -60,12 +61,14 @@ interface Building {
 
 /**
  * Plans the segments of `steps`, for device program `program`. `results` are the step's
- * results (they leave their segment by copy).
+ * results (they leave their segment by copy). With `fuse`, each segment's elementwise
+ * kernels are fused (fuse.ts).
  */
 export function planSegments(
   steps: RecordedEvent[],
   results: Set<TensorRecord>,
   program: number,
+  fuse = true,
 ): Plan {
   const madeAt = new Map<TensorRecord, number>();
   const readers = new Map<TensorRecord, number[]>();
@@ -111,7 +114,7 @@ export function planSegments(
 
   const segmentAt: Plan["segmentAt"] = steps.map(() => undefined);
   const segments = all.map((b, index) => {
-    const plan = finish(b, program, index, steps, segmentOf, readers, results);
+    const plan = finish(b, { program, index, fuse }, steps, segmentOf, readers, results);
     b.steps.forEach((i) => (segmentAt[i] = "inside"));
     segmentAt[b.at] = plan;
     return plan;
@@ -122,100 +125,144 @@ export function planSegments(
 /** Where a tensor lives inside a segment: one of its inputs, or the static slot of a tensor made in it. */
 type Home = { input: number } | { made: number };
 
-function finish(
-  b: Building,
-  program: number,
-  index: number,
-  steps: RecordedEvent[],
-  segmentOf: Map<number, Building>,
-  readers: Map<TensorRecord, number[]>,
-  results: Set<TensorRecord>,
-): SegmentPlan {
-  const inputs: TensorRecord[] = [];
+/** A segment's kernels as recorded, with the homes of what they bind. */
+interface Resolved {
+  inputs: TensorRecord[];
   /** Bytes of each tensor made in the segment (except in-place versions: they keep a home). */
-  const made: { bytes: number }[] = [];
+  made: { bytes: number }[];
+  kernels: { kernel: string; params: KernelParams; bind: Home[] }[];
+  /** Tensors made in the segment, in order, with their homes. */
+  versions: [TensorRecord, Home][];
+  flops: number;
+}
+
+/** Gives each tensor a segment's kernels bind its home: an input slot or a static one. */
+function resolve(b: Building, steps: RecordedEvent[]): Resolved {
+  const r: Resolved = { inputs: [], made: [], kernels: [], versions: [], flops: 0 };
   const home = new Map<TensorRecord, Home>();
   const homeOf = (t: TensorRecord): Home => {
     let h = home.get(t);
     if (!h) {
-      h = { input: inputs.length };
-      inputs.push(t);
+      h = { input: r.inputs.length };
+      r.inputs.push(t);
       home.set(t, h);
     }
     return h;
   };
-  const kernels: { kernel: string; params: KernelParams; bind: Home[] }[] = [];
-  const ops: SegmentRef["ops"] = [];
-  /** Tensors made in the segment, in order, with their homes. */
-  const versions: [TensorRecord, Home][] = [];
-  let flops = 0;
   for (const i of b.steps) {
     const { req, outputs } = steps[i] as RecordedEvent & { kind: "op" };
     const bind = req.inputs.map(homeOf);
     outputs.forEach((o, k) => {
       // In place: the new version lives where the old one did.
-      const h = k === 0 && req.inPlace ? homeOf(req.inPlace) : { made: made.length };
-      if ("made" in h && h.made === made.length) made.push({ bytes: o.bytes });
+      const h = k === 0 && req.inPlace ? homeOf(req.inPlace) : { made: r.made.length };
+      if ("made" in h && h.made === r.made.length) r.made.push({ bytes: o.bytes });
       home.set(o, h);
-      versions.push([o, h]);
+      r.versions.push([o, h]);
       bind.push(h);
     });
-    kernels.push({ kernel: req.kernel!, params: req.params!, bind });
-    ops.push({ name: req.name, site: req.site! });
-    flops += req.flops ?? 0;
+    r.kernels.push({ kernel: req.kernel!, params: req.params!, bind });
+    r.flops += req.flops ?? 0;
   }
-  const slot = (h: Home) => "input" in h ? h.input : inputs.length + h.made;
-  // Outputs: the newest version of each input updated in place, and what is read outside.
+  return r;
+}
+
+/** What leaves a segment: the newest version of each input updated in place, and what is read outside. */
+function outputsOf(
+  b: Building,
+  r: Resolved,
+  steps: RecordedEvent[],
+  segmentOf: Map<number, Building>,
+  readers: Map<TensorRecord, number[]>,
+  results: Set<TensorRecord>,
+): { outputs: TensorRecord[]; kinds: SegmentOutput[] } {
+  const slot = (h: Home) => "input" in h ? h.input : r.inputs.length + h.made;
   const outputs: TensorRecord[] = [];
   const kinds: SegmentOutput[] = [];
   const newest = new Map<number, TensorRecord>();
-  for (const [rec, h] of versions) if ("input" in h) newest.set(h.input, rec);
+  for (const [rec, h] of r.versions) if ("input" in h) newest.set(h.input, rec);
   for (const [input, rec] of newest) {
     outputs.push(rec);
     kinds.push({ slot: input, as: "adopt" });
   }
   const inside = new Set(b.steps);
-  for (const [rec, h] of versions) {
+  for (const [rec, h] of r.versions) {
     if ("input" in h) continue;
-    const outside = (readers.get(rec) ?? []).filter((r) => !inside.has(r));
+    const outside = (readers.get(rec) ?? []).filter((i) => !inside.has(i));
     if (outside.length === 0 && !results.has(rec)) continue;
-    const onlyLaterSegments = !results.has(rec) && outside.every((r) => {
-      const s = steps[r] as RecordedEvent & { kind: "op" };
-      return segmentOf.get(r)?.device === b.device && s.req.inPlace !== rec;
+    const onlyLaterSegments = !results.has(rec) && outside.every((i) => {
+      const s = steps[i] as RecordedEvent & { kind: "op" };
+      return segmentOf.get(i)?.device === b.device && s.req.inPlace !== rec;
     });
     outputs.push(rec);
     kinds.push({ slot: slot(h), as: onlyLaterSegments ? "alias" : "copy" });
   }
-  const binds = kernels.map((k) => k.bind.map(slot));
-  const shared = shareSlots(inputs.length, made, binds, kinds);
+  return { outputs, kinds };
+}
+
+/** The name and site a kernel's errors give: its op's, or a fused kernel's ops'. */
+function kernelOp(k: PlannedKernel, ops: SegmentOp[]): SegmentRef["ops"][number] {
+  if (k.ops.length === 1) return ops[k.ops[0]];
+  const fused = k.ops.map((i) => ops[i]);
+  return { name: `fused(${fused.map((o) => o.name).join(", ")})`, site: fused[0].site, fused };
+}
+
+type SegmentOp = { name: string; site: Error };
+
+function finish(
+  b: Building,
+  options: { program: number; index: number; fuse: boolean },
+  steps: RecordedEvent[],
+  segmentOf: Map<number, Building>,
+  readers: Map<TensorRecord, number[]>,
+  results: Set<TensorRecord>,
+): SegmentPlan {
+  const r = resolve(b, steps);
+  const inputs = r.inputs;
+  const slot = (h: Home) => "input" in h ? h.input : inputs.length + h.made;
+  const { outputs, kinds } = outputsOf(b, r, steps, segmentOf, readers, results);
+  const ops: SegmentOp[] = b.steps.map((i) => {
+    const { req } = steps[i] as RecordedEvent & { kind: "op" };
+    return { name: req.name, site: req.site! };
+  });
+  let kernels: PlannedKernel[] = r.kernels.map((k, i) => ({
+    kernel: k.kernel,
+    params: k.params,
+    bind: k.bind.map(slot),
+    ops: [i],
+  }));
+  if (options.fuse) {
+    const handedOn = new Set(kinds.map((o) => o.slot));
+    kernels = fuseKernels(kernels, (s) => s < inputs.length || handedOn.has(s));
+  }
+  const shared = shareSlots(inputs.length, r.made, kernels.map((k) => k.bind), kinds);
   return {
     device: b.device,
-    index,
+    index: options.index,
     at: b.at,
     label: b.label,
     inputs,
     outputs,
     outputShapes: outputs.map((o) => o.shape),
     ref: {
-      program,
-      segment: index,
-      ops,
+      program: options.program,
+      segment: options.index,
+      ops: kernels.map((k) => kernelOp(k, ops)),
       adopts: kinds.map((o) => o.as === "adopt" ? o.slot : undefined),
     },
     define: {
       t: "define",
-      program,
-      segment: index,
+      program: options.program,
+      segment: options.index,
       inputs: inputs.map((t) => t.bytes),
       slots: shared.slots.map((bytes) => ({ bytes })),
-      kernels: kernels.map((k, i) => ({
+      kernels: kernels.map((k) => ({
         kernel: k.kernel,
         params: k.params,
-        bind: binds[i].map(shared.slotOf),
+        bind: k.bind.map(shared.slotOf),
       })),
       outputs: kinds.map((o) => ({ ...o, slot: shared.slotOf(o.slot) })),
     },
-    flops,
+    flops: r.flops,
   };
 }
 

@@ -15,7 +15,7 @@ import { hostRuntime } from "../devices/host_runtime.ts";
 import { HostStore } from "../devices/host_store.ts";
 import { capabilitiesOf, isHostVisible } from "../devices/capabilities.ts";
 import type { TraceEvent } from "./trace_event.ts";
-import { ErrorLog, OpError } from "./errors.ts";
+import { creationSite, ErrorLog, OpError } from "./errors.ts";
 import { Lane } from "./lanes.ts";
 import { readiness } from "./dependencies.ts";
 import {
@@ -480,6 +480,10 @@ export class Engine {
   /** The error of `op`; a segment's names the recorded op that failed in it, and its site. */
   #opError(op: OpNode, message: string, cause?: unknown, inner?: number): OpError {
     const named = inner === undefined ? undefined : op.segment?.ops[inner];
+    if (named?.fused) {
+      const list = named.fused.map((o) => `${o.name} created at ${creationSite(o.site)}`);
+      message += `; the fused kernel computes ${list.join(", ")}`;
+    }
     return new OpError(message, {
       op: named ? `${named.name} (replayed)` : op.name,
       opId: op.id,

@@ -84,8 +84,11 @@ export interface OpNode {
 export interface SegmentRef {
   program: number;
   segment: number;
-  /** For each of the segment's kernels, in order. */
-  ops: { name: string; site: Error }[];
+  /**
+   * For each of the segment's kernels, in order: its op, or for a fused kernel a name that
+   * lists its ops (`fused(mul, add)`), the first one's site, and the ops themselves.
+   */
+  ops: { name: string; site: Error; fused?: { name: string; site: Error }[] }[];
   /** For each output: the input it updates in place (index into inputs), if any. */
   adopts: (number | undefined)[];
 }

@@ -36,5 +36,6 @@ export const copyInPlace: KernelSpec<CopyInPlaceParams> = {
   out0[i] = in0[i];
 }`,
   workgroups: (p) => elementwiseWorkgroups(p.n, vec(p.n) ? 4 : 1),
+  elementwise: { n: (p) => p.n, reads: () => ["same"], expression: (_, [src]) => src },
   cpu: ([src]) => [src.slice()],
 };

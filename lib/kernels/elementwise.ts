@@ -70,6 +70,20 @@ export const binary: KernelSpec<BinaryParams> = {
 }`;
   },
   workgroups: (p) => elementwiseWorkgroups(p.n, binaryVec4(p) ? 4 : 1),
+  elementwise: {
+    n: (p) => p.n,
+    reads: (p) =>
+      p.broadcast === "same"
+        ? ["same", "same"]
+        : p.broadcast === "row"
+        ? ["same", { row: p.cols }]
+        : p.broadcast === "one"
+        ? ["same", "one"]
+        : ["same"],
+    constants: (p) => p.broadcast === "scalar" ? [p.scalar] : [],
+    expression: (p, [a, b], [scalar]) =>
+      `(${a} ${SYMBOL[p.op]} ${p.broadcast === "scalar" ? scalar : b})`,
+  },
   cpu: ([a, b], p) => {
     const out = new Float32Array(p.n);
     const f = APPLY[p.op];
@@ -149,6 +163,14 @@ ${nan}${ELEMENTWISE_MAIN}
 }`;
   },
   workgroups: (p) => elementwiseWorkgroups(p.n, p.n % 4 === 0 ? 4 : 1),
+  elementwise: {
+    n: (p) => p.n,
+    reads: () => ["same"],
+    expression: (p, [x]) => {
+      if (!(p.op in UNARY_WGSL)) throw new TypeError(`Cannot compile unary op "${p.op}"`);
+      return `(${UNARY_WGSL[p.op].replace(/\bx\b/g, x)})`;
+    },
+  },
   cpu: ([a], p) => {
     const f = UNARY[p.op];
     const out = new Float32Array(p.n);
@@ -176,6 +198,12 @@ export const fill: KernelSpec<FillParams> = {
   out0[i] = u.value;
 }`,
   workgroups: (p) => elementwiseWorkgroups(p.n),
+  elementwise: {
+    n: (p) => p.n,
+    reads: () => [],
+    constants: (p) => [p.value],
+    expression: (_, __, [value]) => value,
+  },
   cpu: (_, p) => [new Float32Array(p.n).fill(p.value)],
 };
 

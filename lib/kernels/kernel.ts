@@ -21,6 +21,38 @@ export type KernelCode<P extends KernelParams = KernelParams> =
   };
 
 /**
+ * How an elementwise kernel reads one input at element `i` of its output: at `i` itself
+ * ("same"), at `i % row` (a row vector broadcast over rows of length `row`), or its one
+ * element ("one").
+ */
+export type ElementRead = "same" | "one" | { readonly row: number };
+
+/**
+ * What a fuser needs of a kernel that computes each element of its one output from the
+ * same element of its inputs (or a broadcast one): how it reads them and the WGSL
+ * expression of one element. Kernels that state it can be fused into one generated kernel
+ * (lib/kernels/fused.ts); the expression must be the arithmetic of the kernel's own WGSL,
+ * in the same order, so that fused and unfused results agree.
+ */
+export interface Elementwise<P extends KernelParams = KernelParams> {
+  /** Elements of the output. */
+  n(params: P): number;
+  /** How each input binding is read (an in-place kernel's target is not among them). */
+  reads(params: P): readonly ElementRead[];
+  /** An in-place kernel that reads its target's old value (`sub_`): it comes last in `args`. */
+  readonly readsOld?: boolean;
+  /** The constants of its expression (a scalar operand, say), in the order it names them. */
+  constants?(params: P): readonly number[];
+  /**
+   * The WGSL expression of one element, of type `T` (`f32` or `vec4<f32>`), from the values
+   * of its inputs (`args`, each of type `T`), then the target's old value if it reads it,
+   * and its constants (`constants`, each of type `T`: uniforms, as the unfused kernel has
+   * them, so that no compiler folds them differently). It may call `is_nan(x: T) -> BT`.
+   */
+  expression(params: P, args: readonly string[], constants: readonly string[]): string;
+}
+
+/**
  * One kernel: WGSL for the devices, a CPU twin for the host and the tests, and optionally
  * code for other targets ({@link KernelSpec.targets}).
  */
@@ -56,6 +88,8 @@ export interface KernelSpec<P extends KernelParams = KernelParams> {
    * @default {{}}
    */
   readonly targets?: Readonly<Record<string, KernelCode<P>>>;
+  /** Set by kernels a captured step may fuse with their neighbours (see {@link Elementwise}). */
+  readonly elementwise?: Elementwise<P>;
 }
 
 /** The largest workgroup count per dimension that WebGPU guarantees. */

@@ -38,6 +38,11 @@ export const reluBackward: KernelSpec<ReluBackwardParams> = {
     });
 }`,
   workgroups: (p) => elementwiseWorkgroups(p.n, vec(p.n) ? 4 : 1),
+  elementwise: {
+    n: (p) => p.n,
+    reads: () => ["same", "same"],
+    expression: (_, [x, dy]) => `select(T(0.0), ${dy}, ${x} > T(0.0))`,
+  },
   cpu: ([x, dy], p) => {
     const out = new Float32Array(p.n);
     for (let i = 0; i < p.n; i++) out[i] = x[i] > 0 ? dy[i] : 0;
@@ -142,6 +147,13 @@ export const subInPlace: KernelSpec<SubInPlaceParams> = {
   out0[i] = out0[i] - u.alpha * in0[i];
 }`,
   workgroups: (p) => elementwiseWorkgroups(p.n, vec(p.n) ? 4 : 1),
+  elementwise: {
+    n: (p) => p.n,
+    reads: () => ["same"],
+    readsOld: true,
+    constants: (p) => [p.alpha],
+    expression: (_, [grad, old], [alpha]) => `(${old} - ${alpha} * ${grad})`,
+  },
   cpu: ([grad, old], p) => {
     const out = new Float32Array(p.n);
     const alpha = Math.fround(p.alpha);

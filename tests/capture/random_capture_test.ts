@@ -1,6 +1,6 @@
 // Random programs over two GPUs and the host, captured as a step: each replay (its device
-// segments, the copies and host ops between them) gives bitwise the values of the step run
-// anew, and replaying keeps device memory flat.
+// segments with their elementwise kernels fused, the copies and host ops between them)
+// gives bitwise the values of the step run anew, and replaying keeps device memory flat.
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@4.11.0";
 import {
@@ -33,6 +33,7 @@ Deno.test(
   opts,
   async () => {
     let segments = 0;
+    let fused = 0;
     const specs = programSpecs({ deviceCount: devices.length, maxDim: 8, maxNodes: 16 });
     await fc.assert(
       fc.asyncProperty(specs, async (spec) => {
@@ -61,6 +62,7 @@ Deno.test(
         const now = engine().liveBuffers().count;
         assert.ok(now <= live, `replays keep device memory flat: ${now} > ${live}`);
         segments += step.segments;
+        fused += step.fused;
         step.dispose();
         wa.dispose();
         wc.dispose();
@@ -73,5 +75,7 @@ Deno.test(
       { numRuns: 60, seed: 0xca97 },
     );
     assert.ok(segments > 60, `only ${segments} segments in 60 programs`);
+    // Replays fuse elementwise kernels (by default) and still give the same bits.
+    assert.ok(fused > 10, `only ${fused} fused kernels in 60 programs`);
   },
 );

@@ -32,6 +32,7 @@ import { recordOf, wrap } from "../../lib/tensor/tensor.ts";
 import { capabilitiesOf, isHostVisible } from "../../lib/devices/capabilities.ts";
 import type { RunCommand } from "../../lib/devices/protocol.ts";
 import { codeFor, kernelCode, KERNELS } from "../../lib/kernels/registry.ts";
+import { fuseKernels } from "../../lib/capture/fuse.ts";
 import { assertClose } from "../assert_close.ts";
 import { FakeDevice } from "./fake_device.ts";
 
@@ -125,6 +126,39 @@ const HOST_ONLY_CASES: KernelCase[] = [
   },
 ];
 
+/**
+ * A fused kernel, as a captured step's segments have them (lib/capture/fuse.ts): a chain of
+ * elementwise ops with a row broadcast and a one-element operand, run here as an op.
+ */
+function fusedCase(): KernelCase {
+  const n = 8;
+  const bin = (op: string, broadcast: string, bind: number[], extra = {}) => ({
+    kernel: "binary",
+    params: { op, broadcast, n, cols: 4, scalar: 0.5, ...extra },
+    bind,
+    ops: [0],
+  });
+  const [k] = fuseKernels([
+    bin("mul", "row", [0, 1, 3]),
+    { kernel: "unary", params: { op: "tanh", n }, bind: [3, 4], ops: [1] },
+    bin("add", "one", [4, 2, 5]),
+    bin("sub", "scalar", [5, 6]),
+  ], (s) => s < 3 || s === 6);
+  assert.equal(k.kernel, "fused");
+  return {
+    cmd: {
+      ...caseCommand("fused", k.params, 1),
+      inputs: [0, 1, 2],
+      outputs: [{ id: 3, bytes: 4 * n }],
+    },
+    inputs: [
+      new Float32Array(values(n, 10)),
+      new Float32Array(values(4, 11)),
+      new Float32Array([3]),
+    ],
+  };
+}
+
 function caseCommand(kernel: string, params: RunCommand["params"], outputs: number): RunCommand {
   return {
     t: "run",
@@ -143,7 +177,7 @@ function caseCommand(kernel: string, params: RunCommand["params"], outputs: numb
 function casesByKernel(device?: Device): Map<string, KernelCase> {
   const out = new Map<string, KernelCase>();
   const twins = device === undefined || capabilitiesOf(device).target === "cpu";
-  for (const c of [...CASES, ...(twins ? HOST_ONLY_CASES : [])]) {
+  for (const c of [...CASES, fusedCase(), ...(twins ? HOST_ONLY_CASES : [])]) {
     if (!out.has(c.cmd.kernel)) out.set(c.cmd.kernel, c);
   }
   return out;

@@ -1,0 +1,233 @@
+/**
+ * The fused elementwise kernel: one generated WGSL kernel that computes a group of
+ * elementwise kernels (see {@link Elementwise}) element by element, keeping the values
+ * between them in registers. Its parameters are the group itself, as data: which buffers
+ * it loads and how, each member kernel with its own parameters and arguments, and which
+ * values it stores. The WGSL is generated from them (so equal groups give equal WGSL and
+ * share one pipeline), each member contributing its own expression, in the members' order.
+ *
+ * @module
+ */
+import {
+  type ElementRead,
+  type Elementwise,
+  ELEMENTWISE_MAIN,
+  elementwiseWorkgroups,
+  type KernelParams,
+  type KernelSpec,
+} from "./kernel.ts";
+
+/** An argument of a member: a value made by an earlier member, or a load of a binding. */
+export type FusedArg = { value: number } | { binding: number; read: ElementRead };
+
+/** A member of a fused group: a kernel, its parameters, and where its arguments come from. */
+export interface FusedMember {
+  kernel: string;
+  params: KernelParams;
+  /** Its inputs, then its in-place target's old value when it reads it. */
+  args: FusedArg[];
+}
+
+/** A fused group, as the fuser plans it (lib/capture/fuse.ts). */
+export interface FusedProgram {
+  /** Elements of every member's output. */
+  n: number;
+  /** Four elements an invocation (`vec4<f32>`); a binding read as "one" is still `f32`. */
+  vec: boolean;
+  /** Bindings loaded and never stored, then those stored (which may be loaded first). */
+  inputs: number;
+  /** Each binding's element type. */
+  types: ("f32" | "vec4<f32>")[];
+  members: FusedMember[];
+  /** Stores at the end: binding `binding` (an output) gets member `value`'s value. */
+  stores: { binding: number; value: number }[];
+}
+
+/** Parameters of {@link fused}: the group, as JSON (it is also the pipeline's variant). */
+export interface FusedParams extends KernelParams {
+  n: number;
+  program: string;
+}
+
+/** The parameters of the fused kernel of `program`. */
+export function fusedParams(program: FusedProgram): FusedParams {
+  return { n: program.n, program: JSON.stringify(program) };
+}
+
+const cache = new Map<string, { program: FusedProgram; code?: FusedCode }>();
+
+function entryOf(p: FusedParams) {
+  let entry = cache.get(p.program);
+  if (!entry) {
+    entry = { program: JSON.parse(p.program) as FusedProgram };
+    if (cache.size > 4096) cache.clear();
+    cache.set(p.program, entry);
+  }
+  return entry;
+}
+
+/** The group of `p`, parsed once per distinct group. */
+export function programOf(p: FusedParams): FusedProgram {
+  return entryOf(p).program;
+}
+
+/** The name of binding `b` in the module {@link wgslModule} builds. */
+const bindingName = (program: FusedProgram, b: number) =>
+  b < program.inputs ? `in${b}` : `out${b - program.inputs}`;
+
+const readKey = (b: number, r: ElementRead) => `${b}:${typeof r === "string" ? r : `row${r.row}`}`;
+
+/** Constants a fused kernel may have: the uniform struct's fields after `n` and `opaque`. */
+export const MAX_FUSED_CONSTANTS = 62;
+
+/** A fused kernel's code: its body, and the values of its constants (`u.c0`, ...). */
+export interface FusedCode {
+  wgsl: string;
+  constants: number[];
+}
+
+/** The constants' uniform fields, `c0: f32` to `c61: f32`. */
+const CONSTANT_FIELDS = Array.from(
+  { length: MAX_FUSED_CONSTANTS },
+  (_, k) => [`c${k}`, "f32"] as const,
+);
+
+/**
+ * The body of the fused kernel of `program` and its constants (each distinct float32 value
+ * once); `member(m)` gives a member's elementwise contract. Throws a RangeError past
+ * {@link MAX_FUSED_CONSTANTS} constants.
+ */
+export function fusedCode(
+  program: FusedProgram,
+  member: (m: FusedMember) => Elementwise,
+): FusedCode {
+  const lines: string[] = [];
+  const constants: number[] = [];
+  let barrier = 1;
+  const constant = (x: number) => {
+    const v = Math.fround(x);
+    let k = constants.findIndex((c) => Object.is(c, v) || (Number.isNaN(c) && Number.isNaN(v)));
+    if (k < 0) k = constants.push(v) - 1;
+    if (k >= MAX_FUSED_CONSTANTS) {
+      throw new RangeError(`Cannot fuse more than ${MAX_FUSED_CONSTANTS} constants in one kernel`);
+    }
+    return `T(u.c${k})`;
+  };
+  const loads = new Map<string, string>();
+  const load = (b: number, r: ElementRead) => {
+    const key = readKey(b, r);
+    let name = loads.get(key);
+    if (!name) {
+      name = `l${loads.size}`;
+      const buf = bindingName(program, b);
+      const width = program.vec ? 4 : 1;
+      const at = r === "same" ? "i" : r === "one" ? "0u" : `i % ${r.row / width}u`;
+      const value = r === "one" ? `T(${buf}[0u])` : `${buf}[${at}]`;
+      lines.push(`  let ${name} = ${value};`);
+      loads.set(key, name);
+    }
+    return name;
+  };
+  program.members.forEach((m, k) => {
+    // An argument used twice by one member is told apart (x - x is NaN for infinite x).
+    const used = new Set<string>();
+    const args = m.args.map((a) => {
+      const name = "value" in a ? `v${a.value}` : load(a.binding, a.read);
+      if (!used.has(name)) return used.add(name), name;
+      return `opaque(${name}, ${barrier++}u)`;
+    });
+    const e = member(m);
+    const cs = (e.constants?.(m.params) ?? []).map(constant);
+    lines.push(`  let v${k} = opaque(${e.expression(m.params, args, cs)}, ${barrier++}u);`);
+  });
+  for (const s of program.stores) {
+    lines.push(`  ${bindingName(program, s.binding)}[i] = v${s.value};`);
+  }
+  const t = program.vec ? "vec4<f32>" : "f32";
+  const v = (x: string) => program.vec ? `vec4<${x}>` : x;
+  const wgsl = `alias T = ${t};
+alias UT = ${v("u32")};
+alias BT = ${v("bool")};
+fn is_nan(x: T) -> BT {
+  return (bitcast<UT>(x) & UT(0x7fffffffu)) > UT(0x7f800000u);
+}
+// Each member's value goes through a choice the compiler cannot see through (u.opaque is
+// always 0, k never is), each its own: it keeps shader compilers from rewriting arithmetic
+// across members (log(exp(x)) into x, exp(x) - exp(x) into 0), which the unfused kernels,
+// with memory in between, never see, so that fused and unfused values agree to the bit.
+fn opaque(x: T, k: u32) -> T {
+  return select(x, T(0.0), u.opaque == k);
+}
+${ELEMENTWISE_MAIN}
+${lines.join("\n")}
+}`;
+  return { wgsl, constants };
+}
+
+/**
+ * The CPU twin of the fused kernel of `program`: each member's own CPU twin, in order, on
+ * whole arrays (so the arithmetic is exactly the unfused one). `inputs` are the bindings'
+ * values (for a stored binding, its old value); returns the stored bindings' new values.
+ */
+export function fusedCpu(
+  program: FusedProgram,
+  inputs: readonly Float32Array[],
+  cpuOf: (m: FusedMember, args: Float32Array[]) => Float32Array,
+): Float32Array[] {
+  const values: Float32Array[] = [];
+  for (const m of program.members) {
+    values.push(cpuOf(m, m.args.map((a) => "value" in a ? values[a.value] : inputs[a.binding])));
+  }
+  // A stored binding starts from its old value (none when run as an op: nothing reads it).
+  const out = program.types.slice(program.inputs).map((_, k) =>
+    inputs[program.inputs + k]?.slice() ?? new Float32Array(program.n)
+  );
+  for (const s of program.stores) out[s.binding - program.inputs] = values[s.value].slice();
+  return out;
+}
+
+/**
+ * Builds the fused kernel's spec over a kernel lookup (the registry passes its own, so this
+ * file does not import it).
+ */
+export function fusedKernel(lookup: (name: string) => KernelSpec): KernelSpec<FusedParams> {
+  const member = (m: FusedMember) => {
+    const e = lookup(m.kernel).elementwise;
+    if (!e) throw new TypeError(`Cannot fuse kernel "${m.kernel}": it is not elementwise`);
+    return e;
+  };
+  /** The code of `p`, generated once per distinct group. */
+  const code = (p: FusedParams) => {
+    const entry = entryOf(p);
+    return entry.code ??= fusedCode(entry.program, member);
+  };
+  return {
+    name: "fused",
+    inputTypes: (p) => programOf(p).types.slice(0, programOf(p).inputs),
+    outputTypes: (p) => programOf(p).types.slice(programOf(p).inputs),
+    uniformFields: [["n", "u32"], ["opaque", "u32"], ...CONSTANT_FIELDS],
+    uniforms: (p) => {
+      const cs = code(p).constants;
+      return [
+        programOf(p).vec ? p.n / 4 : p.n,
+        0,
+        ...cs,
+        ...CONSTANT_FIELDS.slice(cs.length).map(() => 0),
+      ];
+    },
+    // Pipelines are keyed by the WGSL: groups that differ only in their constants share one.
+    variant: (p) => code(p).wgsl,
+    wgsl: (p) => code(p).wgsl,
+    workgroups: (p) => elementwiseWorkgroups(p.n, programOf(p).vec ? 4 : 1),
+    cpu: (inputs, p) =>
+      fusedCpu(programOf(p), inputs, (m, args) => {
+        const spec = lookup(m.kernel);
+        // An in-place member's twin takes its target's old value last: pass one when it
+        // does not read it (its twin ignores it).
+        const given = spec.inPlace && !spec.elementwise?.readsOld
+          ? [...args, new Float32Array(p.n)]
+          : args;
+        return spec.cpu(given, m.params)[0];
+      }),
+  };
+}

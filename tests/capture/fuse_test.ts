@@ -1,0 +1,209 @@
+// The fuser's plans (lib/capture/fuse.ts), on the CPU: which kernels it groups, what it
+// stores, and that a fused plan computes what the unfused one does (each member's own CPU
+// twin, in order, so equal to the bit), for random elementwise graphs.
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { fuseKernels, MAX_FUSED_BINDINGS, type PlannedKernel } from "../../lib/capture/fuse.ts";
+import { kernel } from "../../lib/kernels/registry.ts";
+import { type FusedParams, programOf } from "../../lib/kernels/fused.ts";
+import type { KernelParams } from "../../lib/kernels/kernel.ts";
+
+const N = 8;
+const bin = (op: string, broadcast: string, bind: number[], extra: KernelParams = {}) => ({
+  kernel: "binary",
+  params: { op, broadcast, n: N, cols: 0, scalar: 0, ...extra },
+  bind,
+});
+const un = (op: string, bind: number[], n = N) => ({ kernel: "unary", params: { op, n }, bind });
+const plan = (ks: Omit<PlannedKernel, "ops">[]): PlannedKernel[] =>
+  ks.map((k, i) => ({ ...k, ops: [i] }));
+
+/** Runs kernels on slot arrays: the host's way of running what a segment would. */
+function execute(kernels: PlannedKernel[], memory: Float32Array[]): void {
+  for (const k of kernels) {
+    const spec = kernel(k.kernel);
+    const outputs = spec.outputTypes(k.params).length;
+    const inputs = k.bind.length - outputs;
+    const given = k.kernel === "fused"
+      ? k.bind.map((s) => memory[s])
+      : spec.inPlace
+      ? [...k.bind.slice(0, inputs).map((s) => memory[s]), memory[k.bind[inputs]]]
+      : k.bind.slice(0, inputs).map((s) => memory[s]);
+    const made = spec.cpu(given, k.params);
+    k.bind.slice(inputs).forEach((s, j) => memory[s] = made[j]);
+  }
+}
+
+Deno.test("a chain of elementwise kernels is one kernel that stores only its end", () => {
+  // slot 0 input; 1, 2 temporaries; 3 the output.
+  const ks = plan([
+    bin("mul", "scalar", [0, 1], { scalar: 2 }),
+    un("tanh", [1, 2]),
+    bin("add", "same", [2, 0, 3]),
+  ]);
+  const out = fuseKernels(ks, (s) => s === 0 || s === 3);
+  assert.equal(out.length, 1);
+  assert.equal(out[0].kernel, "fused");
+  assert.deepEqual(out[0].bind, [0, 3]);
+  assert.deepEqual(out[0].ops, [0, 1, 2]);
+  const program = programOf(out[0].params as FusedParams);
+  assert.deepEqual(program.stores, [{ binding: 1, value: 2 }]);
+  assert.equal(program.vec, true);
+  const wgsl = kernel("fused").wgsl(out[0].params);
+  assert.match(wgsl, /out0\[i\] = v2;/);
+  assert.doesNotMatch(wgsl, /out1/);
+});
+
+Deno.test("a value read by a kernel outside the group is stored", () => {
+  // relu(x) feeds a matmul and another elementwise kernel.
+  const ks = plan([
+    un("relu", [0, 1]),
+    {
+      kernel: "matmul",
+      params: { m: 2, k: 4, n: 2, transA: false, transB: false },
+      bind: [1, 1, 2],
+    },
+    un("neg", [1, 3]),
+  ]);
+  const out = fuseKernels(ks, (s) => s === 0 || s === 2 || s === 3);
+  // relu and neg fuse (the matmul only reads relu's value), and relu's value is stored.
+  assert.deepEqual(out.map((k) => k.kernel), ["fused", "matmul"]);
+  assert.deepEqual(out[0].bind, [0, 1, 3]);
+});
+
+Deno.test("a kernel that needs the group through another kernel starts a group of its own", () => {
+  const ks = plan([
+    un("relu", [0, 1]),
+    { kernel: "sum_rows", params: { rows: 2, cols: 4 }, bind: [1, 2] },
+    bin("add", "one", [1, 2, 3]), // reads the sum of the group's value
+  ]);
+  const out = fuseKernels(ks, (s) => s === 0 || s === 3);
+  assert.deepEqual(out.map((k) => k.kernel), ["unary", "sum_rows", "binary"]);
+});
+
+Deno.test("a broadcast read of what the group writes is not fused", () => {
+  // t = x + 1 (8 elements); y = x + t[i % 4]: another invocation's t.
+  const ks = plan([
+    bin("add", "scalar", [0, 1], { scalar: 1 }),
+    bin("add", "row", [0, 1, 2], { cols: 4 }),
+  ]);
+  const out = fuseKernels(ks, (s) => s !== 1);
+  assert.deepEqual(out.map((k) => k.kernel), ["binary", "binary"]);
+});
+
+Deno.test("kernels move past independent ones to join their group", () => {
+  // Interleaved lengths 8 and 1, as an optimizer's update and its bias corrections are.
+  const ks = plan([
+    bin("mul", "scalar", [0, 1], { scalar: 2 }),
+    un("neg", [4, 5], 1),
+    un("exp", [1, 2]),
+    un("sqrt", [5, 6], 1),
+    bin("div", "one", [2, 6, 3]),
+  ]);
+  const out = fuseKernels(ks, (s) => s === 0 || s === 4 || s === 3);
+  // The length-1 group goes first: the division (length 8) reads its one element.
+  assert.deepEqual(out.map((k) => [k.kernel, k.ops]), [["fused", [1, 3]], ["fused", [0, 2, 4]]]);
+  const memory = () =>
+    [0, 1, 2, 3, 4, 5, 6].map((s) => new Float32Array(s >= 4 ? 1 : N).fill(s + 0.5));
+  const [a, b] = [memory(), memory()];
+  execute(ks, a);
+  execute(out, b);
+  assert.deepEqual(b[3], a[3]);
+});
+
+Deno.test("a group that would bind too many buffers is cut into pieces", () => {
+  // The sum of 12 inputs: 12 loads and one store cannot be bound by one kernel.
+  const ks: Omit<PlannedKernel, "ops">[] = [bin("add", "same", [0, 1, 100])];
+  for (let i = 2; i < 12; i++) ks.push(bin("add", "same", [100 + i - 2, i, 100 + i - 1]));
+  const planned = plan(ks);
+  const out = fuseKernels(planned, (s) => s < 12 || s === 109);
+  assert.ok(out.length >= 2, `${out.length} kernels`);
+  for (const k of out) assert.ok(k.bind.length <= MAX_FUSED_BINDINGS, `${k.bind.length} bindings`);
+  const memory = () => Array.from({ length: 110 }, (_, s) => new Float32Array(N).fill(s * 0.25));
+  const [a, b] = [memory(), memory()];
+  execute(planned, a);
+  execute(out, b);
+  assert.deepEqual(b[109], a[109]);
+});
+
+/** A random segment over 8-element slots 0..9 (slots 0..2 inputs), with in-place updates. */
+const segmentArb = fc.array(
+  fc.record({
+    kind: fc.constantFrom(
+      "binary",
+      "unary",
+      "fill",
+      "copy_inplace",
+      "sub_inplace",
+      "relu_backward",
+    ),
+    op: fc.constantFrom("add", "sub", "mul", "div"),
+    fn: fc.constantFrom("relu", "neg", "exp", "tanh", "sigmoid", "copy"),
+    broadcast: fc.constantFrom("same", "row", "one", "scalar"),
+    a: fc.nat(9),
+    b: fc.nat(9),
+    out: fc.nat(9),
+    value: fc.float({ noNaN: true, min: -4, max: 4 }),
+  }),
+  { minLength: 1, maxLength: 24 },
+);
+
+/** Slot sizes: 8 elements, but slot 8 is a row of 4 and slot 9 one element. */
+const sizeOf = (s: number) => s === 8 ? 4 : s === 9 ? 1 : N;
+
+type Gen = typeof segmentArb extends fc.Arbitrary<infer T> ? T : never;
+
+function toKernels(gen: Gen): PlannedKernel[] {
+  const ks: Omit<PlannedKernel, "ops">[] = [];
+  for (const g of gen) {
+    // Outputs are full-length slots other than the inputs' (a kernel never writes what it reads,
+    // unless it is in place).
+    const out = 3 + (g.out % 5);
+    const a = g.a % 8;
+    if (g.kind === "binary") {
+      const b = g.broadcast === "row" ? 8 : g.broadcast === "one" ? 9 : g.b % 8;
+      const bind = g.broadcast === "scalar" ? [a, out] : [a, b, out];
+      if (bind.slice(0, -1).includes(out)) continue;
+      ks.push(bin(g.op, g.broadcast, bind, { cols: 4, scalar: g.value }));
+    } else if (g.kind === "unary") {
+      if (a !== out) ks.push(un(g.fn, [a, out]));
+    } else if (g.kind === "fill") {
+      ks.push({ kernel: "fill", params: { n: N, value: g.value }, bind: [out] });
+    } else if (g.kind === "relu_backward") {
+      const b = g.b % 8;
+      if (a !== out && b !== out) {
+        ks.push({ kernel: "relu_backward", params: { n: N }, bind: [a, b, out] });
+      }
+    } else {
+      // In place on any full-length slot, inputs included.
+      const target = g.out % 8;
+      if (a === target) continue;
+      const params = g.kind === "sub_inplace" ? { n: N, alpha: g.value } : { n: N };
+      ks.push({ kernel: g.kind, params, bind: [a, target] });
+    }
+  }
+  return plan(ks);
+}
+
+Deno.test("fused plans of random elementwise segments compute the unfused values exactly", () => {
+  fc.assert(
+    fc.property(segmentArb, fc.nat(7), (gen, kept) => {
+      const ks = toKernels(gen);
+      const keep = (s: number) => s < 3 || s >= 8 || s === 3 + (kept % 5);
+      const out = fuseKernels(ks, keep, 5);
+      assert.ok(out.length <= ks.length);
+      for (const k of out) assert.ok(k.bind.length <= 5);
+      assert.deepEqual(out.flatMap((k) => k.ops).sort((x, y) => x - y), ks.map((_, i) => i));
+      const memory = () =>
+        Array.from(
+          { length: 10 },
+          (_, s) => Float32Array.from({ length: sizeOf(s) }, (_, i) => Math.sin(s * 7 + i) * 2),
+        );
+      const [a, b] = [memory(), memory()];
+      execute(ks, a);
+      execute(out, b);
+      for (let s = 0; s < 10; s++) if (keep(s)) assert.deepEqual(b[s], a[s], `slot ${s}`);
+    }),
+    { numRuns: 400 },
+  );
+});

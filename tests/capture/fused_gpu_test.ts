@@ -1,0 +1,165 @@
+// Fused kernels on a real device: random elementwise steps give the bits of the same steps
+// replayed unfused (NaN and Inf included), a fused kernel's failure names its ops, and the
+// kernels of the chapter's MLP step are counted (deterministic: the goal of issue 20).
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { Adam, capture, fromArray, SGD, synchronize, type Tensor, tryAllGpus } from "../../mod.ts";
+import { engine } from "../../lib/engine/engine.ts";
+import { recordOf, wrap } from "../../lib/tensor/tensor.ts";
+import { mlp, Trainer } from "../../lib/train/trainer.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const [gpu] = await tryAllGpus({ count: 1 });
+
+const UNARY = ["relu", "neg", "exp", "log", "tanh", "sigmoid", "sqrt"] as const;
+const BINARY = ["add", "sub", "mul", "div"] as const;
+
+/** One op of a random step: on values so far, a row, a one-element tensor or a scalar. */
+const opArb = fc.record({
+  kind: fc.constantFrom("unary", "binary", "row", "one", "scalar", "sub_", "copy_"),
+  unary: fc.constantFrom(...UNARY),
+  binary: fc.constantFrom(...BINARY),
+  a: fc.nat(),
+  b: fc.nat(),
+  scalar: fc.constantFrom(0.5, -1.25, 3, 1e-3, 2),
+});
+
+/** The step the ops describe, over `x` ([4, 8]), a state `w` updated in place, `row` and `one`. */
+function stepOf(ops: Op[]) {
+  return (x: Tensor, w: Tensor, row: Tensor, one: Tensor) => {
+    const values: Tensor[] = [x];
+    const pick = (i: number) => values[i % values.length];
+    for (const o of ops) {
+      const a = pick(o.a);
+      if (o.kind === "unary") values.push(a[o.unary]());
+      else if (o.kind === "binary") values.push(a[o.binary](pick(o.b)));
+      else if (o.kind === "row") values.push(a[o.binary](row));
+      else if (o.kind === "one") values.push(a[o.binary](one));
+      else if (o.kind === "scalar") values.push(a[o.binary](o.scalar));
+      else if (o.kind === "sub_") w.sub_(a, { alpha: o.scalar });
+      else w.copy_(a);
+    }
+    return [values[values.length - 1], w.mul(1)];
+  };
+}
+type Op = typeof opArb extends fc.Arbitrary<infer T> ? T : never;
+
+const same = (a: Float32Array, b: Float32Array) =>
+  a.length === b.length && a.every((v, i) => Object.is(v, b[i]) || (isNaN(v) && isNaN(b[i])));
+
+Deno.test(
+  "random elementwise steps replayed fused give the bits of the unfused",
+  opts,
+  async () => {
+    const xs = Float32Array.from({ length: 32 }, (_, i) => Math.sin(i) * 3);
+    xs[5] = NaN;
+    xs[6] = Infinity;
+    xs[7] = -Infinity;
+    let fusedKernels = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 12 }), async (ops) => {
+        const results: Float32Array[][] = [];
+        for (const fuse of [true, false]) {
+          const x = fromArray(xs, [4, 8], { device: gpu });
+          const w = fromArray(xs.map((v) => v / 4), [4, 8], { device: gpu });
+          const row = fromArray([1, -2, 0.5, 4, -0.25, 2, 8, -1], [8], { device: gpu });
+          const one = fromArray([1.5], [1], { device: gpu });
+          const step = capture(stepOf(ops), { fuse });
+          let out: Tensor[] = [];
+          for (let i = 0; i < 4; i++) out = step.replay(x, w, row, one) as Tensor[];
+          results.push(await Promise.all(out.map((t) => t.data())));
+          if (fuse) fusedKernels += step.fused;
+          else assert.equal(step.fused, 0);
+          step.dispose();
+        }
+        results[0].forEach((v, k) =>
+          assert.ok(same(v, results[1][k]), `result ${k}: ${v} and unfused ${results[1][k]}`)
+        );
+      }),
+      { numRuns: 100, seed: 0xf05e },
+    );
+    assert.ok(fusedKernels > 20, `only ${fusedKernels} fused kernels`);
+  },
+);
+
+Deno.test(
+  "a fused kernel that fails names each of its ops and where it was created",
+  opts,
+  async () => {
+    const x = fromArray([1, 2, 3, 4], [4], { device: gpu });
+    const step = capture((a: Tensor) => {
+      const t = a.mul(2);
+      // An elementwise kernel whose WGSL cannot compile: "bogus" is no unary op.
+      const [bad] = engine().submit({
+        name: "bogus",
+        device: gpu,
+        kind: "run",
+        kernel: "unary",
+        params: { op: "bogus", n: 4 },
+        inputs: [recordOf(t)],
+        outputShapes: [[4]],
+        site: new Error("bogus"),
+      });
+      return wrap(bad).neg();
+    });
+    for (let i = 0; i < 2; i++) {
+      step.replay(x);
+      await assert.rejects(synchronize(), /bogus/);
+    }
+    assert.equal(step.fused, 1);
+    step.replay(x);
+    await assert.rejects(synchronize(), (e: AggregateError) => {
+      const message = e.errors.map((f: Error) => f.message).join("\n");
+      assert.match(message, /fused\(mul, bogus, neg\) \(replayed\)/);
+      assert.match(message, /Cannot compile unary op "bogus"/);
+      assert.match(message, /mul created at .*fused_gpu_test\.ts/);
+      assert.match(message, /neg created at .*fused_gpu_test\.ts/);
+      return true;
+    });
+    step.dispose();
+  },
+);
+
+/** Kernels per replay of the MLP step (784 -> 256 -> 10, batch 8) with an optimizer. */
+async function mlpKernels(optimizer: "sgd" | "momentum" | "adam", fuse: boolean) {
+  const t = new Trainer(mlp({ seed: 1 }), [gpu], {
+    lr: 0.1,
+    optimizer: optimizer === "adam"
+      ? (p) => new Adam(p, { lr: 1e-3 })
+      : optimizer === "momentum"
+      ? (p) => new SGD(p, { lr: 0.1, momentum: 0.9 })
+      : undefined,
+  });
+  const step = capture((x: Tensor, y: Tensor) => {
+    const out = t.dp.forwardBackward(x, y, (o, l) => o.crossEntropy(l));
+    t.opt.step();
+    t.opt.zeroGrad();
+    return out.losses;
+  }, { fuse });
+  const x = fromArray(new Float32Array(8 * 784).fill(0.5), [8, 784], { device: gpu });
+  const y = fromArray([0, 1, 2, 3, 4, 5, 6, 7], [8], { device: gpu });
+  let loss: Tensor[] = [];
+  for (let i = 0; i < 3; i++) loss = step.replay(x, y) as Tensor[];
+  const value = (await loss[0].data())[0];
+  const counts = { kernels: step.kernels, fused: step.fused, loss: value };
+  step.dispose();
+  t.dispose();
+  return counts;
+}
+
+Deno.test(
+  "the MLP step's kernels: Adam's update fused to a fifth, the same losses",
+  opts,
+  async () => {
+    const counts: Record<string, [number, number]> = {};
+    for (const opt of ["sgd", "momentum", "adam"] as const) {
+      const fused = await mlpKernels(opt, true);
+      const unfused = await mlpKernels(opt, false);
+      assert.equal(fused.loss, unfused.loss, `${opt}: the loss of the third step`);
+      counts[opt] = [fused.kernels, unfused.kernels];
+    }
+    // Forward, backward and the update of 4 parameters; Adam's ~22 elementwise ops per
+    // parameter become one kernel per parameter and one for the bias corrections.
+    assert.deepEqual(counts, { sgd: [22, 23], momentum: [22, 35], adam: [24, 115] });
+  },
+);

@@ -545,6 +545,7 @@ export class Engine {
         flops: op.flops,
         deps: op.inputs.flatMap((t) => t.producer ? [t.producer.id] : []),
         label: op.label,
+        ...(op.segment && { kernels: op.segment.ops.map((o) => o.name) }),
         error,
       });
     }

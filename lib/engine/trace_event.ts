@@ -56,6 +56,11 @@ export interface TraceEvent {
   deps: number[];
   /** A free-form label, for example "gpu:0->cpu". */
   label?: string;
+  /**
+   * A replayed segment's kernels, in order: each kernel's op, or for a fused kernel the ops
+   * it computes (`"fused(mul, add, tanh)"`).
+   */
+  kernels?: string[];
   /** The failure's message, when the op failed. */
   error?: string;
 }

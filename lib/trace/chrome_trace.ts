@@ -158,7 +158,18 @@ function spanEvents(
 /** The complete ("X") event of one op, with what the viewer lists in `args`. */
 function opSpan(e: TraceEvent, pid: ReadonlyMap<string, number>): ChromeTraceEvent {
   const args: Record<string, unknown> = { id: e.id };
-  for (const k of ["shape", "bytes", "flops", "gpuStart", "gpuEnd", "label", "error"] as const) {
+  for (
+    const k of [
+      "shape",
+      "bytes",
+      "flops",
+      "gpuStart",
+      "gpuEnd",
+      "label",
+      "kernels",
+      "error",
+    ] as const
+  ) {
     if (e[k] !== undefined) args[k] = e[k];
   }
   args.queued = e.queued;

@@ -3,7 +3,17 @@
 // kernels of the chapter's MLP step are counted (deterministic: the goal of issue 20).
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Adam, capture, fromArray, SGD, synchronize, type Tensor, tryAllGpus } from "../../mod.ts";
+import {
+  Adam,
+  capture,
+  fromArray,
+  SGD,
+  synchronize,
+  type Tensor,
+  trace$,
+  type TraceEvent,
+  tryAllGpus,
+} from "../../mod.ts";
 import { engine } from "../../lib/engine/engine.ts";
 import { recordOf, wrap } from "../../lib/tensor/tensor.ts";
 import { mlp, Trainer } from "../../lib/train/trainer.ts";
@@ -161,5 +171,25 @@ Deno.test(
     // Forward, backward and the update of 4 parameters; Adam's ~22 elementwise ops per
     // parameter become one kernel per parameter and one for the bias corrections.
     assert.deepEqual(counts, { sgd: [22, 23], momentum: [22, 35], adam: [24, 115] });
+  },
+);
+
+Deno.test(
+  "the trace shows each replayed segment's kernels, fused ones with their ops",
+  opts,
+  async () => {
+    const x = fromArray([1, -2, 3, -4], [1, 4], { device: gpu });
+    const step = capture((a: Tensor) => a.mul(2).relu().mm(a.transpose()).neg());
+    for (let i = 0; i < 2; i++) step.replay(x);
+    await synchronize();
+    const events: TraceEvent[] = [];
+    const sub = trace$().subscribe((e) => events.push(e));
+    await step.replay(x).data();
+    sub.unsubscribe();
+    const replay = events.find((e) => e.op === "replay");
+    assert.ok(replay, `no replay among ${events.map((e) => e.op)}`);
+    assert.equal(replay.kernels?.[0], "fused(mul, relu)");
+    assert.ok(replay.kernels?.includes("neg"), `${replay.kernels}`);
+    step.dispose();
   },
 );

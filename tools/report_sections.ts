@@ -16,6 +16,7 @@ import {
   runLine,
   utc,
 } from "./report_format.ts";
+import { compareCommits, fusion } from "./report_fusion.ts";
 
 /** A section of the report: the files it reads and how it renders them. */
 export interface SectionSpec {
@@ -795,6 +796,12 @@ export const SECTIONS: SectionSpec[] = [
   { title: "One small op's path", files: ["op_profile.json"], render: opProfile },
   { title: "Small ops against raw WebGPU and tfjs", files: ["small_ops.json"], render: smallOps },
   { title: "Capture and replay", files: ["capture.json", "capture_batch64.json"], render: capture },
+  { title: "Kernel fusion in captured steps", files: ["fusion.json"], render: fusion },
+  {
+    title: "Against the commit before the redesign",
+    files: ["compare_commits.json"],
+    render: compareCommits,
+  },
   { title: "Training the MLP", files: ["mlp.json"], render: mlp },
   { title: "Memory over time", files: ["memory.json"], render: memory },
   { title: "What tracing costs", files: ["trace.json"], render: trace },

@@ -12,19 +12,23 @@
  * one invocation per element must see only its own element change. Kernels may move past
  * independent ones to join a group; the groups and the other kernels are then put in an
  * order their dependencies allow. A group that would bind more storage buffers than a
- * shader stage may is cut into pieces, in order.
+ * shader stage may is cut into pieces, in order. A matmul and a group that reads its product
+ * element by element become one kernel: the group is the matmul's epilogue
+ * (lib/kernels/matmul_fused.ts).
  *
  * @module
  */
 import type { ElementRead, KernelParams } from "../kernels/kernel.ts";
 import { kernel } from "../kernels/registry.ts";
 import {
+  encodeProgram,
   type FusedArg,
   type FusedMember,
   fusedParams,
   type FusedProgram,
   MAX_FUSED_CONSTANTS,
 } from "../kernels/fused.ts";
+import { MAX_EPILOGUE_CONSTANTS } from "../kernels/matmul_fused.ts";
 
 /** One kernel of a segment: its parameters, the slots it binds, and the recorded ops it is. */
 export interface PlannedKernel {
@@ -63,7 +67,11 @@ interface Node {
   writes: Set<number>;
   broadcastReads: Set<number>;
   n?: number;
+  /** A matmul the group is the epilogue of (its kernel index): see {@link mergeEpilogues}. */
+  head?: number;
 }
+
+const firstOf = (n: Node) => n.head ?? n.members[0];
 
 /** A read at the element itself, as "same" (a row as long as the output, a one-element output). */
 function normalise(read: ElementRead, n: number): ElementRead {
@@ -168,7 +176,7 @@ function order(nodes: Node[]): Node[] {
   while (ready.length > 0) {
     let best = 0;
     for (let i = 1; i < ready.length; i++) {
-      if (ready[i].members[0] < ready[best].members[0]) best = i;
+      if (firstOf(ready[i]) < firstOf(ready[best])) best = i;
     }
     const n = ready.splice(best, 1)[0];
     out.push(n);
@@ -187,8 +195,9 @@ function build(
   piece: number[],
   infos: Info[],
   mustStore: (slot: number, piece: Set<number>) => boolean,
-): { loads: Map<number, ElementRead[]>; stores: Map<number, number>; args: FusedArg[][] } {
-  const inPiece = new Set(piece);
+  head?: { kernel: number; slot: number },
+): Built {
+  const inPiece = new Set(head ? [head.kernel, ...piece] : piece);
   const value = new Map<number, number>();
   const loads = new Map<number, ElementRead[]>();
   const args: FusedArg[][] = [];
@@ -197,6 +206,7 @@ function build(
     args.push(info.reads.map((r) => {
       const v = r.read === "same" ? value.get(r.slot) : undefined;
       if (v !== undefined) return { value: v };
+      if (r.slot === head?.slot) return { head: true };
       const list = loads.get(r.slot);
       if (!list) loads.set(r.slot, [r.read]);
       else if (!list.some((x) => sameRead(x, r.read))) list.push(r.read);
@@ -206,18 +216,32 @@ function build(
   });
   const stores = new Map<number, number>();
   for (const [slot, v] of value) if (mustStore(slot, inPiece)) stores.set(slot, v);
+  // The head's product, when something else reads it (-1: the head's value).
+  if (head && !value.has(head.slot) && mustStore(head.slot, inPiece)) stores.set(head.slot, -1);
   return { loads, stores, args };
+}
+
+/** What {@link build} plans. */
+interface Built {
+  loads: Map<number, ElementRead[]>;
+  /** Stored slots and the member whose value each gets (-1: the head's). */
+  stores: Map<number, number>;
+  args: FusedArg[][];
 }
 
 const sameRead = (a: ElementRead, b: ElementRead) =>
   typeof a === "string" || typeof b === "string" ? a === b : a.row === b.row;
 
-/** The fused kernel of a piece of two or more members. */
+/**
+ * The fused kernel of a piece of two or more members, or with `head`, the matmul (a kernel
+ * index) whose epilogue the piece is: one `matmul_epilogue` kernel.
+ */
 function fusedOf(
   piece: number[],
   n: number,
   kernels: PlannedKernel[],
-  built: ReturnType<typeof build>,
+  built: Built,
+  head?: number,
 ): PlannedKernel {
   const { loads, stores, args } = built;
   const loadOnly = [...loads.keys()].filter((s) => !stores.has(s));
@@ -231,29 +255,77 @@ function fusedOf(
   const mixed = slots.some((s) =>
     readsOf(s).includes("one") && readsOf(s).some((r) => r !== "one")
   );
-  const vec = n % 4 === 0 && rowsDivide && !mixed;
+  // An epilogue computes one element at a time, as the matmul stores them.
+  const vec = head === undefined && n % 4 === 0 && rowsDivide && !mixed;
+  const oneOnly = (s: number) => readsOf(s).length > 0 && readsOf(s).every((r) => r === "one");
   const program: FusedProgram = {
     n,
     vec,
     inputs: loadOnly.length,
-    types: slots.map((s) =>
-      vec && !(readsOf(s).length > 0 && readsOf(s).every((r) => r === "one")) ? "vec4<f32>" : "f32"
-    ),
+    types: slots.map((s) => vec && !oneOnly(s) ? "vec4<f32>" : "f32"),
     members: piece.map((k, j): FusedMember => ({
       kernel: kernels[k].kernel,
       params: kernels[k].params,
       args: args[j].map((a) =>
-        "value" in a ? a : { binding: binding.get(a.binding)!, read: a.read }
+        "binding" in a ? { binding: binding.get(a.binding)!, read: a.read } : a
       ),
     })),
     stores: [...stores].map(([s, v]) => ({ binding: binding.get(s)!, value: v })),
   };
+  const ops = piece.flatMap((k) => kernels[k].ops);
+  if (head === undefined) {
+    return { kernel: "fused", params: fusedParams(program), bind: slots, ops };
+  }
+  const mm = kernels[head];
   return {
-    kernel: "fused",
-    params: fusedParams(program),
-    bind: slots,
-    ops: piece.flatMap((k) => kernels[k].ops),
+    kernel: "matmul_epilogue",
+    params: { ...mm.params, epilogue: encodeProgram(program) },
+    bind: [mm.bind[0], mm.bind[1], ...slots],
+    ops: [...mm.ops, ...ops],
   };
+}
+
+/** Whether kernel `k` is one matrix product (not a batch) that an epilogue may follow. */
+const plainMatmul = (k: PlannedKernel) =>
+  k.kernel === "matmul" && (k.params.batch ?? 1) === 1 && k.bind.length === 3;
+
+/**
+ * Makes each matmul and an elementwise group that reads its product, element by element,
+ * one node: the group becomes the matmul's epilogue, and the product need not be stored
+ * (unless something else reads it). Not when the group writes what the matmul reads (other
+ * invocations read it), when another path from the matmul leads to the group, or when the
+ * two would not fit in one kernel's bindings and constants (`fits`).
+ */
+function mergeEpilogues(
+  nodes: Node[],
+  kernels: PlannedKernel[],
+  infos: Info[],
+  fits: (g: Node) => boolean,
+): Node[] {
+  const merged = new Set<Node>();
+  for (const g of nodes) {
+    if (g.n === undefined) continue;
+    for (const m of g.preds) {
+      if (merged.has(m) || m.n !== undefined || m.members.length !== 1) continue;
+      const k = kernels[m.members[0]];
+      if (!plainMatmul(k) || Number(k.params.M) * Number(k.params.N) !== g.n) continue;
+      const [a, b, product] = k.bind;
+      const reads = g.members.some((j) => infos[j].reads.some((r) => r.slot === product));
+      if (!reads || g.broadcastReads.has(product) || g.writes.has(a) || g.writes.has(b)) continue;
+      if ([...g.preds].some((p) => p !== m && reaches(p, m))) continue;
+      g.head = m.members[0];
+      if (!fits(g)) {
+        g.head = undefined;
+        continue;
+      }
+      for (const p of m.preds) g.preds.add(p);
+      g.preds.delete(m);
+      for (const x of nodes) if (x !== g && x.preds.delete(m)) x.preds.add(g);
+      merged.add(m);
+      break;
+    }
+  }
+  return nodes.filter((n) => !merged.has(n));
 }
 
 /**
@@ -290,8 +362,19 @@ export function fuseKernels(
   const mustStore = (slot: number, piece: Set<number>) =>
     keep(slot) || (readersOf.get(slot) ?? []).some((r) => !piece.has(r));
   const constants = (piece: number[]) => constantsOf(piece, kernels);
+  const headOf = (g: Node) =>
+    g.head === undefined ? undefined : { kernel: g.head, slot: kernels[g.head].bind[2] };
+  const epilogueFits = (g: Node) =>
+    bindings(build(g.members, infos, mustStore, headOf(g))) + 2 <= limit &&
+    constants(g.members) <= MAX_EPILOGUE_CONSTANTS;
+  const nodes = mergeEpilogues(group(infos), kernels, infos, epilogueFits);
   const out: PlannedKernel[] = [];
-  for (const node of order(group(infos))) {
+  for (const node of order(nodes)) {
+    if (node.head !== undefined) {
+      const built = build(node.members, infos, mustStore, headOf(node));
+      out.push(fusedOf(node.members, node.n!, kernels, built, node.head));
+      continue;
+    }
     if (node.n === undefined || node.members.length === 1) {
       for (const k of node.members) out.push(kernels[k]);
       continue;
@@ -309,8 +392,7 @@ export function fuseKernels(
   return out;
 }
 
-const bindings = (b: ReturnType<typeof build>) =>
-  new Set([...b.loads.keys(), ...b.stores.keys()]).size;
+const bindings = (b: Built) => new Set([...b.loads.keys(), ...b.stores.keys()]).size;
 
 /** Cuts `members` into runs, in order, each of which `fits`. */
 function split(members: number[], fits: (piece: number[]) => boolean): number[][] {

@@ -17,8 +17,13 @@ import {
   type KernelSpec,
 } from "./kernel.ts";
 
-/** An argument of a member: a value made by an earlier member, or a load of a binding. */
-export type FusedArg = { value: number } | { binding: number; read: ElementRead };
+/**
+ * An argument of a member: a value made by an earlier member, a load of a binding, or (in an
+ * epilogue) the element of the kernel it follows (`head`: a matmul's product, say).
+ */
+export type FusedArg = { value: number } | { binding: number; read: ElementRead } | {
+  head: true;
+};
 
 /** A member of a fused group: a kernel, its parameters, and where its arguments come from. */
 export interface FusedMember {
@@ -39,9 +44,36 @@ export interface FusedProgram {
   /** Each binding's element type. */
   types: ("f32" | "vec4<f32>")[];
   members: FusedMember[];
-  /** Stores at the end: binding `binding` (an output) gets member `value`'s value. */
+  /**
+   * Stores at the end: binding `binding` (an output) gets member `value`'s value (-1: in an
+   * epilogue, the head's).
+   */
   stores: { binding: number; value: number }[];
 }
+
+/**
+ * A fused program as text: JSON, with the numbers JSON cannot hold (-0, NaN, the infinities:
+ * constants a step may well have) written as tagged strings.
+ */
+export function encodeProgram(program: FusedProgram): string {
+  return JSON.stringify(
+    program,
+    (_, v) =>
+      typeof v === "number" && (!Number.isFinite(v) || Object.is(v, -0))
+        ? `${TAG}${v === 0 ? "-0" : v}`
+        : v,
+  );
+}
+
+/** The program {@link encodeProgram} wrote. */
+export function decodeProgram(text: string): FusedProgram {
+  return JSON.parse(
+    text,
+    (_, v) => typeof v === "string" && v.startsWith(TAG) ? Number(v.slice(TAG.length)) : v,
+  ) as FusedProgram;
+}
+
+const TAG = "\u0000number:";
 
 /** Parameters of {@link fused}: the group, as JSON (it is also the pipeline's variant). */
 export interface FusedParams extends KernelParams {
@@ -51,7 +83,7 @@ export interface FusedParams extends KernelParams {
 
 /** The parameters of the fused kernel of `program`. */
 export function fusedParams(program: FusedProgram): FusedParams {
-  return { n: program.n, program: JSON.stringify(program) };
+  return { n: program.n, program: encodeProgram(program) };
 }
 
 const cache = new Map<string, { program: FusedProgram; code?: FusedCode }>();
@@ -59,7 +91,7 @@ const cache = new Map<string, { program: FusedProgram; code?: FusedCode }>();
 function entryOf(p: FusedParams) {
   let entry = cache.get(p.program);
   if (!entry) {
-    entry = { program: JSON.parse(p.program) as FusedProgram };
+    entry = { program: decodeProgram(p.program) };
     if (cache.size > 4096) cache.clear();
     cache.set(p.program, entry);
   }
@@ -71,9 +103,20 @@ export function programOf(p: FusedParams): FusedProgram {
   return entryOf(p).program;
 }
 
-/** The name of binding `b` in the module {@link wgslModule} builds. */
-const bindingName = (program: FusedProgram, b: number) =>
-  b < program.inputs ? `in${b}` : `out${b - program.inputs}`;
+/** Where a fused program's code goes: a kernel of its own, or an epilogue of another kernel. */
+export interface FusedCodeOptions {
+  /**
+   * Generate `fn epilogue(head: f32, idx: u32)`, which computes and stores element `idx`
+   * from the head's value, for a kernel whose first `inputOffset` input bindings are its own.
+   * @default {undefined: a kernel of its own}
+   */
+  epilogue?: { inputOffset: number };
+  /**
+   * Constants it may have (`u.c0`...).
+   * @default {MAX_FUSED_CONSTANTS}
+   */
+  maxConstants?: number;
+}
 
 const readKey = (b: number, r: ElementRead) => `${b}:${typeof r === "string" ? r : `row${r.row}`}`;
 
@@ -87,10 +130,7 @@ export interface FusedCode {
 }
 
 /** The constants' uniform fields, `c0: f32` to `c61: f32`. */
-const CONSTANT_FIELDS = Array.from(
-  { length: MAX_FUSED_CONSTANTS },
-  (_, k) => [`c${k}`, "f32"] as const,
-);
+const CONSTANT_FIELDS = constantFields(MAX_FUSED_CONSTANTS);
 
 /**
  * The body of the fused kernel of `program` and its constants (each distinct float32 value
@@ -100,7 +140,13 @@ const CONSTANT_FIELDS = Array.from(
 export function fusedCode(
   program: FusedProgram,
   member: (m: FusedMember) => Elementwise,
+  options: FusedCodeOptions = {},
 ): FusedCode {
+  const max = options.maxConstants ?? MAX_FUSED_CONSTANTS;
+  const offset = options.epilogue?.inputOffset ?? 0;
+  const index = options.epilogue ? "idx" : "i";
+  const bindingName = (b: number) =>
+    b < program.inputs ? `in${b + offset}` : `out${b - program.inputs}`;
   const lines: string[] = [];
   const constants: number[] = [];
   let barrier = 1;
@@ -108,9 +154,7 @@ export function fusedCode(
     const v = Math.fround(x);
     let k = constants.findIndex((c) => Object.is(c, v) || (Number.isNaN(c) && Number.isNaN(v)));
     if (k < 0) k = constants.push(v) - 1;
-    if (k >= MAX_FUSED_CONSTANTS) {
-      throw new RangeError(`Cannot fuse more than ${MAX_FUSED_CONSTANTS} constants in one kernel`);
-    }
+    if (k >= max) throw new RangeError(`Cannot fuse more than ${max} constants in one kernel`);
     return `T(u.c${k})`;
   };
   const loads = new Map<string, string>();
@@ -119,9 +163,9 @@ export function fusedCode(
     let name = loads.get(key);
     if (!name) {
       name = `l${loads.size}`;
-      const buf = bindingName(program, b);
+      const buf = bindingName(b);
       const width = program.vec ? 4 : 1;
-      const at = r === "same" ? "i" : r === "one" ? "0u" : `i % ${r.row / width}u`;
+      const at = r === "same" ? index : r === "one" ? "0u" : `${index} % ${r.row / width}u`;
       const value = r === "one" ? `T(${buf}[0u])` : `${buf}[${at}]`;
       lines.push(`  let ${name} = ${value};`);
       loads.set(key, name);
@@ -132,7 +176,7 @@ export function fusedCode(
     // An argument used twice by one member is told apart (x - x is NaN for infinite x).
     const used = new Set<string>();
     const args = m.args.map((a) => {
-      const name = "value" in a ? `v${a.value}` : load(a.binding, a.read);
+      const name = "head" in a ? "head" : "value" in a ? `v${a.value}` : load(a.binding, a.read);
       if (!used.has(name)) return used.add(name), name;
       return `opaque(${name}, ${barrier++}u)`;
     });
@@ -141,7 +185,7 @@ export function fusedCode(
     lines.push(`  let v${k} = opaque(${e.expression(m.params, args, cs)}, ${barrier++}u);`);
   });
   for (const s of program.stores) {
-    lines.push(`  ${bindingName(program, s.binding)}[i] = v${s.value};`);
+    lines.push(`  ${bindingName(s.binding)}[${index}] = ${s.value < 0 ? "head" : `v${s.value}`};`);
   }
   const t = program.vec ? "vec4<f32>" : "f32";
   const v = (x: string) => program.vec ? `vec4<${x}>` : x;
@@ -158,7 +202,7 @@ fn is_nan(x: T) -> BT {
 fn opaque(x: T, k: u32) -> T {
   return select(x, T(0.0), u.opaque == k);
 }
-${ELEMENTWISE_MAIN}
+${options.epilogue ? "fn epilogue(head: f32, idx: u32) {" : ELEMENTWISE_MAIN}
 ${lines.join("\n")}
 }`;
   return { wgsl, constants };
@@ -173,17 +217,46 @@ export function fusedCpu(
   program: FusedProgram,
   inputs: readonly Float32Array[],
   cpuOf: (m: FusedMember, args: Float32Array[]) => Float32Array,
+  head?: Float32Array,
 ): Float32Array[] {
   const values: Float32Array[] = [];
-  for (const m of program.members) {
-    values.push(cpuOf(m, m.args.map((a) => "value" in a ? values[a.value] : inputs[a.binding])));
-  }
+  const arg = (a: FusedArg) =>
+    "head" in a ? head! : "value" in a ? values[a.value] : inputs[a.binding];
+  for (const m of program.members) values.push(cpuOf(m, m.args.map(arg)));
   // A stored binding starts from its old value (none when run as an op: nothing reads it).
   const out = program.types.slice(program.inputs).map((_, k) =>
     inputs[program.inputs + k]?.slice() ?? new Float32Array(program.n)
   );
-  for (const s of program.stores) out[s.binding - program.inputs] = values[s.value].slice();
+  for (const s of program.stores) {
+    out[s.binding - program.inputs] = (s.value < 0 ? head! : values[s.value]).slice();
+  }
   return out;
+}
+
+/** A member's own CPU twin on whole arrays (an in-place one is given an old value it ignores). */
+export function memberCpu(
+  lookup: (name: string) => KernelSpec,
+  m: FusedMember,
+  args: Float32Array[],
+  n: number,
+): Float32Array {
+  const spec = lookup(m.kernel);
+  const given = spec.inPlace && !spec.elementwise?.readsOld ? [...args, new Float32Array(n)] : args;
+  return spec.cpu(given, m.params)[0];
+}
+
+/** The uniform fields of `count` constants, `c0: f32`... */
+export function constantFields(count: number): (readonly [string, "f32"])[] {
+  return Array.from({ length: count }, (_, k) => [`c${k}`, "f32"] as const);
+}
+
+/** The member spec lookup of a fused program: each member's elementwise contract. */
+export function memberOf(lookup: (name: string) => KernelSpec): (m: FusedMember) => Elementwise {
+  return (m) => {
+    const e = lookup(m.kernel).elementwise;
+    if (!e) throw new TypeError(`Cannot fuse kernel "${m.kernel}": it is not elementwise`);
+    return e;
+  };
 }
 
 /**
@@ -191,11 +264,7 @@ export function fusedCpu(
  * file does not import it).
  */
 export function fusedKernel(lookup: (name: string) => KernelSpec): KernelSpec<FusedParams> {
-  const member = (m: FusedMember) => {
-    const e = lookup(m.kernel).elementwise;
-    if (!e) throw new TypeError(`Cannot fuse kernel "${m.kernel}": it is not elementwise`);
-    return e;
-  };
+  const member = memberOf(lookup);
   /** The code of `p`, generated once per distinct group. */
   const code = (p: FusedParams) => {
     const entry = entryOf(p);
@@ -221,13 +290,7 @@ export function fusedKernel(lookup: (name: string) => KernelSpec): KernelSpec<Fu
     workgroups: (p) => elementwiseWorkgroups(p.n, programOf(p).vec ? 4 : 1),
     cpu: (inputs, p) =>
       fusedCpu(programOf(p), inputs, (m, args) => {
-        const spec = lookup(m.kernel);
-        // An in-place member's twin takes its target's old value last: pass one when it
-        // does not read it (its twin ignores it).
-        const given = spec.inPlace && !spec.elementwise?.readsOld
-          ? [...args, new Float32Array(p.n)]
-          : args;
-        return spec.cpu(given, m.params)[0];
+        return memberCpu(lookup, m, args, p.n);
       }),
   };
 }

@@ -97,7 +97,11 @@ function blocks(p: MatmulParams, t: MatmulTiling): { x: number; y: number } {
  * steps of K at a time. Rows and columns past the edge are clamped (read valid memory,
  * never stored), so only the final stores are bounds-checked; a scalar loop does K % 4.
  */
-function body(p: MatmulParams, t: MatmulTiling): string {
+function body(
+  p: MatmulParams,
+  t: MatmulTiling,
+  stores: (grid: BodyGrid) => string[] = storeLines,
+): string {
   const grid = bodyGrid(p, t);
   const a = aLoads(p, grid);
   const b = bLoads(p, grid);
@@ -106,7 +110,7 @@ function body(p: MatmulParams, t: MatmulTiling): string {
     loads: [...a.loads, ...b.loads],
     fmas: fmaLines(grid, a.at, b.at),
     tail: tailLines(p, grid),
-    stores: storeLines(grid),
+    stores: stores(grid),
   });
   return withBlock(p, text);
 }
@@ -342,6 +346,37 @@ function batchStrides(p: MatmulParams): [number, number] {
   const { vecA, vecB } = vectorised(p);
   const a = p.strideA ?? p.M * p.K, b = p.strideB ?? p.K * p.N;
   return [vecA ? a / 4 : a, vecB ? b / 4 : b];
+}
+
+/**
+ * The WGSL body of a product with `tiling` whose elements are each handed, with their flat
+ * index in the output, to `call(value, index)` (a statement: an epilogue's, see
+ * matmul_fused.ts) instead of being stored. The accumulators go through an array and one
+ * loop, so that the statement appears once in the shader: unrolled over the 256 outputs of
+ * an invocation, a compiler such as llvmpipe's takes tens of seconds.
+ */
+export function matmulBody(
+  p: MatmulParams,
+  tiling: MatmulTiling,
+  call: (value: string, index: string) => string,
+): string {
+  return body(p, tiling, (grid) => {
+    const groups = grid.groupsN.length;
+    const lines = [`var res: array<vec4<f32>, ${grid.rows.length * groups}>;`];
+    for (const r of grid.rows) {
+      for (const c of grid.groupsN) lines.push(`res[${r * groups + c}] = acc${r}_${c};`);
+    }
+    lines.push(
+      `for (var r = 0u; r < ${tiling.tm}u; r++) {`,
+      `  if (row0 + r >= u.M) { break; }`,
+      `  for (var j = 0u; j < ${tiling.tn}u; j++) {`,
+      `    if (col0 + j >= u.N) { break; }`,
+      `    ${call(`res[r * ${groups}u + j / 4u][j % 4u]`, "(row0 + r) * u.N + col0 + j")}`,
+      `  }`,
+      `}`,
+    );
+    return lines;
+  });
 }
 
 /** Builds a matmul kernel with the given tiling; {@link matmul} is the tuned one. */

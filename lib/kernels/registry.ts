@@ -21,6 +21,7 @@ import {
 import { dropoutMask } from "./dropout.ts";
 import { copyInPlace } from "./copy_inplace.ts";
 import { fusedKernel } from "./fused.ts";
+import { matmulEpilogue } from "./matmul_fused.ts";
 import { argReduce, tieMask, valueSelectingBackward } from "./reduce_index.ts";
 import { clamp, clampBackward, minmax, minmaxBackward } from "./minmax.ts";
 import { softmax } from "./softmax.ts";
@@ -77,8 +78,9 @@ const registry = new Map<string, KernelSpec<KernelParams>>(
     copyInPlace,
   ] as unknown as KernelSpec<KernelParams>[]).map((k) => [k.name, k]),
 );
-// The fused elementwise kernel looks its members up here.
+// The fused kernels look their members up here.
 registry.set("fused", fusedKernel(kernel) as unknown as KernelSpec<KernelParams>);
+registry.set("matmul_epilogue", matmulEpilogue(kernel) as unknown as KernelSpec<KernelParams>);
 
 /** All kernels by name: the built-in ones and those registered with {@link registerKernel}. */
 export const KERNELS: ReadonlyMap<string, KernelSpec<KernelParams>> = registry;

@@ -24,7 +24,7 @@ function execute(kernels: PlannedKernel[], memory: Float32Array[]): void {
     const spec = kernel(k.kernel);
     const outputs = spec.outputTypes(k.params).length;
     const inputs = k.bind.length - outputs;
-    const given = k.kernel === "fused"
+    const given = k.kernel === "fused" || k.kernel === "matmul_epilogue"
       ? k.bind.map((s) => memory[s])
       : spec.inPlace
       ? [...k.bind.slice(0, inputs).map((s) => memory[s]), memory[k.bind[inputs]]]
@@ -81,6 +81,39 @@ Deno.test("a kernel that needs the group through another kernel starts a group o
   assert.deepEqual(out.map((k) => k.kernel), ["unary", "sum_rows", "binary"]);
 });
 
+Deno.test("a matmul's bias and activation become its epilogue, and its product is not stored", () => {
+  // h = relu(x [2, 4] @ w [4, 4] + b [4]): slots x 0, w 1, b 2, product 3, sum 4, h 5.
+  const ks = plan([
+    {
+      kernel: "matmul",
+      params: { M: 2, N: 4, K: 4, transA: false, transB: false },
+      bind: [0, 1, 3],
+    },
+    bin("add", "row", [3, 2, 4], { cols: 4 }),
+    un("relu", [4, 5]),
+  ]);
+  const out = fuseKernels(ks, (s) => s < 3 || s === 5);
+  assert.deepEqual(out.map((k) => [k.kernel, k.bind, k.ops]), [
+    ["matmul_epilogue", [0, 1, 2, 5], [0, 1, 2]],
+  ]);
+  const memory = () =>
+    Array.from(
+      { length: 6 },
+      (_, s) => Float32Array.from({ length: 16 }, (_, i) => Math.sin(s + i)),
+    );
+  const [a, b] = [memory(), memory()];
+  execute(ks, a);
+  execute(out, b);
+  assert.deepEqual(b[5].subarray(0, N), a[5].subarray(0, N));
+  // Read by another kernel too, the product is stored by the epilogue.
+  const also = fuseKernels(
+    plan([...ks, { kernel: "sum_rows", params: { rows: 2, cols: 4 }, bind: [3, 6] }]),
+    (s) => s < 3 || s === 5 || s === 6,
+  );
+  assert.equal(also[0].kernel, "matmul_epilogue");
+  assert.deepEqual(also[0].bind, [0, 1, 2, 5, 3]);
+});
+
 Deno.test("a broadcast read of what the group writes is not fused", () => {
   // t = x + 1 (8 elements); y = x + t[i % 4]: another invocation's t.
   const ks = plan([
@@ -130,6 +163,7 @@ Deno.test("a group that would bind too many buffers is cut into pieces", () => {
 const segmentArb = fc.array(
   fc.record({
     kind: fc.constantFrom(
+      "matmul",
       "binary",
       "unary",
       "fill",
@@ -160,7 +194,16 @@ function toKernels(gen: Gen): PlannedKernel[] {
     // unless it is in place).
     const out = 3 + (g.out % 5);
     const a = g.a % 8;
-    if (g.kind === "binary") {
+    if (g.kind === "matmul") {
+      // [2, 2] x [2, 4]: reads the first 4 elements of one slot and all 8 of another.
+      const b = g.b % 8;
+      if (a === out || b === out) continue;
+      ks.push({
+        kernel: "matmul",
+        params: { M: 2, N: 4, K: 2, transA: false, transB: false },
+        bind: [a, b, out],
+      });
+    } else if (g.kind === "binary") {
       const b = g.broadcast === "row" ? 8 : g.broadcast === "one" ? 9 : g.b % 8;
       const bind = g.broadcast === "scalar" ? [a, out] : [a, b, out];
       if (bind.slice(0, -1).includes(out)) continue;
@@ -204,6 +247,6 @@ Deno.test("fused plans of random elementwise segments compute the unfused values
       execute(out, b);
       for (let s = 0; s < 10; s++) if (keep(s)) assert.deepEqual(b[s], a[s], `slot ${s}`);
     }),
-    { numRuns: 400 },
+    { numRuns: 1000 },
   );
 });

@@ -159,6 +159,38 @@ function fusedCase(): KernelCase {
   };
 }
 
+/** A matmul with an epilogue (a bias and relu), as the fuser makes it, run here as an op. */
+function epilogueCase(): KernelCase {
+  const [k] = fuseKernels([
+    {
+      kernel: "matmul",
+      params: { M: 3, N: 4, K: 2, transA: false, transB: false },
+      bind: [0, 1, 3],
+      ops: [0],
+    },
+    {
+      kernel: "binary",
+      params: { op: "add", broadcast: "row", n: 12, cols: 4, scalar: 0 },
+      bind: [3, 2, 4],
+      ops: [1],
+    },
+    { kernel: "unary", params: { op: "relu", n: 12 }, bind: [4, 5], ops: [2] },
+  ], (s) => s < 3 || s === 5);
+  assert.equal(k.kernel, "matmul_epilogue");
+  return {
+    cmd: {
+      ...caseCommand(k.kernel, k.params, 1),
+      inputs: [0, 1, 2],
+      outputs: [{ id: 3, bytes: 48 }],
+    },
+    inputs: [
+      new Float32Array(values(6, 12)),
+      new Float32Array(values(8, 13)),
+      new Float32Array(values(4, 14)),
+    ],
+  };
+}
+
 function caseCommand(kernel: string, params: RunCommand["params"], outputs: number): RunCommand {
   return {
     t: "run",
@@ -177,7 +209,7 @@ function caseCommand(kernel: string, params: RunCommand["params"], outputs: numb
 function casesByKernel(device?: Device): Map<string, KernelCase> {
   const out = new Map<string, KernelCase>();
   const twins = device === undefined || capabilitiesOf(device).target === "cpu";
-  for (const c of [...CASES, fusedCase(), ...(twins ? HOST_ONLY_CASES : [])]) {
+  for (const c of [...CASES, fusedCase(), epilogueCase(), ...(twins ? HOST_ONLY_CASES : [])]) {
     if (!out.has(c.cmd.kernel)) out.set(c.cmd.kernel, c);
   }
   return out;

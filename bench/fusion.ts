@@ -37,7 +37,7 @@ const CHAIN_N = 1024;
 const GELU_N = 1 << 20;
 const GELU_OPS = 9;
 const BATCH = 256;
-const MLP_BATCHES = 8;
+const MLP_BATCHES = 24;
 /** Goals of issue 20. */
 const GOALS = { chainFusedOverTfjs: 0.05, adamKernelsFusedOverUnfused: 0.5, adamSpeedup: 1.3 };
 

@@ -3,8 +3,10 @@
  * own module graph sees them, `deno info --json`, so comments and doc examples do not count)
  * flow one way. Tensor imports no concrete device, the engine no kernel types, nothing climbs
  * back up a layer, and lib/ imports nothing outside lib/ (routes/, islands/, components/,
- * server/). The dashboard's own rule (routes/ and server/ import each other) is not checked
- * here yet: those files are being changed.
+ * server/). The dashboard keeps Fresh's layers: server/app.ts (and serve.ts above it) mounts
+ * routes/, which read the server's state and runs but never the app; the rest of server/
+ * imports no route or island; islands/ import components/ only, and components/ nothing of
+ * the dashboard's other folders.
  *
  * @module
  */
@@ -71,8 +73,8 @@ interface Edge {
   to: string;
 }
 
-/** Every import between files of this repository made by a file of lib/. */
-async function libImports(): Promise<Edge[]> {
+/** Every import between files of this repository made by a file of `dirs` (lib/ by default). */
+async function libImports(dirs: readonly URL[] = [LIB]): Promise<Edge[]> {
   const files: string[] = [];
   const walk = (dir: URL) => {
     for (const e of Deno.readDirSync(dir)) {
@@ -80,7 +82,7 @@ async function libImports(): Promise<Edge[]> {
       else if (/\.tsx?$/.test(e.name)) files.push(new URL(e.name, dir).href);
     }
   };
-  walk(LIB);
+  for (const dir of dirs) walk(dir);
   const dir = await Deno.makeTempDir();
   try {
     const entry = `${dir}/all_of_lib.ts`;
@@ -100,7 +102,7 @@ async function libImports(): Promise<Edge[]> {
     const root = ROOT.href;
     const edges: Edge[] = [];
     for (const m of graph.modules) {
-      if (!m.specifier.startsWith(LIB.href)) continue;
+      if (!dirs.some((d) => m.specifier.startsWith(d.href))) continue;
       for (const d of m.dependencies ?? []) {
         for (const to of [d.code?.specifier, d.type?.specifier]) {
           if (to?.startsWith(root)) {
@@ -195,4 +197,45 @@ Deno.test("imports in lib/ keep the nevers: no concrete device in Tensor, no ker
     "a known import is among them",
   );
   assert.deepEqual(violations(edges), []);
+});
+
+const DASHBOARD = ["routes/", "islands/", "components/", "server/"].map((d) => new URL(d, ROOT));
+/** The dashboard's composition root: the files that mount routes/ (and what serves them). */
+const APP = new Set(["server/app.ts", "server/serve.ts"]);
+
+/** The imports of the dashboard's files that break its layers, each as a sentence. */
+function dashboardViolations(edges: readonly Edge[]): string[] {
+  const folder = (p: string) => /^(routes|islands|components|server)\//.exec(p)?.[1];
+  const out: string[] = [];
+  for (const { from, to } of edges) {
+    const [a, b] = [folder(from), folder(to)];
+    if (a === "routes" && APP.has(to)) out.push(`${from} imports ${to}: routes/ never the app`);
+    if (a === "server" && !APP.has(from) && (b === "routes" || b === "islands")) {
+      out.push(`${from} imports ${to}: only the app mounts routes/`);
+    }
+    if (a === "islands" && (b === "routes" || b === "server")) {
+      out.push(`${from} imports ${to}: islands/ import components/ only`);
+    }
+    if (a === "components" && b !== undefined && b !== "components") {
+      out.push(`${from} imports ${to}: components/ import nothing of the dashboard`);
+    }
+  }
+  return out;
+}
+
+Deno.test("the dashboard's imports keep its layers: the app mounts routes/, which never import it", async () => {
+  const edges = await libImports(DASHBOARD);
+  assert.ok(
+    edges.some((e) => e.from === "server/app.ts" && e.to === "routes/index.tsx"),
+    "a known import is among them",
+  );
+  assert.deepEqual(dashboardViolations(edges), []);
+  assert.deepEqual(
+    dashboardViolations([
+      { from: "routes/index.tsx", to: "server/app.ts" },
+      { from: "server/state.ts", to: "routes/index.tsx" },
+      { from: "components/format.ts", to: "islands/live.ts" },
+    ]).length,
+    3,
+  );
 });

@@ -14,13 +14,16 @@
  * order their dependencies allow. A group that would bind more storage buffers than a
  * shader stage may is cut into pieces, in order. A matmul and a group that reads its product
  * element by element become one kernel: the group is the matmul's epilogue
- * (lib/kernels/matmul_fused.ts).
+ * (lib/kernels/matmul_fused.ts). A sum whose input only a group makes takes the group as
+ * its prologue: each element is computed where the sum reads it, and never stored
+ * (lib/kernels/reduce_fused.ts).
  *
  * @module
  */
 import type { ElementRead, KernelParams } from "../kernels/kernel.ts";
 import { kernel } from "../kernels/registry.ts";
 import {
+  decodeProgram,
   encodeProgram,
   type FusedArg,
   type FusedMember,
@@ -29,6 +32,7 @@ import {
   MAX_FUSED_CONSTANTS,
 } from "../kernels/fused.ts";
 import { MAX_EPILOGUE_CONSTANTS } from "../kernels/matmul_fused.ts";
+import { prologueConstants } from "../kernels/reduce_fused.ts";
 
 /** One kernel of a segment: its parameters, the slots it binds, and the recorded ops it is. */
 export interface PlannedKernel {
@@ -69,6 +73,8 @@ interface Node {
   n?: number;
   /** A matmul the group is the epilogue of (its kernel index): see {@link mergeEpilogues}. */
   head?: number;
+  /** A reduction the group is the prologue of (its kernel index): see {@link mergePrologues}. */
+  tail?: number;
 }
 
 const firstOf = (n: Node) => n.head ?? n.members[0];
@@ -285,6 +291,69 @@ function fusedOf(
   };
 }
 
+/**
+ * Makes each reduction that states a prologue (lib/kernels/reduce_fused.ts) and the
+ * elementwise group that makes its input one node, when nothing but the reduction reads
+ * what the group makes (`private_(g, r)`): the group is then computed where the reduction
+ * reads it, and stores nothing. Not when another path from the group leads to the
+ * reduction, or when the two would not fit in one kernel (`fits`).
+ */
+function mergePrologues(
+  nodes: Node[],
+  kernels: PlannedKernel[],
+  fits: (g: Node, r: number) => boolean,
+  private_: (g: Node, r: number) => boolean,
+): Node[] {
+  const merged = new Set<Node>();
+  for (const r of nodes) {
+    if (r.n !== undefined || r.members.length !== 1) continue;
+    const k = kernels[r.members[0]];
+    if (!kernel(k.kernel).prologue?.(k.params) || k.bind.length !== 2) continue;
+    for (const g of r.preds) {
+      if (merged.has(g) || g.n === undefined || g.head !== undefined || g.tail !== undefined) {
+        continue;
+      }
+      if (!g.writes.has(k.bind[0]) || !private_(g, r.members[0])) continue;
+      if ([...r.preds].some((p) => p !== g && reaches(p, g))) continue;
+      if (!fits(g, r.members[0])) continue;
+      g.tail = r.members[0];
+      for (const p of r.preds) g.preds.add(p);
+      g.preds.delete(g);
+      for (const x of nodes) if (x !== g && x.preds.delete(r)) x.preds.add(g);
+      merged.add(r);
+      break;
+    }
+  }
+  return nodes.filter((n) => !merged.has(n));
+}
+
+/** The reduction `tail` with the group `members` as its prologue: one kernel. */
+function prologueOf(
+  members: number[],
+  n: number,
+  tail: number,
+  kernels: PlannedKernel[],
+  infos: Info[],
+): PlannedKernel {
+  const built = build(members, infos, () => false);
+  const input = kernels[tail].bind[0];
+  // The value the reduction reads: the last member's that writes its input.
+  const result = members.findLastIndex((k) => infos[k].writes[0] === input);
+  const fused = fusedOf(members, n, kernels, built);
+  const program = decodeProgram(String(fused.params.program));
+  const r = kernels[tail];
+  return {
+    kernel: `${r.kernel}_prologue`,
+    params: {
+      ...r.params,
+      prologue: encodeProgram({ ...program, vec: false, types: program.types.map(() => "f32") }),
+      result,
+    },
+    bind: [...fused.bind, r.bind[1]],
+    ops: [...fused.ops, ...r.ops],
+  };
+}
+
 /** Whether kernel `k` is one matrix product (not a batch) that an epilogue may follow. */
 const plainMatmul = (k: PlannedKernel) =>
   k.kernel === "matmul" && (k.params.batch ?? 1) === 1 && k.bind.length === 3;
@@ -367,9 +436,25 @@ export function fuseKernels(
   const epilogueFits = (g: Node) =>
     bindings(build(g.members, infos, mustStore, headOf(g))) + 2 <= limit &&
     constants(g.members) <= MAX_EPILOGUE_CONSTANTS;
-  const nodes = mergeEpilogues(group(infos), kernels, infos, epilogueFits);
+  const private_ = (g: Node, r: number) => {
+    const inside = new Set([...g.members, r]);
+    return [...g.writes].every((s) => !mustStore(s, inside));
+  };
+  const prologueFits = (g: Node, r: number) =>
+    bindings(build(g.members, infos, () => false)) + 1 <= limit &&
+    constants(g.members) <= prologueConstants(kernel(kernels[r].kernel));
+  const nodes = mergePrologues(
+    mergeEpilogues(group(infos), kernels, infos, epilogueFits),
+    kernels,
+    prologueFits,
+    private_,
+  );
   const out: PlannedKernel[] = [];
   for (const node of order(nodes)) {
+    if (node.tail !== undefined) {
+      out.push(prologueOf(node.members, node.n!, node.tail, kernels, infos));
+      continue;
+    }
     if (node.head !== undefined) {
       const built = build(node.members, infos, mustStore, headOf(node));
       out.push(fusedOf(node.members, node.n!, kernels, built, node.head));

@@ -112,6 +112,13 @@ export interface FusedCodeOptions {
    */
   epilogue?: { inputOffset: number };
   /**
+   * Generate `fn prologue(idx: u32) -> f32`, which computes element `idx` of member
+   * `result`'s value, for a kernel that reads its input through it (see reduce_fused.ts);
+   * nothing is stored.
+   * @default {undefined}
+   */
+  prologue?: { result: number };
+  /**
    * Constants it may have (`u.c0`...).
    * @default {MAX_FUSED_CONSTANTS}
    */
@@ -144,7 +151,7 @@ export function fusedCode(
 ): FusedCode {
   const max = options.maxConstants ?? MAX_FUSED_CONSTANTS;
   const offset = options.epilogue?.inputOffset ?? 0;
-  const index = options.epilogue ? "idx" : "i";
+  const index = options.epilogue || options.prologue ? "idx" : "i";
   const bindingName = (b: number) =>
     b < program.inputs ? `in${b + offset}` : `out${b - program.inputs}`;
   const lines: string[] = [];
@@ -202,8 +209,14 @@ fn is_nan(x: T) -> BT {
 fn opaque(x: T, k: u32) -> T {
   return select(x, T(0.0), u.opaque == k);
 }
-${options.epilogue ? "fn epilogue(head: f32, idx: u32) {" : ELEMENTWISE_MAIN}
-${lines.join("\n")}
+${
+    options.epilogue
+      ? "fn epilogue(head: f32, idx: u32) {"
+      : options.prologue
+      ? "fn prologue(idx: u32) -> f32 {"
+      : ELEMENTWISE_MAIN
+  }
+${lines.join("\n")}${options.prologue ? `\n  return v${options.prologue.result};` : ""}
 }`;
   return { wgsl, constants };
 }

@@ -90,6 +90,13 @@ export interface KernelSpec<P extends KernelParams = KernelParams> {
   readonly targets?: Readonly<Record<string, KernelCode<P>>>;
   /** Set by kernels a captured step may fuse with their neighbours (see {@link Elementwise}). */
   readonly elementwise?: Elementwise<P>;
+  /**
+   * Whether, for these parameters, the kernel reads its one input only as `in0[index]` (an
+   * `f32` binding), so that a fused program may compute each element where it is read,
+   * without the input ever being stored (lib/kernels/reduce_fused.ts).
+   * @default {undefined: never}
+   */
+  readonly prologue?: (params: P) => boolean;
 }
 
 /** The largest workgroup count per dimension that WebGPU guarantees. */

@@ -22,6 +22,7 @@ import { dropoutMask } from "./dropout.ts";
 import { copyInPlace } from "./copy_inplace.ts";
 import { fusedKernel } from "./fused.ts";
 import { matmulEpilogue } from "./matmul_fused.ts";
+import { withPrologue } from "./reduce_fused.ts";
 import { argReduce, tieMask, valueSelectingBackward } from "./reduce_index.ts";
 import { clamp, clampBackward, minmax, minmaxBackward } from "./minmax.ts";
 import { softmax } from "./softmax.ts";
@@ -81,6 +82,12 @@ const registry = new Map<string, KernelSpec<KernelParams>>(
 // The fused kernels look their members up here.
 registry.set("fused", fusedKernel(kernel) as unknown as KernelSpec<KernelParams>);
 registry.set("matmul_epilogue", matmulEpilogue(kernel) as unknown as KernelSpec<KernelParams>);
+for (const spec of [sumRows, sumCols] as unknown as KernelSpec<KernelParams>[]) {
+  registry.set(
+    `${spec.name}_prologue`,
+    withPrologue(spec, kernel) as unknown as KernelSpec<KernelParams>,
+  );
+}
 
 /** All kernels by name: the built-in ones and those registered with {@link registerKernel}. */
 export const KERNELS: ReadonlyMap<string, KernelSpec<KernelParams>> = registry;

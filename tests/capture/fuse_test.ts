@@ -114,6 +114,32 @@ Deno.test("a matmul's bias and activation become its epilogue, and its product i
   assert.deepEqual(also[0].bind, [0, 1, 2, 5, 3]);
 });
 
+Deno.test("a sum takes the elementwise ops that make its input as a prologue, storing nothing", () => {
+  // s = sum_rows(exp(x * 2) + y): slots x 0, y 1, temporaries 2 and 3, s 4.
+  const ks = plan([
+    bin("mul", "scalar", [0, 2], { scalar: 2 }),
+    un("exp", [2, 3]),
+    bin("add", "same", [3, 1, 5]),
+    { kernel: "sum_rows", params: { rows: 2, cols: 4 }, bind: [5, 4] },
+  ]);
+  const out = fuseKernels(ks, (s) => s < 2 || s === 4);
+  assert.deepEqual(out.map((k) => [k.kernel, k.bind, k.ops]), [
+    ["sum_rows_prologue", [0, 1, 4], [0, 1, 2, 3]],
+  ]);
+  const memory = () =>
+    Array.from(
+      { length: 6 },
+      (_, s) => Float32Array.from({ length: N }, (_, i) => Math.sin(s + i)),
+    );
+  const [a, b] = [memory(), memory()];
+  execute(ks, a);
+  execute(out, b);
+  assert.deepEqual(b[4], a[4]);
+  // When something else reads the group's value, the group stores it and the sum reads it.
+  const shared = fuseKernels(ks, (s) => s < 2 || s === 4 || s === 5);
+  assert.deepEqual(shared.map((k) => k.kernel), ["fused", "sum_rows"]);
+});
+
 Deno.test("a broadcast read of what the group writes is not fused", () => {
   // t = x + 1 (8 elements); y = x + t[i % 4]: another invocation's t.
   const ks = plan([
@@ -164,6 +190,7 @@ const segmentArb = fc.array(
   fc.record({
     kind: fc.constantFrom(
       "matmul",
+      "sum",
       "binary",
       "unary",
       "fill",
@@ -194,7 +221,13 @@ function toKernels(gen: Gen): PlannedKernel[] {
     // unless it is in place).
     const out = 3 + (g.out % 5);
     const a = g.a % 8;
-    if (g.kind === "matmul") {
+    if (g.kind === "sum") {
+      // Sums over rows of 1 and of columns of 1: outputs as long as the input.
+      const params = g.b % 2 === 0 ? { rows: 8, cols: 1 } : { rows: 1, cols: 8, outer: 1 };
+      if (a !== out) {
+        ks.push({ kernel: g.b % 2 === 0 ? "sum_rows" : "sum_cols", params, bind: [a, out] });
+      }
+    } else if (g.kind === "matmul") {
       // [2, 2] x [2, 4]: reads the first 4 elements of one slot and all 8 of another.
       const b = g.b % 8;
       if (a === out || b === out) continue;

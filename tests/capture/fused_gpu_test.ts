@@ -134,6 +134,38 @@ Deno.test(
   },
 );
 
+Deno.test("sums and means with prologues give the bits of the unfused", opts, async () => {
+  const xs = Array.from({ length: 60 }, (_, i) => Math.sin(i) * 2);
+  xs[7] = NaN;
+  const x = fromArray(xs, [6, 10], { device: gpu });
+  const row = fromArray(Array.from({ length: 10 }, (_, i) => i / 4 - 1), [10], { device: gpu });
+  const steps = [
+    (x: Tensor) => [x.mul(x).add(1).log().sum()],
+    (x: Tensor) => [x.sub(row).relu().sum(0)],
+    (x: Tensor) => [x.tanh().mul(3).mean(1)],
+    (x: Tensor) => [x.exp().add(row).sum(1)],
+  ];
+  for (const [k, f] of steps.entries()) {
+    const results: Float32Array[][] = [];
+    let prologues = 0;
+    for (const fuse of [true, false]) {
+      const step = capture(f, { fuse });
+      for (let i = 0; i < 2; i++) step.replay(x);
+      const sub = trace$().subscribe((e) => {
+        prologues += e.kernels?.filter((n) => /^fused\(.*(sum|mean)\)$/.test(n)).length ?? 0;
+      });
+      const out = step.replay(x) as Tensor[];
+      results.push(await Promise.all(out.map((t) => t.data())));
+      sub.unsubscribe();
+      step.dispose();
+    }
+    assert.ok(prologues >= 1, `step ${k}: a reduction with a prologue`);
+    results[0].forEach((v, i) =>
+      assert.ok(same(v, results[1][i]), `step ${k}, result ${i}: ${v} ${results[1][i]}`)
+    );
+  }
+});
+
 Deno.test(
   "a fused kernel that fails names each of its ops and where it was created",
   opts,

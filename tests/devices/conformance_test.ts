@@ -191,6 +191,33 @@ function epilogueCase(): KernelCase {
   };
 }
 
+/** Sums with a prologue (exp(x) + y, summed over rows and over columns), run here as ops. */
+function prologueCases(): KernelCase[] {
+  return ([["sum_rows", { rows: 2, cols: 4 }], ["sum_cols", {
+    rows: 2,
+    cols: 4,
+    outer: 1,
+  }]] as const)
+    .map(([name, params]) => {
+      const [k] = fuseKernels([
+        { kernel: "unary", params: { op: "exp", n: 8 }, bind: [0, 2], ops: [0] },
+        {
+          kernel: "binary",
+          params: { op: "add", broadcast: "same", n: 8, cols: 0, scalar: 0 },
+          bind: [2, 1, 3],
+          ops: [1],
+        },
+        { kernel: name, params, bind: [3, 4], ops: [2] },
+      ], (s) => s < 2 || s === 4);
+      assert.equal(k.kernel, `${name}_prologue`);
+      const bytes = 4 * (name === "sum_rows" ? 2 : 4);
+      return {
+        cmd: { ...caseCommand(k.kernel, k.params, 1), inputs: [0, 1], outputs: [{ id: 2, bytes }] },
+        inputs: [new Float32Array(values(8, 15)), new Float32Array(values(8, 16))],
+      };
+    });
+}
+
 function caseCommand(kernel: string, params: RunCommand["params"], outputs: number): RunCommand {
   return {
     t: "run",
@@ -209,7 +236,8 @@ function caseCommand(kernel: string, params: RunCommand["params"], outputs: numb
 function casesByKernel(device?: Device): Map<string, KernelCase> {
   const out = new Map<string, KernelCase>();
   const twins = device === undefined || capabilitiesOf(device).target === "cpu";
-  for (const c of [...CASES, fusedCase(), epilogueCase(), ...(twins ? HOST_ONLY_CASES : [])]) {
+  const fusedCases = [fusedCase(), epilogueCase(), ...prologueCases()];
+  for (const c of [...CASES, ...fusedCases, ...(twins ? HOST_ONLY_CASES : [])]) {
     if (!out.has(c.cmd.kernel)) out.set(c.cmd.kernel, c);
   }
   return out;

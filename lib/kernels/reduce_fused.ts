@@ -1,0 +1,84 @@
+/**
+ * A reduction with an elementwise prologue: the input a reduction reads (a sum's, say) is
+ * computed by a fused program (lib/kernels/fused.ts) where each element is read, so it is
+ * never stored. The fuser (lib/capture/fuse.ts) makes it from a reduction whose kernel
+ * states a `prologue` and the group of elementwise kernels that makes its input.
+ *
+ * @module
+ */
+import type { KernelParams, KernelSpec } from "./kernel.ts";
+import {
+  constantFields,
+  decodeProgram,
+  type FusedCode,
+  fusedCode,
+  type FusedProgram,
+  memberCpu,
+  memberOf,
+} from "./fused.ts";
+
+/** Parameters of a reduction with a prologue: the reduction's, and the prologue. */
+export interface PrologueParams extends KernelParams {
+  /** A {@link FusedProgram}, as `encodeProgram` writes it, with nothing to store. */
+  prologue: string;
+  /** The member whose value is the reduction's input. */
+  result: number;
+}
+
+/** Constants a prologue of `spec` may have: the uniform struct's fields after its own and `opaque`. */
+export const prologueConstants = (spec: KernelSpec): number => 64 - spec.uniformFields.length - 1;
+
+/**
+ * The spec of `spec` (a reduction that states a `prologue`) with a prologue, named
+ * `<name>_prologue`, over a kernel lookup (the registry passes its own). Bindings: the
+ * prologue's loads, then the reduction's outputs.
+ */
+export function withPrologue<P extends KernelParams>(
+  spec: KernelSpec<P>,
+  lookup: (name: string) => KernelSpec,
+): KernelSpec<P & PrologueParams> {
+  const member = memberOf(lookup);
+  const max = prologueConstants(spec as KernelSpec);
+  const fields = constantFields(max);
+  const cache = new Map<string, { program: FusedProgram; code: FusedCode }>();
+  const parsed = (p: PrologueParams) => {
+    const key = `${p.result}|${p.prologue}`;
+    let entry = cache.get(key);
+    if (!entry) {
+      const program = decodeProgram(p.prologue);
+      const code = fusedCode(program, member, {
+        prologue: { result: p.result },
+        maxConstants: max,
+      });
+      if (cache.size > 1024) cache.clear();
+      cache.set(key, entry = { program, code });
+    }
+    return entry;
+  };
+  return {
+    name: `${spec.name}_prologue`,
+    inputTypes: (p) => parsed(p).program.types.slice(0, parsed(p).program.inputs),
+    outputTypes: (p) => spec.outputTypes(p),
+    uniformFields: [...spec.uniformFields, ["opaque", "u32"], ...fields],
+    uniforms: (p) => {
+      const cs = parsed(p).code.constants;
+      return [...spec.uniforms(p), 0, ...cs, ...fields.slice(cs.length).map(() => 0)];
+    },
+    // The reduction reads its input only as in0[index]: the prologue computes it there.
+    wgsl: (p) =>
+      `${parsed(p).code.wgsl}\n${spec.wgsl(p).replace(/in0\[([^\]]+)\]/g, "prologue($1)")}`,
+    variant: (p) => `${spec.variant(p)}|${parsed(p).code.wgsl}`,
+    workgroups: (p) => spec.workgroups(p),
+    cpu: (inputs, p) => {
+      const { program } = parsed(p);
+      const values: Float32Array[] = [];
+      for (const m of program.members) {
+        const args = m.args.map((a) =>
+          "value" in a ? values[a.value] : "binding" in a ? inputs[a.binding] : new Float32Array()
+        );
+        values.push(memberCpu(lookup, m, args, program.n));
+      }
+      return spec.cpu([values[p.result]], p);
+    },
+  };
+}

@@ -16,7 +16,7 @@ import type * as TF from "npm:@tensorflow/tfjs-core@4.22.0";
 import {
   Adam,
   capture,
-  closeDevices,
+  type Captured,
   type Device,
   fromArray,
   rand,
@@ -29,6 +29,7 @@ import { median } from "../lib/experiments/section.ts";
 import { mlp, Trainer } from "../lib/train/trainer.ts";
 import { loadMnist } from "../lib/train/mnist.ts";
 import { trainEpoch } from "../lib/train/epoch.ts";
+import { runBackendChild } from "./backend_child.ts";
 import { startTfjs, type TfjsGpu } from "./tfjs_webgpu.ts";
 
 const BACKENDS: readonly WebGpuBackend[] = ["deno", "dawn"];
@@ -76,6 +77,14 @@ const time = async (work: () => Promise<unknown>) => {
   return performance.now() - t;
 };
 
+/** A contender that replays `step` for `x` and reads its result: its ms. */
+const replayed = (step: Captured<Tensor>, x: Tensor) => () =>
+  time(async () => {
+    const y = step.replay(x);
+    await y.data();
+    y.dispose();
+  });
+
 /** The 1,000-add chain: us per op, captured fused and unfused, and tfjs. */
 async function chain(d: Device, tf?: typeof TF) {
   const x = rand([CHAIN_N], { device: d, seed: 1 });
@@ -91,15 +100,9 @@ async function chain(d: Device, tf?: typeof TF) {
   };
   const fused = capture(body);
   const unfused = capture(body, { fuse: false });
-  const replayed = (step: typeof fused) => () =>
-    time(async () => {
-      const y = step.replay(x);
-      await y.data();
-      y.dispose();
-    });
   const contenders: Record<string, () => Promise<number>> = {
-    fused: replayed(fused),
-    unfused: replayed(unfused),
+    fused: replayed(fused, x),
+    unfused: replayed(unfused, x),
   };
   if (tf) {
     const xt = tf.tensor1d(xs);
@@ -137,15 +140,9 @@ async function gelu(d: Device, tf?: typeof TF) {
   };
   const fused = capture(body);
   const unfused = capture(body, { fuse: false });
-  const replayed = (step: typeof fused) => () =>
-    time(async () => {
-      const y = step.replay(x);
-      await y.data();
-      y.dispose();
-    });
   const contenders: Record<string, () => Promise<number>> = {
-    fused: replayed(fused),
-    unfused: replayed(unfused),
+    fused: replayed(fused, x),
+    unfused: replayed(unfused, x),
   };
   if (tf) {
     const xt = tf.tensor1d(await x.data());
@@ -279,22 +276,7 @@ async function child(backend: WebGpuBackend): Promise<ChildReport> {
   return report;
 }
 
-if (values.backend !== undefined) {
-  const backend = values.backend as WebGpuBackend;
-  if (!BACKENDS.includes(backend)) {
-    console.error(`Cannot run backend "${backend}": it must be "deno" or "dawn"`);
-    Deno.exit(2);
-  }
-  let report: ChildReport;
-  try {
-    report = await child(backend);
-  } catch (e) {
-    report = { backend, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
-  }
-  console.log(JSON.stringify(report));
-  await closeDevices().catch(() => {});
-  Deno.exit(report.error ? 1 : 0);
-}
+if (values.backend !== undefined) await runBackendChild(values.backend, child);
 
 async function runChild(backend: WebGpuBackend): Promise<ChildReport & { exitCode: number }> {
   const out = await new Deno.Command(Deno.execPath(), {

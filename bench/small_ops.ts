@@ -14,8 +14,9 @@
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import type * as TF from "npm:@tensorflow/tfjs-core@4.22.0";
+import { runBackendChild } from "./backend_child.ts";
 import { startTfjs as startTfjsOn, type TfjsGpu } from "./tfjs_webgpu.ts";
-import { capture, closeDevices, rand, type Tensor, tryAllGpus } from "../mod.ts";
+import { capture, rand, type Tensor, tryAllGpus } from "../mod.ts";
 import type { WebGpuBackend } from "../lib/devices/backend.ts";
 import { median } from "../lib/experiments/section.ts";
 import type { FromRawWorker, ToRawWorker } from "./small_ops_raw_worker.ts";
@@ -279,24 +280,7 @@ async function child(backend: WebGpuBackend): Promise<ChildReport> {
   return report;
 }
 
-if (values.backend !== undefined) {
-  const backend = values.backend as WebGpuBackend;
-  if (!BACKENDS.includes(backend)) {
-    console.error(`Cannot run backend "${backend}": it must be "deno" or "dawn"`);
-    Deno.exit(2);
-  }
-  let report: ChildReport;
-  try {
-    report = await child(backend);
-  } catch (e) {
-    report = { backend, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
-  }
-  // The report goes out first, so that a crash while closing still leaves the numbers.
-  console.log(JSON.stringify(report));
-  await closeDevices().catch(() => {});
-  // tfjs's device (and Dawn's instance on this thread) would keep the process alive.
-  Deno.exit(report.error ? 1 : 0);
-}
+if (values.backend !== undefined) await runBackendChild(values.backend, child);
 
 /** Lines every healthy child prints on stderr: Dawn's limit warnings, Deno's npm notices. */
 const NOISE = [

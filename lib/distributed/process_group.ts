@@ -130,10 +130,7 @@ export class ProcessGroup {
     }
     let pg: ProcessGroup | undefined;
     try {
-      const kv = await new Kvm(nc).create(`autopar_${o.jobToken}`, {
-        history: 1,
-        storage: "memory",
-      });
+      const kv = await jobBucket(new Kvm(nc), `autopar_${o.jobToken}`);
       pg = new ProcessGroup(o, nc, kv);
       pg.#listen();
       await pg.#rendezvous(deadline);
@@ -562,6 +559,24 @@ export class ProcessGroup {
     if (!this.#nc.isClosed()) {
       await this.#kv.delete(`rank.${this.rank}`).catch(() => {});
       await this.#nc.drain().catch(() => {});
+    }
+  }
+}
+
+/**
+ * The job's KV bucket, made by whichever rank comes first. Ranks that create it at the same
+ * instant race in JetStream: the loser's stream create fails ("subjects overlap with an
+ * existing stream"). Creating again finds the bucket there (a create of the same config is
+ * idempotent), so a few bounded retries settle the race.
+ */
+async function jobBucket(kvm: Kvm, name: string): Promise<KV> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await kvm.create(name, { history: 1, storage: "memory" });
+    } catch (e) {
+      const raced = /overlap|already in use/i.test((e as Error)?.message ?? "");
+      if (!raced || attempt >= 5) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 25 * attempt));
     }
   }
 }

@@ -198,3 +198,27 @@ Deno.test(
     }
   },
 );
+
+Deno.test("ranks that create their job's bucket at the same instant all join", opts, async () => {
+  // JetStream lets one of two simultaneous creates of a stream fail ("subjects overlap"):
+  // the ranks that lose the race must still join.
+  const server = await startNatsServer();
+  try {
+    for (let job = 0; job < 40; job++) {
+      const groups = await Promise.all(
+        Array.from({ length: 8 }, (_, rank) =>
+          ProcessGroup.create({
+            rank,
+            worldSize: 8,
+            url: server.url,
+            job: `race${job}`,
+            timeoutMs: 20_000,
+          })),
+      );
+      assert.deepEqual(groups.map((g) => g.rank), [0, 1, 2, 3, 4, 5, 6, 7]);
+      await Promise.all(groups.map((g) => g.destroy()));
+    }
+  } finally {
+    await server.stop();
+  }
+});

@@ -1,0 +1,30 @@
+// The child side of a benchmark that runs each WebGPU backend in a process of its own
+// (bench/small_ops.ts, bench/fusion.ts): check the backend, run, print the report as the
+// last stdout line, close, exit.
+import { closeDevices } from "../mod.ts";
+import type { WebGpuBackend } from "../lib/devices/backend.ts";
+
+const BACKENDS: readonly string[] = ["deno", "dawn"];
+
+/** Runs `child` for `backend` and exits: 2 for a bad backend, 1 when the report has an error. */
+export async function runBackendChild<R extends { backend: WebGpuBackend; error?: string }>(
+  backend: string,
+  child: (backend: WebGpuBackend) => Promise<R>,
+): Promise<never> {
+  if (!BACKENDS.includes(backend)) {
+    console.error(`Cannot run backend "${backend}": it must be "deno" or "dawn"`);
+    Deno.exit(2);
+  }
+  const b = backend as WebGpuBackend;
+  let report: R | { backend: WebGpuBackend; error: string };
+  try {
+    report = await child(b);
+  } catch (e) {
+    report = { backend: b, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+  }
+  // The report goes out first, so that a crash while closing still leaves the numbers.
+  console.log(JSON.stringify(report));
+  await closeDevices().catch(() => {});
+  // tfjs's device (and Dawn's instance on this thread) would keep the process alive.
+  Deno.exit(report.error ? 1 : 0);
+}

@@ -4,7 +4,8 @@
 // through the host in buckets while backward still runs).
 //
 //   deno task train [--devices cpu|1|2] [--epochs N] [--batch N] [--lr X] [--staleness K]
-//                   [--capture on|off] [--trace step.json] [--limit N] [--distributed]
+//                   [--capture on|off] [--optimizer sgd|momentum|adam] [--trace step.json]
+//                   [--limit N] [--distributed]
 //
 // --distributed trains across the processes of a launch, one model per process
 // (DistributedDataParallel over its --devices), each on its DistributedSampler share of the
@@ -18,7 +19,11 @@
 // --limit N trains on the first N digits only (short epochs).
 //
 // --capture on (the default without staleness) records the training step once and replays
-// it after (capture() in mod.ts): each step then only resubmits its ops.
+// it after (capture() in mod.ts): each step then only resubmits its ops, each device's
+// elementwise kernels fused.
+//
+// --optimizer: SGD (the default), SGD with momentum 0.9, or Adam (betas 0.9, 0.999); --lr is
+// theirs (try --optimizer adam --lr 0.002).
 //
 // --staleness K applies each step's summed gradients K steps late, so their round trip
 // through the host runs while the devices compute the next steps (K-step-delayed SGD).
@@ -27,6 +32,7 @@
 // and how much of the gradient traffic ran while some device was computing.
 import { parseArgs } from "node:util";
 import {
+  Adam,
   allReduce,
   cpu,
   destroyProcessGroup,
@@ -37,7 +43,10 @@ import {
   getRank,
   getWorldSize,
   initProcessGroup,
+  type Optimizer,
+  SGD,
   synchronize,
+  type Tensor,
   trace$,
   type TraceEvent,
   tryAllGpus,
@@ -48,7 +57,8 @@ import { trainEpoch } from "../lib/train/epoch.ts";
 import { gradientTraffic } from "../lib/train/traffic.ts";
 
 const usage = "deno task train [--devices cpu|1|2] [--epochs N] [--batch N] [--lr X] " +
-  "[--staleness K] [--capture on|off] [--trace step.json] [--limit N] [--distributed]";
+  "[--staleness K] [--capture on|off] [--optimizer sgd|momentum|adam] [--trace step.json] " +
+  "[--limit N] [--distributed]";
 const { values } = parseArgs({
   args: Deno.args,
   options: {
@@ -58,6 +68,7 @@ const { values } = parseArgs({
     lr: { type: "string", default: "0.5" },
     staleness: { type: "string", default: "0" },
     capture: { type: "string" },
+    optimizer: { type: "string", default: "sgd" },
     trace: { type: "string" },
     limit: { type: "string" },
     distributed: { type: "boolean", default: false },
@@ -98,6 +109,18 @@ if (captured && staleness > 0) {
   console.error(`--capture on needs --staleness 0: a replay cannot carry pending gradients`);
   Deno.exit(2);
 }
+const optimizers: Record<string, ((params: Tensor[]) => Optimizer) | undefined> = {
+  sgd: undefined,
+  momentum: (params) => new SGD(params, { lr, momentum: 0.9 }),
+  adam: (params) => new Adam(params, { lr }),
+};
+if (!(values.optimizer in optimizers)) {
+  console.error(`--optimizer must be sgd, momentum or adam, got "${values.optimizer}"\n${usage}`);
+  Deno.exit(2);
+}
+const optimizerName = { sgd: "SGD", momentum: "SGD with momentum 0.9", adam: "Adam" }[
+  values.optimizer as "sgd"
+];
 const limit = values.limit === undefined ? undefined : option("limit", values.limit, true);
 const distributed = values.distributed;
 if (distributed && staleness > 0) {
@@ -133,7 +156,8 @@ say(
 );
 say(
   `MNIST: ${trainCount} training and ${test.count} test digits; batch ${batch}` +
-    (distributed ? ` per process, each on its share of the digits` : "") + `, lr ${lr}` +
+    (distributed ? ` per process, each on its share of the digits` : "") +
+    `, ${optimizerName}, lr ${lr}` +
     (staleness ? `; updates ${staleness} step(s) late (--staleness ${staleness})` : "") +
     (captured ? "; the step captured once and replayed (--capture off to run it anew)" : "") +
     "\n",
@@ -144,6 +168,7 @@ const trainer = new Trainer(mlp({ seed: 1 }), devices, {
   staleness,
   capture: captured,
   distributed,
+  optimizer: optimizers[values.optimizer],
 });
 await synchronize();
 /** This rank's share of the first `count` digits (a DistributedSampler), when distributed. */

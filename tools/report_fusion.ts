@@ -88,7 +88,7 @@ export function fusion([f]: BenchFile[]): string {
       `- The fused chain is one kernel; what is left of its time is the replay and the one readback, which on Deno's backend waits for Deno's map loop (see [Both backends side by side](#both-backends-side-by-side)): the tfjs goal is ${
         names.map((n) => `${met(chainRatio(n) <= goal("chainFusedOverTfjs"))} on ${n}`).join(", ")
       }.`,
-      "- A matmul takes the elementwise ops on its product (a layer's bias and activation) as an epilogue, and a sum or mean the ops that make its input as a prologue (the gelu-like chain and its sum are one kernel). Softmax, max and the loss take no prologue yet, nor the operands of the backward's matmuls: the SGD step's count moves less than Adam's.",
+      "- A matmul takes the elementwise ops on its product (a layer's bias and activation) as an epilogue, and a sum, mean or maximum the ops that make its input as a prologue (the gelu-like chain and its sum are one kernel). Softmax, logSumExp and the loss take no prologue yet, nor the operands of the backward's matmuls: the SGD step's count moves less than Adam's.",
       "- Fused results equal the unfused ones to the bit: constants are uniforms, as in the unfused kernels, and each member's value passes a select on a uniform the compiler cannot see through, so no shader compiler rewrites arithmetic across members.",
     ].join("\n"),
   ].join("\n\n");

@@ -88,7 +88,7 @@ export const sumRows: KernelSpec<SumParams> = {
   uniformFields: [["rows", "u32"], ["cols", "u32"], ["scale", "f32"]],
   uniforms: (p) => [p.rows, p.cols, p.scale ?? 1],
   variant: (p) => opOf(p),
-  prologue: (p) => opOf(p) === "sum",
+  prologue: () => true,
   wgsl: (p) => {
     const f = combine(opOf(p));
     const init = opOf(p) === "max" ? "bitcast<f32>(neg_inf_bits)" : "0.0";
@@ -162,7 +162,7 @@ export const sumCols: KernelSpec<SumColsParams> = {
   uniformFields: [["rows", "u32"], ["cols", "u32"], ["outer", "u32"], ["scale", "f32"]],
   uniforms: (p) => [p.rows, p.cols, p.outer ?? 1, p.scale ?? 1],
   variant: (p) => opOf(p),
-  prologue: (p) => opOf(p) === "sum",
+  prologue: () => true,
   wgsl: (p) => {
     const max = opOf(p) === "max";
     return `${

@@ -17,6 +17,9 @@ import {
   memberOf,
 } from "./fused.ts";
 
+/** The `is_nan` of a reduction's own WGSL (layout.ts's maximum), which the prologue also defines. */
+const OWN_IS_NAN = /fn is_nan\(x: f32\) -> bool \{[^\n]*\}\n/;
+
 /** Parameters of a reduction with a prologue: the reduction's, and the prologue. */
 export interface PrologueParams extends KernelParams {
   /** A {@link FusedProgram}, as `encodeProgram` writes it, with nothing to store. */
@@ -64,9 +67,12 @@ export function withPrologue<P extends KernelParams>(
       const cs = parsed(p).code.constants;
       return [...spec.uniforms(p), 0, ...cs, ...fields.slice(cs.length).map(() => 0)];
     },
-    // The reduction reads its input only as in0[index]: the prologue computes it there.
+    // The reduction reads its input only as in0[index]: the prologue computes it there. A
+    // reduction's own is_nan (a maximum's) is the prologue's, for f32: it is defined once.
     wgsl: (p) =>
-      `${parsed(p).code.wgsl}\n${spec.wgsl(p).replace(/in0\[([^\]]+)\]/g, "prologue($1)")}`,
+      `${parsed(p).code.wgsl}\n${
+        spec.wgsl(p).replace(OWN_IS_NAN, "").replace(/in0\[([^\]]+)\]/g, "prologue($1)")
+      }`,
     variant: (p) => `${spec.variant(p)}|${parsed(p).code.wgsl}`,
     workgroups: (p) => spec.workgroups(p),
     cpu: (inputs, p) => {

@@ -223,7 +223,8 @@ function toKernels(gen: Gen): PlannedKernel[] {
     const a = g.a % 8;
     if (g.kind === "sum") {
       // Sums over rows of 1 and of columns of 1: outputs as long as the input.
-      const params = g.b % 2 === 0 ? { rows: 8, cols: 1 } : { rows: 1, cols: 8, outer: 1 };
+      const op = g.value > 0 ? "max" : "sum";
+      const params = g.b % 2 === 0 ? { rows: 8, cols: 1, op } : { rows: 1, cols: 8, outer: 1, op };
       if (a !== out) {
         ks.push({ kernel: g.b % 2 === 0 ? "sum_rows" : "sum_cols", params, bind: [a, out] });
       }

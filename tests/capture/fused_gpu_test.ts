@@ -134,7 +134,7 @@ Deno.test(
   },
 );
 
-Deno.test("sums and means with prologues give the bits of the unfused", opts, async () => {
+Deno.test("sums, means and maxima with prologues give the bits of the unfused", opts, async () => {
   const xs = Array.from({ length: 60 }, (_, i) => Math.sin(i) * 2);
   xs[7] = NaN;
   const x = fromArray(xs, [6, 10], { device: gpu });
@@ -144,6 +144,8 @@ Deno.test("sums and means with prologues give the bits of the unfused", opts, as
     (x: Tensor) => [x.sub(row).relu().sum(0)],
     (x: Tensor) => [x.tanh().mul(3).mean(1)],
     (x: Tensor) => [x.exp().add(row).sum(1)],
+    (x: Tensor) => [x.neg().relu().max(1)],
+    (x: Tensor) => [x.sub(row).max(0)],
   ];
   for (const [k, f] of steps.entries()) {
     const results: Float32Array[][] = [];
@@ -152,7 +154,7 @@ Deno.test("sums and means with prologues give the bits of the unfused", opts, as
       const step = capture(f, { fuse });
       for (let i = 0; i < 2; i++) step.replay(x);
       const sub = trace$().subscribe((e) => {
-        prologues += e.kernels?.filter((n) => /^fused\(.*(sum|mean)\)$/.test(n)).length ?? 0;
+        prologues += e.kernels?.filter((n) => /^fused\(.*(sum|mean|max)\)$/.test(n)).length ?? 0;
       });
       const out = step.replay(x) as Tensor[];
       results.push(await Promise.all(out.map((t) => t.data())));

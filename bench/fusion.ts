@@ -11,7 +11,6 @@
 //
 //   deno run -A bench/fusion.ts [--rounds N]
 //   deno run -A bench/fusion.ts --backend deno|dawn [--rounds N]   (one child: a JSON line)
-import { parseArgs } from "node:util";
 import type * as TF from "npm:@tensorflow/tfjs-core@4.22.0";
 import {
   Adam,
@@ -29,7 +28,7 @@ import { median } from "../lib/experiments/section.ts";
 import { mlp, Trainer } from "../lib/train/trainer.ts";
 import { loadMnist } from "../lib/train/mnist.ts";
 import { trainEpoch } from "../lib/train/epoch.ts";
-import { runBackendChild } from "./backend_child.ts";
+import { backendArgs, runBackendChild } from "./backend_child.ts";
 import { startTfjs, type TfjsGpu } from "./tfjs_webgpu.ts";
 
 const BACKENDS: readonly WebGpuBackend[] = ["deno", "dawn"];
@@ -42,15 +41,7 @@ const MLP_BATCHES = 24;
 /** Goals of issue 20. */
 const GOALS = { chainFusedOverTfjs: 0.05, adamKernelsFusedOverUnfused: 0.5, adamSpeedup: 1.3 };
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { backend: { type: "string" }, rounds: { type: "string", default: "5" } },
-});
-const rounds = Number(values.rounds);
-if (!Number.isInteger(rounds) || rounds < 1) {
-  console.error(`Cannot run ${values.rounds} rounds: --rounds must be a whole number >= 1`);
-  Deno.exit(2);
-}
+const { backend: childBackend, rounds } = backendArgs(Deno.args);
 
 /** Contenders taking turns for `rounds` rounds; each turn's figure is the median of `per` runs. */
 async function turns(
@@ -85,6 +76,17 @@ const replayed = (step: Captured<Tensor>, x: Tensor) => () =>
     y.dispose();
   });
 
+/** `body` captured fused and unfused, and a contender replaying each for `x`. */
+function twoWays(body: (x: Tensor) => Tensor, x: Tensor) {
+  const fused = capture(body);
+  const unfused = capture(body, { fuse: false });
+  const contenders: Record<string, () => Promise<number>> = {
+    fused: replayed(fused, x),
+    unfused: replayed(unfused, x),
+  };
+  return { fused, unfused, contenders };
+}
+
 /** The 1,000-add chain: us per op, captured fused and unfused, and tfjs. */
 async function chain(d: Device, tf?: typeof TF) {
   const x = rand([CHAIN_N], { device: d, seed: 1 });
@@ -98,12 +100,7 @@ async function chain(d: Device, tf?: typeof TF) {
     }
     return y;
   };
-  const fused = capture(body);
-  const unfused = capture(body, { fuse: false });
-  const contenders: Record<string, () => Promise<number>> = {
-    fused: replayed(fused, x),
-    unfused: replayed(unfused, x),
-  };
+  const { fused, unfused, contenders } = twoWays(body, x);
   if (tf) {
     const xt = tf.tensor1d(xs);
     contenders.tfjs = () =>
@@ -138,12 +135,7 @@ async function gelu(d: Device, tf?: typeof TF) {
     const inner = x.mul(x).mul(x).mul(0.044715).add(x).mul(0.7978845608);
     return inner.tanh().add(1).mul(x).mul(0.5).sum();
   };
-  const fused = capture(body);
-  const unfused = capture(body, { fuse: false });
-  const contenders: Record<string, () => Promise<number>> = {
-    fused: replayed(fused, x),
-    unfused: replayed(unfused, x),
-  };
+  const { fused, unfused, contenders } = twoWays(body, x);
   if (tf) {
     const xt = tf.tensor1d(await x.data());
     contenders.tfjs = () =>
@@ -276,7 +268,7 @@ async function child(backend: WebGpuBackend): Promise<ChildReport> {
   return report;
 }
 
-if (values.backend !== undefined) await runBackendChild(values.backend, child);
+if (childBackend !== undefined) await runBackendChild(childBackend, child);
 
 async function runChild(backend: WebGpuBackend): Promise<ChildReport & { exitCode: number }> {
   const out = await new Deno.Command(Deno.execPath(), {

@@ -11,10 +11,9 @@
 //
 //   deno run -A bench/small_ops.ts [--rounds N]
 //   deno run -A bench/small_ops.ts --backend deno|dawn [--rounds N]   (one child: a JSON line)
-import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import type * as TF from "npm:@tensorflow/tfjs-core@4.22.0";
-import { runBackendChild } from "./backend_child.ts";
+import { backendArgs, runBackendChild } from "./backend_child.ts";
 import { startTfjs as startTfjsOn, type TfjsGpu } from "./tfjs_webgpu.ts";
 import { capture, rand, type Tensor, tryAllGpus } from "../mod.ts";
 import type { WebGpuBackend } from "../lib/devices/backend.ts";
@@ -78,15 +77,7 @@ interface ChildReport {
   seconds?: number;
 }
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { backend: { type: "string" }, rounds: { type: "string", default: "5" } },
-});
-const rounds = Number(values.rounds);
-if (!Number.isInteger(rounds) || rounds < 1) {
-  console.error(`Cannot run ${values.rounds} rounds: --rounds must be a whole number >= 1`);
-  Deno.exit(2);
-}
+const { backend: childBackend, rounds } = backendArgs(Deno.args);
 
 /** The chain in float32 on the CPU: x, then `OPS` times y + x. */
 function reference(x: Float32Array): Float32Array {
@@ -280,7 +271,7 @@ async function child(backend: WebGpuBackend): Promise<ChildReport> {
   return report;
 }
 
-if (values.backend !== undefined) await runBackendChild(values.backend, child);
+if (childBackend !== undefined) await runBackendChild(childBackend, child);
 
 /** Lines every healthy child prints on stderr: Dawn's limit warnings, Deno's npm notices. */
 const NOISE = [

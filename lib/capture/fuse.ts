@@ -23,7 +23,6 @@
 import type { ElementRead, KernelParams } from "../kernels/kernel.ts";
 import { kernel } from "../kernels/registry.ts";
 import {
-  decodeProgram,
   encodeProgram,
   type FusedArg,
   type FusedMember,
@@ -239,16 +238,17 @@ const sameRead = (a: ElementRead, b: ElementRead) =>
   typeof a === "string" || typeof b === "string" ? a === b : a.row === b.row;
 
 /**
- * The fused kernel of a piece of two or more members, or with `head`, the matmul (a kernel
- * index) whose epilogue the piece is: one `matmul_epilogue` kernel.
+ * The fused program of a piece and the slots it binds (loaded, then stored). `vector`
+ * allows four elements an invocation; an epilogue or a prologue computes one element at a
+ * time, as the kernel it joins reads or stores them.
  */
-function fusedOf(
+function programOf(
   piece: number[],
   n: number,
   kernels: PlannedKernel[],
   built: Built,
-  head?: number,
-): PlannedKernel {
+  vector: boolean,
+): { program: FusedProgram; slots: number[]; ops: number[] } {
   const { loads, stores, args } = built;
   const loadOnly = [...loads.keys()].filter((s) => !stores.has(s));
   const slots = [...loadOnly, ...stores.keys()];
@@ -261,8 +261,7 @@ function fusedOf(
   const mixed = slots.some((s) =>
     readsOf(s).includes("one") && readsOf(s).some((r) => r !== "one")
   );
-  // An epilogue computes one element at a time, as the matmul stores them.
-  const vec = head === undefined && n % 4 === 0 && rowsDivide && !mixed;
+  const vec = vector && n % 4 === 0 && rowsDivide && !mixed;
   const oneOnly = (s: number) => readsOf(s).length > 0 && readsOf(s).every((r) => r === "one");
   const program: FusedProgram = {
     n,
@@ -278,10 +277,29 @@ function fusedOf(
     })),
     stores: [...stores].map(([s, v]) => ({ binding: binding.get(s)!, value: v })),
   };
-  const ops = piece.flatMap((k) => kernels[k].ops);
-  if (head === undefined) {
-    return { kernel: "fused", params: fusedParams(program), bind: slots, ops };
-  }
+  return { program, slots, ops: piece.flatMap((k) => kernels[k].ops) };
+}
+
+/** The fused kernel of a piece of two or more members. */
+function fusedOf(
+  piece: number[],
+  n: number,
+  kernels: PlannedKernel[],
+  built: Built,
+): PlannedKernel {
+  const { program, slots, ops } = programOf(piece, n, kernels, built, true);
+  return { kernel: "fused", params: fusedParams(program), bind: slots, ops };
+}
+
+/** The matmul `head` with the group `members` as its epilogue: one `matmul_epilogue` kernel. */
+function epilogueOf(
+  members: number[],
+  n: number,
+  head: number,
+  kernels: PlannedKernel[],
+  built: Built,
+): PlannedKernel {
+  const { program, slots, ops } = programOf(members, n, kernels, built, false);
   const mm = kernels[head];
   return {
     kernel: "matmul_epilogue",
@@ -336,21 +354,15 @@ function prologueOf(
   infos: Info[],
 ): PlannedKernel {
   const built = build(members, infos, () => false);
-  const input = kernels[tail].bind[0];
-  // The value the reduction reads: the last member's that writes its input.
-  const result = members.findLastIndex((k) => infos[k].writes[0] === input);
-  const fused = fusedOf(members, n, kernels, built);
-  const program = decodeProgram(String(fused.params.program));
   const r = kernels[tail];
+  // The value the reduction reads: the last member's that writes its input.
+  const result = members.findLastIndex((k) => infos[k].writes[0] === r.bind[0]);
+  const { program, slots, ops } = programOf(members, n, kernels, built, false);
   return {
     kernel: `${r.kernel}_prologue`,
-    params: {
-      ...r.params,
-      prologue: encodeProgram({ ...program, vec: false, types: program.types.map(() => "f32") }),
-      result,
-    },
-    bind: [...fused.bind, r.bind[1]],
-    ops: [...fused.ops, ...r.ops],
+    params: { ...r.params, prologue: encodeProgram(program), result },
+    bind: [...slots, r.bind[1]],
+    ops: [...ops, ...r.ops],
   };
 }
 
@@ -457,7 +469,7 @@ export function fuseKernels(
     }
     if (node.head !== undefined) {
       const built = build(node.members, infos, mustStore, headOf(node));
-      out.push(fusedOf(node.members, node.n!, kernels, built, node.head));
+      out.push(epilogueOf(node.members, node.n!, node.head, kernels, built));
       continue;
     }
     if (node.n === undefined || node.members.length === 1) {

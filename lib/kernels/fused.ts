@@ -221,6 +221,20 @@ ${lines.join("\n")}${options.prologue ? `\n  return v${options.prologue.result};
   return { wgsl, constants };
 }
 
+/** Each member's value, in order, from its own CPU twin on whole arrays (see {@link fusedCpu}). */
+export function memberValues(
+  program: FusedProgram,
+  inputs: readonly Float32Array[],
+  cpuOf: (m: FusedMember, args: Float32Array[]) => Float32Array,
+  head?: Float32Array,
+): Float32Array[] {
+  const values: Float32Array[] = [];
+  const arg = (a: FusedArg) =>
+    "head" in a ? head! : "value" in a ? values[a.value] : inputs[a.binding];
+  for (const m of program.members) values.push(cpuOf(m, m.args.map(arg)));
+  return values;
+}
+
 /**
  * The CPU twin of the fused kernel of `program`: each member's own CPU twin, in order, on
  * whole arrays (so the arithmetic is exactly the unfused one). `inputs` are the bindings'
@@ -232,10 +246,7 @@ export function fusedCpu(
   cpuOf: (m: FusedMember, args: Float32Array[]) => Float32Array,
   head?: Float32Array,
 ): Float32Array[] {
-  const values: Float32Array[] = [];
-  const arg = (a: FusedArg) =>
-    "head" in a ? head! : "value" in a ? values[a.value] : inputs[a.binding];
-  for (const m of program.members) values.push(cpuOf(m, m.args.map(arg)));
+  const values = memberValues(program, inputs, cpuOf, head);
   // A stored binding starts from its old value (none when run as an op: nothing reads it).
   const out = program.types.slice(program.inputs).map((_, k) =>
     inputs[program.inputs + k]?.slice() ?? new Float32Array(program.n)

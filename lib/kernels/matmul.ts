@@ -482,9 +482,14 @@ export const GPU_MATMUL_TILING: MatmulTiling = { tm: 4, tn: 4, wx: 16, wy: 16 };
 const tagOf = (t: MatmulTiling) => `${t.tm}x${t.tn}@${t.wx}x${t.wy}`;
 const specs = new Map<string, KernelSpec<MatmulParams>>();
 
-function specFor(p: MatmulParams): KernelSpec<MatmulParams> {
+/** The tiling a product's parameters name (the default's fields where they name none). */
+export function matmulTilingOf(p: MatmulParams): MatmulTiling {
   const d = DEFAULT_MATMUL_TILING;
-  const tiling = { tm: p.tm ?? d.tm, tn: p.tn ?? d.tn, wx: p.wx ?? d.wx, wy: p.wy ?? d.wy };
+  return { tm: p.tm ?? d.tm, tn: p.tn ?? d.tn, wx: p.wx ?? d.wx, wy: p.wy ?? d.wy };
+}
+
+function specFor(p: MatmulParams): KernelSpec<MatmulParams> {
+  const tiling = matmulTilingOf(p);
   const tag = tagOf(tiling);
   let spec = specs.get(tag);
   if (!spec) {

@@ -17,14 +17,7 @@ import {
   memberCpu,
   memberOf,
 } from "./fused.ts";
-import {
-  createMatmul,
-  DEFAULT_MATMUL_TILING,
-  matmulBody,
-  matmulCpu,
-  type MatmulParams,
-  type MatmulTiling,
-} from "./matmul.ts";
+import { matmul, matmulBody, matmulCpu, type MatmulParams, matmulTilingOf } from "./matmul.ts";
 
 /** Parameters of {@link matmulEpilogue}: the product's, and its epilogue as JSON. */
 export interface MatmulEpilogueParams extends MatmulParams {
@@ -33,17 +26,12 @@ export interface MatmulEpilogueParams extends MatmulParams {
 }
 
 /** The matmul's own uniform fields (M, N, K, blocks, batch, strides). */
-const MATMUL_FIELDS = createMatmul(DEFAULT_MATMUL_TILING).uniformFields;
+const MATMUL_FIELDS = matmul.uniformFields;
 
 /** Constants an epilogue may have: the uniform struct's fields after the matmul's and `opaque`. */
 export const MAX_EPILOGUE_CONSTANTS = 64 - MATMUL_FIELDS.length - 1;
 
 const CONSTANT_FIELDS = constantFields(MAX_EPILOGUE_CONSTANTS);
-
-const tilingOf = (p: MatmulParams): MatmulTiling => {
-  const d = DEFAULT_MATMUL_TILING;
-  return { tm: p.tm ?? d.tm, tn: p.tn ?? d.tn, wx: p.wx ?? d.wx, wy: p.wy ?? d.wy };
-};
 
 /**
  * Builds the spec over a kernel lookup (the registry passes its own). Bindings: the product's
@@ -67,11 +55,13 @@ export function matmulEpilogue(
     }
     return entry;
   };
-  const mm = (p: MatmulParams) => createMatmul(tilingOf(p));
+  // The plain product's spec (cached per tiling) gives all but the body and the uniforms'
+  // tail.
+  const mm = matmul;
   return {
     name: "matmul_epilogue",
     inputTypes: (p) => [
-      ...mm(p).inputTypes(p),
+      ...mm.inputTypes(p),
       ...parsed(p).program.types.slice(0, parsed(p).program.inputs),
     ],
     outputTypes: (p) => parsed(p).program.types.slice(parsed(p).program.inputs),
@@ -79,7 +69,7 @@ export function matmulEpilogue(
     uniforms: (p) => {
       const cs = parsed(p).code.constants;
       return [
-        ...mm(p).uniforms(p),
+        ...mm.uniforms(p),
         0,
         ...cs,
         ...CONSTANT_FIELDS.slice(cs.length).map(() => 0),
@@ -87,10 +77,10 @@ export function matmulEpilogue(
     },
     wgsl: (p) =>
       `${parsed(p).code.wgsl}\n${
-        matmulBody(p, tilingOf(p), (value, index) => `epilogue(${value}, ${index});`)
+        matmulBody(p, matmulTilingOf(p), (value, index) => `epilogue(${value}, ${index});`)
       }`,
-    variant: (p) => `${mm(p).variant(p)}|${parsed(p).code.wgsl}`,
-    workgroups: (p) => mm(p).workgroups(p),
+    variant: (p) => `${mm.variant(p)}|${parsed(p).code.wgsl}`,
+    workgroups: (p) => mm.workgroups(p),
     cpu: ([a, b, ...rest], p) => {
       const head = matmulCpu(a, b, p);
       return fusedCpu(

@@ -15,6 +15,7 @@ import {
   type FusedProgram,
   memberCpu,
   memberOf,
+  memberValues,
 } from "./fused.ts";
 
 /** The `is_nan` of a reduction's own WGSL (layout.ts's maximum), which the prologue also defines. */
@@ -77,13 +78,11 @@ export function withPrologue<P extends KernelParams>(
     workgroups: (p) => spec.workgroups(p),
     cpu: (inputs, p) => {
       const { program } = parsed(p);
-      const values: Float32Array[] = [];
-      for (const m of program.members) {
-        const args = m.args.map((a) =>
-          "value" in a ? values[a.value] : "binding" in a ? inputs[a.binding] : new Float32Array()
-        );
-        values.push(memberCpu(lookup, m, args, program.n));
-      }
+      const values = memberValues(
+        program,
+        inputs,
+        (m, args) => memberCpu(lookup, m, args, program.n),
+      );
       return spec.cpu([values[p.result]], p);
     },
   };

@@ -431,6 +431,7 @@ export function fuseKernels(
   keep: (slot: number) => boolean,
   limit = MAX_FUSED_BINDINGS,
 ): PlannedKernel[] {
+  kernels = forwardCopies(kernels, keep);
   const infos = kernels.map(infoOf);
   const readersOf = new Map<number, number[]>();
   infos.forEach((info, k) => {
@@ -486,6 +487,39 @@ export function fuseKernels(
       );
     }
   }
+  return out;
+}
+
+/** The slots a kernel writes: its outputs' (an in-place update's is its input's home). */
+function writesOf(k: PlannedKernel): number[] {
+  return k.bind.slice(k.bind.length - kernel(k.kernel).outputTypes(k.params).length);
+}
+
+/**
+ * Drops the copies (`detach`, `reshape`: the unary copy) whose result the segment does not
+ * hand on: what reads the result reads the copied slot instead, as PyTorch's views share
+ * storage. Not when something else writes the result (it is updated in place), nor when the
+ * source is written after the copy (its readers would see the new values).
+ */
+function forwardCopies(
+  kernels: PlannedKernel[],
+  keep: (slot: number) => boolean,
+): PlannedKernel[] {
+  const writers = new Map<number, number[]>();
+  kernels.forEach((k, j) => {
+    for (const s of writesOf(k)) writers.set(s, [...writers.get(s) ?? [], j]);
+  });
+  const source = new Map<number, number>();
+  const out: PlannedKernel[] = [];
+  kernels.forEach((k, j) => {
+    const bind = source.size === 0 ? k.bind : k.bind.map((s) => source.get(s) ?? s);
+    const [from, to] = bind;
+    const forwarded = k.kernel === "unary" && k.params.op === "copy" && bind.length === 2 &&
+      !keep(to) && writers.get(to)!.length === 1 &&
+      !(writers.get(from) ?? []).some((w) => w > j);
+    if (forwarded) source.set(to, from);
+    else out.push(bind === k.bind ? k : { ...k, bind });
+  });
   return out;
 }
 

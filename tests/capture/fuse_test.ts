@@ -81,6 +81,40 @@ Deno.test("a kernel that needs the group through another kernel starts a group o
   assert.deepEqual(out.map((k) => k.kernel), ["unary", "sum_rows", "binary"]);
 });
 
+Deno.test("a copy the segment does not hand on is dropped: its readers read its source", () => {
+  // x.detach() feeds a matmul; slot 1 is the copy, 3 the product.
+  const ks = plan([
+    un("copy", [0, 1]),
+    {
+      kernel: "matmul",
+      params: { M: 2, N: 4, K: 2, transA: false, transB: false },
+      bind: [1, 2, 3],
+    },
+  ]);
+  const out = fuseKernels(ks, (s) => s !== 1);
+  assert.deepEqual(out.map((k) => [k.kernel, k.bind, k.ops]), [["matmul", [0, 2, 3], [1]]]);
+});
+
+Deno.test("a copy stays when it is handed on, updated in place, or its source changes after it", () => {
+  const mm = (bind: number[]) => ({
+    kernel: "matmul",
+    params: { M: 2, N: 4, K: 2, transA: false, transB: false },
+    bind,
+  });
+  const sub_ = (bind: number[]) => ({ kernel: "sub_inplace", params: { n: N, alpha: 1 }, bind });
+  // Whether op 0, the copy, is still computed by some kernel.
+  const copied = (ks: PlannedKernel[], keep: (s: number) => boolean) =>
+    fuseKernels(ks, keep).some((k) => k.ops.includes(0));
+  // Handed on: slot 1 leaves the segment.
+  assert.ok(copied(plan([un("copy", [0, 1]), mm([1, 2, 3])]), () => true));
+  // Updated in place after the copy (slot 1 is written twice).
+  assert.ok(copied(plan([un("copy", [0, 1]), sub_([2, 1]), mm([1, 2, 3])]), (s) => s !== 1));
+  // The source is updated in place after the copy: the product must read the old values.
+  assert.ok(copied(plan([un("copy", [0, 1]), sub_([2, 0]), mm([1, 2, 3])]), (s) => s !== 1));
+  // None of these: the copy goes.
+  assert.ok(!copied(plan([un("copy", [0, 1]), sub_([2, 3]), mm([1, 2, 4])]), (s) => s !== 1));
+});
+
 Deno.test("a matmul's bias and activation become its epilogue, and its product is not stored", () => {
   // h = relu(x [2, 4] @ w [4, 4] + b [4]): slots x 0, w 1, b 2, product 3, sum 4, h 5.
   const ks = plan([
@@ -270,7 +304,12 @@ Deno.test("fused plans of random elementwise segments compute the unfused values
       const out = fuseKernels(ks, keep, 5);
       assert.ok(out.length <= ks.length);
       for (const k of out) assert.ok(k.bind.length <= 5);
-      assert.deepEqual(out.flatMap((k) => k.ops).sort((x, y) => x - y), ks.map((_, i) => i));
+      // Every op is in a kernel, or a copy whose readers read its source instead.
+      const ops = out.flatMap((k) => k.ops).sort((x, y) => x - y);
+      assert.deepEqual(ops, [...new Set(ops)]);
+      for (const [i, k] of ks.entries()) {
+        if (!ops.includes(i)) assert.deepEqual([k.kernel, k.params.op], ["unary", "copy"]);
+      }
       const memory = () =>
         Array.from(
           { length: 10 },

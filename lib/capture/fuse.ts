@@ -14,9 +14,11 @@
  * order their dependencies allow. A group that would bind more storage buffers than a
  * shader stage may is cut into pieces, in order. A matmul and a group that reads its product
  * element by element become one kernel: the group is the matmul's epilogue
- * (lib/kernels/matmul_fused.ts). A sum or maximum whose input only a group makes takes the group as
- * its prologue: each element is computed where the sum reads it, and never stored
- * (lib/kernels/reduce_fused.ts).
+ * (lib/kernels/matmul_fused.ts). A sum, maximum, softmax or log-softmax whose input only a group
+ * makes takes the group as its prologue: each element is computed where the reduction reads
+ * it, and never stored (lib/kernels/reduce_fused.ts); the kernels such a group would hold
+ * are grouped apart from others of their length. A copy (`detach()`, a reshape) whose result
+ * the segment does not hand on is dropped: its readers read its source.
  *
  * @module
  */
@@ -133,10 +135,13 @@ function canJoin(g: Node, info: Info, preds: Set<Node>): boolean {
   return true;
 }
 
-/** Groups the kernels into nodes, recording their dependencies. */
-function group(infos: Info[]): Node[] {
+/**
+ * Groups the kernels into nodes, recording their dependencies. A kernel of a prologue's
+ * chain (`chainOf`, see {@link prologueChains}) joins only a group of that chain.
+ */
+function group(infos: Info[], chainOf: Map<number, number>): Node[] {
   const nodes: Node[] = [];
-  const open = new Map<number, Node>();
+  const open = new Map<string, Node>();
   const lastWriter = new Map<number, Node>();
   const readers = new Map<number, Set<Node>>();
   infos.forEach((info, k) => {
@@ -146,13 +151,14 @@ function group(infos: Info[]): Node[] {
       if (w) preds.add(w);
     }
     for (const s of info.writes) for (const r of readers.get(s) ?? []) preds.add(r);
-    let node = info.n === undefined ? undefined : open.get(info.n);
+    const key = `${info.n}|${chainOf.get(k)}`;
+    let node = info.n === undefined ? undefined : open.get(key);
     if (node && !canJoin(node, info, preds)) node = undefined;
     if (!node) {
       node = { members: [], preds: new Set(), writes: new Set(), broadcastReads: new Set() };
       node.n = info.n;
       nodes.push(node);
-      if (info.n !== undefined) open.set(info.n, node);
+      if (info.n !== undefined) open.set(key, node);
     }
     node.members.push(k);
     for (const p of preds) if (p !== node) node.preds.add(p);
@@ -310,6 +316,56 @@ function epilogueOf(
 }
 
 /**
+ * The elementwise kernels each reduction that takes a prologue could take as one: those that
+ * make its input, through reads of their own element, and whose values nothing else reads
+ * (nor the segment hands on). They are grouped apart from other kernels of their length, so
+ * that two chains, each private to its reduction, do not share a group that would then
+ * have to store both. Returns each such kernel's reduction; not for chains that would not
+ * fit in one kernel with their reduction (`fits`).
+ */
+function prologueChains(
+  kernels: PlannedKernel[],
+  infos: Info[],
+  keep: (slot: number) => boolean,
+  readersOf: Map<number, number[]>,
+  fits: (members: number[], r: number) => boolean,
+): Map<number, number> {
+  const writers = new Map<number, number[]>();
+  infos.forEach((info, k) => {
+    for (const s of info.writes) writers.set(s, [...writers.get(s) ?? [], k]);
+  });
+  const chainOf = new Map<number, number>();
+  kernels.forEach((k, r) => {
+    if (infos[r].n !== undefined || k.bind.length !== 2) return;
+    if (!kernel(k.kernel).prologue?.(k.params)) return;
+    const members = new Set<number>();
+    const visit = (slot: number) => {
+      const ws = writers.get(slot) ?? [];
+      const p = ws[0];
+      if (ws.length !== 1 || p > r || keep(slot) || members.has(p) || chainOf.has(p)) return;
+      if (infos[p].n === undefined) return;
+      members.add(p);
+      for (const read of infos[p].reads) if (read.read === "same") visit(read.slot);
+    };
+    visit(k.bind[0]);
+    // Members whose value something else reads leave, and then what they read, in turn.
+    for (let changed = true; changed;) {
+      changed = false;
+      for (const p of members) {
+        const readers = readersOf.get(infos[p].writes[0]) ?? [];
+        if (readers.some((q) => q !== r && !members.has(q))) {
+          members.delete(p);
+          changed = true;
+        }
+      }
+    }
+    const list = [...members].sort((a, b) => a - b);
+    if (list.length > 0 && fits(list, r)) { for (const p of list) chainOf.set(p, r); }
+  });
+  return chainOf;
+}
+
+/**
  * Makes each reduction that states a prologue (lib/kernels/reduce_fused.ts) and the
  * elementwise group that makes its input one node, when nothing but the reduction reads
  * what the group makes (`private_(g, r)`): the group is then computed where the reduction
@@ -453,13 +509,14 @@ export function fuseKernels(
     const inside = new Set([...g.members, r]);
     return [...g.writes].every((s) => !mustStore(s, inside));
   };
-  const prologueFits = (g: Node, r: number) =>
-    bindings(build(g.members, infos, () => false)) + 1 <= limit &&
-    constants(g.members) <= prologueConstants(kernel(kernels[r].kernel));
+  const prologueFits = (members: number[], r: number) =>
+    bindings(build(members, infos, () => false)) + 1 <= limit &&
+    constants(members) <= prologueConstants(kernel(kernels[r].kernel));
+  const chains = prologueChains(kernels, infos, keep, readersOf, prologueFits);
   const nodes = mergePrologues(
-    mergeEpilogues(group(infos), kernels, infos, epilogueFits),
+    mergeEpilogues(group(infos, chains), kernels, infos, epilogueFits),
     kernels,
-    prologueFits,
+    (g, r) => prologueFits(g.members, r),
     private_,
   );
   const out: PlannedKernel[] = [];

@@ -82,7 +82,9 @@ const registry = new Map<string, KernelSpec<KernelParams>>(
 // The fused kernels look their members up here.
 registry.set("fused", fusedKernel(kernel) as unknown as KernelSpec<KernelParams>);
 registry.set("matmul_epilogue", matmulEpilogue(kernel) as unknown as KernelSpec<KernelParams>);
-for (const spec of [sumRows, sumCols] as unknown as KernelSpec<KernelParams>[]) {
+for (
+  const spec of [sumRows, sumCols, softmax, logSoftmax] as unknown as KernelSpec<KernelParams>[]
+) {
   registry.set(
     `${spec.name}_prologue`,
     withPrologue(spec, kernel) as unknown as KernelSpec<KernelParams>,

@@ -48,6 +48,8 @@ export const softmax: KernelSpec<SoftmaxParams> = {
   }
 }`,
   workgroups: (p) => spreadWorkgroups((p.outer * p.inner) / WG),
+  // Its input is read only as in0[index]: an elementwise group may compute it there.
+  prologue: () => true,
   cpu: ([x], p) => {
     const out = new Float32Array(x.length);
     const e = new Float64Array(p.mid);

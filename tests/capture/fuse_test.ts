@@ -174,6 +174,46 @@ Deno.test("a sum takes the elementwise ops that make its input as a prologue, st
   assert.deepEqual(shared.map((k) => k.kernel), ["fused", "sum_rows"]);
 });
 
+Deno.test("a softmax takes a prologue: scaled scores plus a mask are never stored", () => {
+  // p = softmax(x * 0.125 + mask) along rows of 4: x 0, mask 1 (a row), temporary 2, p 3.
+  const ks = plan([
+    bin("mul", "scalar", [0, 2], { scalar: 0.125 }),
+    bin("add", "row", [2, 1, 4], { cols: 4 }),
+    { kernel: "softmax", params: { outer: 2, mid: 4, inner: 1 }, bind: [4, 3] },
+  ]);
+  const out = fuseKernels(ks, (s) => s < 2 || s === 3);
+  assert.deepEqual(out.map((k) => [k.kernel, k.bind, k.ops]), [
+    ["softmax_prologue", [0, 1, 3], [0, 1, 2]],
+  ]);
+  const memory = () =>
+    Array.from(
+      { length: 5 },
+      (_, s) => Float32Array.from({ length: s === 1 ? 4 : N }, (_, i) => Math.sin(s + i) * 9),
+    );
+  const [a, b] = [memory(), memory()];
+  execute(ks, a);
+  execute(out, b);
+  assert.deepEqual(b[3], a[3]);
+});
+
+Deno.test("two chains of one length, each read only by its own reduction, are two prologues", () => {
+  // softmax(x * x) and sum(exp(x)): x 0, temporaries 1 and 2, results 3 and 4.
+  const ks = plan([
+    bin("mul", "same", [0, 0, 1]),
+    un("exp", [0, 2]),
+    { kernel: "softmax", params: { outer: 2, mid: 4, inner: 1 }, bind: [1, 3] },
+    { kernel: "sum_rows", params: { rows: 2, cols: 4 }, bind: [2, 4] },
+  ]);
+  const out = fuseKernels(ks, (s) => s === 0 || s >= 3);
+  assert.deepEqual(out.map((k) => [k.kernel, k.ops]), [
+    ["softmax_prologue", [0, 2]],
+    ["sum_rows_prologue", [1, 3]],
+  ]);
+  // When the product is read elsewhere too, it is stored, and only exp is a prologue.
+  const shared = fuseKernels(ks, (s) => s <= 1 || s >= 3);
+  assert.deepEqual(shared.map((k) => k.kernel), ["binary", "sum_rows_prologue", "softmax"]);
+});
+
 Deno.test("a broadcast read of what the group writes is not fused", () => {
   // t = x + 1 (8 elements); y = x + t[i % 4]: another invocation's t.
   const ks = plan([
@@ -225,6 +265,7 @@ const segmentArb = fc.array(
     kind: fc.constantFrom(
       "matmul",
       "sum",
+      "softmax",
       "binary",
       "unary",
       "fill",
@@ -262,6 +303,13 @@ function toKernels(gen: Gen): PlannedKernel[] {
       if (a !== out) {
         ks.push({ kernel: g.b % 2 === 0 ? "sum_rows" : "sum_cols", params, bind: [a, out] });
       }
+    } else if (g.kind === "softmax") {
+      // Along rows of 4, or columns of 2 ([2, 4] or [4, 2]); the log-softmax for some.
+      const params = g.b % 2 === 0
+        ? { outer: 2, mid: 4, inner: 1 }
+        : { outer: 1, mid: 4, inner: 2 };
+      const name = g.value > 0 ? "softmax" : "log_softmax";
+      if (a !== out) ks.push({ kernel: name, params, bind: [a, out] });
     } else if (g.kind === "matmul") {
       // [2, 2] x [2, 4]: reads the first 4 elements of one slot and all 8 of another.
       const b = g.b % 8;

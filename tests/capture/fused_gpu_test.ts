@@ -134,39 +134,49 @@ Deno.test(
   },
 );
 
-Deno.test("sums, means and maxima with prologues give the bits of the unfused", opts, async () => {
-  const xs = Array.from({ length: 60 }, (_, i) => Math.sin(i) * 2);
-  xs[7] = NaN;
-  const x = fromArray(xs, [6, 10], { device: gpu });
-  const row = fromArray(Array.from({ length: 10 }, (_, i) => i / 4 - 1), [10], { device: gpu });
-  const steps = [
-    (x: Tensor) => [x.mul(x).add(1).log().sum()],
-    (x: Tensor) => [x.sub(row).relu().sum(0)],
-    (x: Tensor) => [x.tanh().mul(3).mean(1)],
-    (x: Tensor) => [x.exp().add(row).sum(1)],
-    (x: Tensor) => [x.neg().relu().max(1)],
-    (x: Tensor) => [x.sub(row).max(0)],
-  ];
-  for (const [k, f] of steps.entries()) {
-    const results: Float32Array[][] = [];
-    let prologues = 0;
-    for (const fuse of [true, false]) {
-      const step = capture(f, { fuse });
-      for (let i = 0; i < 2; i++) step.replay(x);
-      const sub = trace$().subscribe((e) => {
-        prologues += e.kernels?.filter((n) => /^fused\(.*(sum|mean|max)\)$/.test(n)).length ?? 0;
-      });
-      const out = step.replay(x) as Tensor[];
-      results.push(await Promise.all(out.map((t) => t.data())));
-      sub.unsubscribe();
-      step.dispose();
+Deno.test(
+  "sums, means, maxima and softmaxes with prologues give the bits of the unfused",
+  opts,
+  async () => {
+    const xs = Array.from({ length: 60 }, (_, i) => Math.sin(i) * 2);
+    xs[7] = NaN;
+    const x = fromArray(xs, [6, 10], { device: gpu });
+    const row = fromArray(Array.from({ length: 10 }, (_, i) => i / 4 - 1), [10], { device: gpu });
+    const steps = [
+      (x: Tensor) => [x.mul(x).add(1).log().sum()],
+      (x: Tensor) => [x.sub(row).relu().sum(0)],
+      (x: Tensor) => [x.tanh().mul(3).mean(1)],
+      (x: Tensor) => [x.exp().add(row).sum(1)],
+      (x: Tensor) => [x.neg().relu().max(1)],
+      (x: Tensor) => [x.sub(row).max(0)],
+      // Attention's pattern: scaled scores plus a mask, then a softmax along the rows.
+      (x: Tensor) => [x.mul(0.125).add(row).softmax(1)],
+      (x: Tensor) => [x.tanh().logSoftmax(0)],
+      (x: Tensor) => [x.mul(x).softmax(0), x.exp().logSoftmax(1)],
+    ];
+    for (const [k, f] of steps.entries()) {
+      const results: Float32Array[][] = [];
+      let prologues = 0;
+      for (const fuse of [true, false]) {
+        const step = capture(f, { fuse });
+        for (let i = 0; i < 2; i++) step.replay(x);
+        const sub = trace$().subscribe((e) => {
+          prologues += e.kernels?.filter((n) =>
+            /^fused\(.*(sum|mean|max|softmax|logSoftmax)\)$/.test(n)
+          ).length ?? 0;
+        });
+        const out = step.replay(x) as Tensor[];
+        results.push(await Promise.all(out.map((t) => t.data())));
+        sub.unsubscribe();
+        step.dispose();
+      }
+      assert.ok(prologues >= 1, `step ${k}: a reduction with a prologue`);
+      results[0].forEach((v, i) =>
+        assert.ok(same(v, results[1][i]), `step ${k}, result ${i}: ${v} ${results[1][i]}`)
+      );
     }
-    assert.ok(prologues >= 1, `step ${k}: a reduction with a prologue`);
-    results[0].forEach((v, i) =>
-      assert.ok(same(v, results[1][i]), `step ${k}, result ${i}: ${v} ${results[1][i]}`)
-    );
-  }
-});
+  },
+);
 
 Deno.test(
   "a fused kernel that fails names each of its ops and where it was created",

@@ -191,14 +191,19 @@ function epilogueCase(): KernelCase {
   };
 }
 
-/** Sums with a prologue (exp(x) + y, summed over rows and over columns), run here as ops. */
+/**
+ * Reductions with a prologue (exp(x) + y, summed over rows and over columns, and its softmax
+ * and log-softmax along rows of 4), run here as ops.
+ */
 function prologueCases(): KernelCase[] {
-  return ([["sum_rows", { rows: 2, cols: 4 }], ["sum_cols", {
-    rows: 2,
-    cols: 4,
-    outer: 1,
-  }]] as const)
-    .map(([name, params]) => {
+  const lines = { outer: 2, mid: 4, inner: 1 };
+  return ([
+    ["sum_rows", { rows: 2, cols: 4 }, 2],
+    ["sum_cols", { rows: 2, cols: 4, outer: 1 }, 4],
+    ["softmax", lines, 8],
+    ["log_softmax", lines, 8],
+  ] as const)
+    .map(([name, params, floats]) => {
       const [k] = fuseKernels([
         { kernel: "unary", params: { op: "exp", n: 8 }, bind: [0, 2], ops: [0] },
         {
@@ -210,9 +215,12 @@ function prologueCases(): KernelCase[] {
         { kernel: name, params, bind: [3, 4], ops: [2] },
       ], (s) => s < 2 || s === 4);
       assert.equal(k.kernel, `${name}_prologue`);
-      const bytes = 4 * (name === "sum_rows" ? 2 : 4);
       return {
-        cmd: { ...caseCommand(k.kernel, k.params, 1), inputs: [0, 1], outputs: [{ id: 2, bytes }] },
+        cmd: {
+          ...caseCommand(k.kernel, k.params, 1),
+          inputs: [0, 1],
+          outputs: [{ id: 2, bytes: 4 * floats }],
+        },
         inputs: [new Float32Array(values(8, 15)), new Float32Array(values(8, 16))],
       };
     });

@@ -18,7 +18,10 @@
  * makes takes the group as its prologue: each element is computed where the reduction reads
  * it, and never stored (lib/kernels/reduce_fused.ts); the kernels such a group would hold
  * are grouped apart from others of their length. A copy (`detach()`, a reshape) whose result
- * the segment does not hand on is dropped: its readers read its source.
+ * the segment does not hand on is dropped: its readers read its source. Groups (or lone
+ * elementwise kernels) that follow one another and touch none of each other's buffers are
+ * one dispatch, whatever their lengths (lib/kernels/fused_multi.ts): an optimizer's updates
+ * of several parameters, as PyTorch's multi-tensor apply does them.
  *
  * @module
  */
@@ -33,6 +36,7 @@ import {
   MAX_FUSED_CONSTANTS,
 } from "../kernels/fused.ts";
 import { MAX_EPILOGUE_CONSTANTS } from "../kernels/matmul_fused.ts";
+import { multiParams } from "../kernels/fused_multi.ts";
 import { prologueConstants } from "../kernels/reduce_fused.ts";
 
 /** One kernel of a segment: its parameters, the slots it binds, and the recorded ops it is. */
@@ -519,32 +523,87 @@ export function fuseKernels(
     (g, r) => prologueFits(g.members, r),
     private_,
   );
-  const out: PlannedKernel[] = [];
+  const pack = packer(kernels, limit);
   for (const node of order(nodes)) {
     if (node.tail !== undefined) {
-      out.push(prologueOf(node.members, node.n!, node.tail, kernels, infos));
-      continue;
-    }
-    if (node.head !== undefined) {
+      pack.push(prologueOf(node.members, node.n!, node.tail, kernels, infos));
+    } else if (node.head !== undefined) {
       const built = build(node.members, infos, mustStore, headOf(node));
-      out.push(epilogueOf(node.members, node.n!, node.head, kernels, built));
-      continue;
-    }
-    if (node.n === undefined || node.members.length === 1) {
-      for (const k of node.members) out.push(kernels[k]);
-      continue;
-    }
-    const fits = (p: number[]) =>
-      bindings(build(p, infos, mustStore)) <= limit && constants(p) <= MAX_FUSED_CONSTANTS;
-    for (const piece of split(node.members, fits)) {
-      out.push(
-        piece.length === 1
-          ? kernels[piece[0]]
-          : fusedOf(piece, node.n, kernels, build(piece, infos, mustStore)),
-      );
+      pack.push(epilogueOf(node.members, node.n!, node.head, kernels, built));
+    } else if (node.n === undefined) {
+      for (const k of node.members) pack.push(kernels[k]);
+    } else {
+      const fits = (p: number[]) =>
+        bindings(build(p, infos, mustStore)) <= limit && constants(p) <= MAX_FUSED_CONSTANTS;
+      for (const members of split(node.members, fits)) {
+        const built = build(members, infos, mustStore);
+        pack.add({ members, n: node.n, built, constants: constants(members) });
+      }
     }
   }
-  return out;
+  return pack.done();
+}
+
+/** A piece of an elementwise group on its way out (one kernel, or a part of one). */
+interface Piece {
+  members: number[];
+  n: number;
+  built: Built;
+  constants: number;
+}
+
+/**
+ * Collects a segment's kernels in order. Pieces that follow one another, touch none of each
+ * other's buffers, and fit one kernel's bindings and constants together become one
+ * multi-program kernel (lib/kernels/fused_multi.ts: an optimizer's updates of several
+ * parameters, say); a piece on its own stays its own kernel.
+ */
+function packer(kernels: PlannedKernel[], limit: number) {
+  const out: PlannedKernel[] = [];
+  let run: Piece[] = [];
+  const touched = (p: Piece) => new Set([...p.built.loads.keys(), ...p.built.stores.keys()]);
+  const apart = (a: Piece, b: Piece) => {
+    const [ta, tb] = [touched(a), touched(b)];
+    return [...a.built.stores.keys()].every((s) => !tb.has(s)) &&
+      [...b.built.stores.keys()].every((s) => !ta.has(s));
+  };
+  const flush = () => {
+    if (run.length === 1) {
+      const [{ members, n, built }] = run;
+      out.push(members.length === 1 ? kernels[members[0]] : fusedOf(members, n, kernels, built));
+    } else if (run.length > 1) out.push(multiOf(run, kernels));
+    run = [];
+  };
+  return {
+    add(piece: Piece) {
+      const total = (f: (p: Piece) => number) => [...run, piece].reduce((t, p) => t + f(p), 0);
+      const fits = total((p) => bindings(p.built)) <= limit &&
+        total((p) => p.constants) <= MAX_FUSED_CONSTANTS;
+      if (!fits || !run.every((p) => apart(p, piece))) flush();
+      run.push(piece);
+    },
+    push(k: PlannedKernel) {
+      flush();
+      out.push(k);
+    },
+    done() {
+      flush();
+      return out;
+    },
+  };
+}
+
+/** One kernel of several pieces, each a program of one element an invocation. */
+function multiOf(run: Piece[], kernels: PlannedKernel[]): PlannedKernel {
+  const made = run.map((p) => programOf(p.members, p.n, kernels, p.built, false));
+  const inputs = made.flatMap(({ program, slots }) => slots.slice(0, program.inputs));
+  const stored = made.flatMap(({ program, slots }) => slots.slice(program.inputs));
+  return {
+    kernel: "fused_multi",
+    params: multiParams(made.map((m) => m.program)),
+    bind: [...inputs, ...stored],
+    ops: made.flatMap((m) => m.ops),
+  };
 }
 
 /** The slots a kernel writes: its outputs' (an in-place update's is its input's home). */

@@ -119,6 +119,14 @@ export interface FusedCodeOptions {
    */
   prologue?: { result: number };
   /**
+   * Generate `fn <name>(idx: u32)`, which computes and stores element `idx`, with no header
+   * ({@link fusedHeader}), for a kernel of several programs (lib/kernels/fused_multi.ts):
+   * its input and output bindings start at the offsets given, and its constants join the
+   * shared list `constants`.
+   * @default {undefined}
+   */
+  part?: { name: string; inputOffset: number; outputOffset: number; constants: number[] };
+  /**
    * Constants it may have (`u.c0`...).
    * @default {MAX_FUSED_CONSTANTS}
    */
@@ -150,12 +158,14 @@ export function fusedCode(
   options: FusedCodeOptions = {},
 ): FusedCode {
   const max = options.maxConstants ?? MAX_FUSED_CONSTANTS;
-  const offset = options.epilogue?.inputOffset ?? 0;
-  const index = options.epilogue || options.prologue ? "idx" : "i";
+  const part = options.part;
+  const offset = options.epilogue?.inputOffset ?? part?.inputOffset ?? 0;
+  const outOffset = part?.outputOffset ?? 0;
+  const index = options.epilogue || options.prologue || part ? "idx" : "i";
   const bindingName = (b: number) =>
-    b < program.inputs ? `in${b + offset}` : `out${b - program.inputs}`;
+    b < program.inputs ? `in${b + offset}` : `out${b - program.inputs + outOffset}`;
   const lines: string[] = [];
-  const constants: number[] = [];
+  const constants: number[] = part?.constants ?? [];
   let barrier = 1;
   const constant = (x: number) => {
     const v = Math.fround(x);
@@ -194,9 +204,27 @@ export function fusedCode(
   for (const s of program.stores) {
     lines.push(`  ${bindingName(s.binding)}[${index}] = ${s.value < 0 ? "head" : `v${s.value}`};`);
   }
-  const t = program.vec ? "vec4<f32>" : "f32";
-  const v = (x: string) => program.vec ? `vec4<${x}>` : x;
-  const wgsl = `alias T = ${t};
+  const body = `${
+    part
+      ? `fn ${part.name}(idx: u32) {`
+      : options.epilogue
+      ? "fn epilogue(head: f32, idx: u32) {"
+      : options.prologue
+      ? "fn prologue(idx: u32) -> f32 {"
+      : ELEMENTWISE_MAIN
+  }
+${lines.join("\n")}${options.prologue ? `\n  return v${options.prologue.result};` : ""}
+}`;
+  return { wgsl: part ? body : `${fusedHeader(program.vec)}\n${body}`, constants };
+}
+
+/**
+ * What the code of fused programs needs once per module: the element type `T` (four
+ * elements an invocation with `vec`), `is_nan` and `opaque`.
+ */
+export function fusedHeader(vec: boolean): string {
+  const v = (x: string) => vec ? `vec4<${x}>` : x;
+  return `alias T = ${v("f32")};
 alias UT = ${v("u32")};
 alias BT = ${v("bool")};
 fn is_nan(x: T) -> BT {
@@ -208,17 +236,7 @@ fn is_nan(x: T) -> BT {
 // with memory in between, never see, so that fused and unfused values agree to the bit.
 fn opaque(x: T, k: u32) -> T {
   return select(x, T(0.0), u.opaque == k);
-}
-${
-    options.epilogue
-      ? "fn epilogue(head: f32, idx: u32) {"
-      : options.prologue
-      ? "fn prologue(idx: u32) -> f32 {"
-      : ELEMENTWISE_MAIN
-  }
-${lines.join("\n")}${options.prologue ? `\n  return v${options.prologue.result};` : ""}
 }`;
-  return { wgsl, constants };
 }
 
 /** Each member's value, in order, from its own CPU twin on whole arrays (see {@link fusedCpu}). */

@@ -23,6 +23,7 @@ import { copyInPlace } from "./copy_inplace.ts";
 import { fusedKernel } from "./fused.ts";
 import { matmulEpilogue } from "./matmul_fused.ts";
 import { withPrologue } from "./reduce_fused.ts";
+import { fusedMulti } from "./fused_multi.ts";
 import { argReduce, tieMask, valueSelectingBackward } from "./reduce_index.ts";
 import { clamp, clampBackward, minmax, minmaxBackward } from "./minmax.ts";
 import { softmax } from "./softmax.ts";
@@ -82,6 +83,7 @@ const registry = new Map<string, KernelSpec<KernelParams>>(
 // The fused kernels look their members up here.
 registry.set("fused", fusedKernel(kernel) as unknown as KernelSpec<KernelParams>);
 registry.set("matmul_epilogue", matmulEpilogue(kernel) as unknown as KernelSpec<KernelParams>);
+registry.set("fused_multi", fusedMulti(kernel) as unknown as KernelSpec<KernelParams>);
 for (
   const spec of [sumRows, sumCols, softmax, logSoftmax] as unknown as KernelSpec<KernelParams>[]
 ) {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { fuseKernels, MAX_FUSED_BINDINGS, type PlannedKernel } from "../../lib/capture/fuse.ts";
 import { kernel } from "../../lib/kernels/registry.ts";
-import { type FusedParams, programOf } from "../../lib/kernels/fused.ts";
+import { decodeProgram, type FusedParams, programOf } from "../../lib/kernels/fused.ts";
 import type { KernelParams } from "../../lib/kernels/kernel.ts";
 
 const N = 8;
@@ -24,7 +24,7 @@ function execute(kernels: PlannedKernel[], memory: Float32Array[]): void {
     const spec = kernel(k.kernel);
     const outputs = spec.outputTypes(k.params).length;
     const inputs = k.bind.length - outputs;
-    const given = k.kernel === "fused" || k.kernel === "matmul_epilogue"
+    const given = ["fused", "fused_multi", "matmul_epilogue"].includes(k.kernel)
       ? k.bind.map((s) => memory[s])
       : spec.inPlace
       ? [...k.bind.slice(0, inputs).map((s) => memory[s]), memory[k.bind[inputs]]]
@@ -214,6 +214,42 @@ Deno.test("two chains of one length, each read only by its own reduction, are tw
   assert.deepEqual(shared.map((k) => k.kernel), ["binary", "sum_rows_prologue", "softmax"]);
 });
 
+Deno.test("independent updates of parameters of several lengths are one multi-program kernel", () => {
+  // SGD's p.sub_(g, lr) for five parameters: p in slots 0..4, g in 5..9, of lengths 8, 4, 3, 8, 1.
+  const lengths = [8, 4, 3, 8, 1];
+  const ks = plan(lengths.map((n, i) => ({
+    kernel: "sub_inplace",
+    params: { n, alpha: 0.5 },
+    bind: [5 + i, i],
+  })));
+  const out = fuseKernels(ks, () => true);
+  // Two bindings a parameter, eight a kernel: four updates (the two of length 8 are one
+  // program), then the fifth on its own.
+  assert.deepEqual(out.map((k) => [k.kernel, k.bind, k.ops]), [
+    ["fused_multi", [5, 8, 6, 7, 0, 3, 1, 2], [0, 3, 1, 2]],
+    ["sub_inplace", [9, 4], [4]],
+  ]);
+  assert.match(kernel("fused_multi").wgsl(out[0].params), /if \(i < 8u\) \{ part0\(i - 0u\); \}/);
+  const memory = () =>
+    Array.from(
+      { length: 10 },
+      (_, s) => Float32Array.from({ length: lengths[s % 5] }, (_, i) => Math.cos(s * 3 + i)),
+    );
+  const [a, b] = [memory(), memory()];
+  execute(ks, a);
+  execute(out, b);
+  for (let s = 0; s < 5; s++) assert.deepEqual(b[s], a[s], `parameter ${s}`);
+  // An update that reads what another writes waits for it: two kernels.
+  const chained = plan([
+    { kernel: "sub_inplace", params: { n: 4, alpha: 1 }, bind: [1, 0] },
+    { kernel: "sub_inplace", params: { n: 3, alpha: 1 }, bind: [0, 2] },
+  ]);
+  assert.deepEqual(fuseKernels(chained, () => true).map((k) => k.kernel), [
+    "sub_inplace",
+    "sub_inplace",
+  ]);
+});
+
 Deno.test("a broadcast read of what the group writes is not fused", () => {
   // t = x + 1 (8 elements); y = x + t[i % 4]: another invocation's t.
   const ks = plan([
@@ -259,7 +295,32 @@ Deno.test("a group that would bind too many buffers is cut into pieces", () => {
   assert.deepEqual(b[109], a[109]);
 });
 
-/** A random segment over 8-element slots 0..9 (slots 0..2 inputs), with in-place updates. */
+/** Asserts that no program of a multi-program kernel stores a slot another one binds. */
+function assertApart(k: PlannedKernel): void {
+  const programs = (JSON.parse(String(k.params.programs)) as string[]).map(decodeProgram);
+  const loaded = programs.reduce((t, p) => t + p.inputs, 0);
+  let [inputAt, storedAt] = [0, loaded];
+  const parts = programs.map((p) => {
+    const stored = p.types.length - p.inputs;
+    const part = {
+      binds: [
+        ...k.bind.slice(inputAt, inputAt + p.inputs),
+        ...k.bind.slice(storedAt, storedAt + stored),
+      ],
+      stores: k.bind.slice(storedAt, storedAt + stored),
+    };
+    inputAt += p.inputs;
+    storedAt += stored;
+    return part;
+  });
+  for (const [i, a] of parts.entries()) {
+    for (const [j, b] of parts.entries()) {
+      if (i !== j) assert.ok(a.stores.every((s) => !b.binds.includes(s)), `parts ${i}, ${j}`);
+    }
+  }
+}
+
+/** A random segment over slots 0..11 (0..2 inputs; see {@link sizeOf}), with in-place updates. */
 const segmentArb = fc.array(
   fc.record({
     kind: fc.constantFrom(
@@ -272,6 +333,7 @@ const segmentArb = fc.array(
       "copy_inplace",
       "sub_inplace",
       "relu_backward",
+      "short",
     ),
     op: fc.constantFrom("add", "sub", "mul", "div"),
     fn: fc.constantFrom("relu", "neg", "exp", "tanh", "sigmoid", "copy"),
@@ -284,8 +346,8 @@ const segmentArb = fc.array(
   { minLength: 1, maxLength: 24 },
 );
 
-/** Slot sizes: 8 elements, but slot 8 is a row of 4 and slot 9 one element. */
-const sizeOf = (s: number) => s === 8 ? 4 : s === 9 ? 1 : N;
+/** Slot sizes: 8 elements, but slot 8 is a row of 4, slot 9 one element, 10 and 11 four. */
+const sizeOf = (s: number) => s === 8 || s >= 10 ? 4 : s === 9 ? 1 : N;
 
 type Gen = typeof segmentArb extends fc.Arbitrary<infer T> ? T : never;
 
@@ -320,7 +382,9 @@ function toKernels(gen: Gen): PlannedKernel[] {
         bind: [a, b, out],
       });
     } else if (g.kind === "binary") {
-      const b = g.broadcast === "row" ? 8 : g.broadcast === "one" ? 9 : g.b % 8;
+      // A row is slot 8 (4 elements) or the first 4 elements of a slot the segment writes.
+      const row = g.b % 2 === 0 ? 8 : 3 + (g.b % 5);
+      const b = g.broadcast === "row" ? row : g.broadcast === "one" ? 9 : g.b % 8;
       const bind = g.broadcast === "scalar" ? [a, out] : [a, b, out];
       if (bind.slice(0, -1).includes(out)) continue;
       ks.push(bin(g.op, g.broadcast, bind, { cols: 4, scalar: g.value }));
@@ -328,6 +392,11 @@ function toKernels(gen: Gen): PlannedKernel[] {
       if (a !== out) ks.push(un(g.fn, [a, out]));
     } else if (g.kind === "fill") {
       ks.push({ kernel: "fill", params: { n: N, value: g.value }, bind: [out] });
+    } else if (g.kind === "short") {
+      // Four elements: from the row or slots 10 and 11, into 10 or 11.
+      const from = [8, 10, 11][g.a % 3];
+      const to = 10 + (g.out % 2);
+      if (from !== to) ks.push(un(g.fn, [from, to], 4));
     } else if (g.kind === "relu_backward") {
       const b = g.b % 8;
       if (a !== out && b !== out) {
@@ -345,11 +414,15 @@ function toKernels(gen: Gen): PlannedKernel[] {
 }
 
 Deno.test("fused plans of random elementwise segments compute the unfused values exactly", () => {
+  const made = new Map<string, number>();
   fc.assert(
     fc.property(segmentArb, fc.nat(7), (gen, kept) => {
       const ks = toKernels(gen);
       const keep = (s: number) => s < 3 || s >= 8 || s === 3 + (kept % 5);
       const out = fuseKernels(ks, keep, 5);
+      for (const k of out) made.set(k.kernel, (made.get(k.kernel) ?? 0) + 1);
+      // The programs of one dispatch run at once: none stores what another binds.
+      for (const k of out.filter((k) => k.kernel === "fused_multi")) assertApart(k);
       assert.ok(out.length <= ks.length);
       for (const k of out) assert.ok(k.bind.length <= 5);
       // Every op is in a kernel, or a copy whose readers read its source instead.
@@ -360,14 +433,20 @@ Deno.test("fused plans of random elementwise segments compute the unfused values
       }
       const memory = () =>
         Array.from(
-          { length: 10 },
+          { length: 12 },
           (_, s) => Float32Array.from({ length: sizeOf(s) }, (_, i) => Math.sin(s * 7 + i) * 2),
         );
       const [a, b] = [memory(), memory()];
       execute(ks, a);
       execute(out, b);
-      for (let s = 0; s < 10; s++) if (keep(s)) assert.deepEqual(b[s], a[s], `slot ${s}`);
+      for (let s = 0; s < 12; s++) if (keep(s)) assert.deepEqual(b[s], a[s], `slot ${s}`);
     }),
     { numRuns: 1000 },
   );
+  // The plans hold each kind of fused kernel.
+  for (
+    const k of ["fused", "fused_multi", "matmul_epilogue", "sum_rows_prologue", "softmax_prologue"]
+  ) {
+    assert.ok((made.get(k) ?? 0) > 0, `no ${k} among ${[...made.keys()]}`);
+  }
 });

@@ -179,6 +179,46 @@ Deno.test(
 );
 
 Deno.test(
+  "independent updates of parameters of several lengths, one dispatch, give the unfused bits",
+  opts,
+  async () => {
+    // SGD with momentum by hand on 4 parameters of 60, 10, 7 and 1 elements.
+    const lengths = [60, 10, 7, 1];
+    const make = (seed: number) =>
+      lengths.map((n, k) =>
+        fromArray(Array.from({ length: n }, (_, i) => Math.sin(seed + k * 7 + i) * 2), [n], {
+          device: gpu,
+        })
+      );
+    const results: Float32Array[][] = [];
+    let multi = 0;
+    for (const fuse of [true, false]) {
+      const [params, velocity] = [make(1), make(2)];
+      const grads = make(3);
+      const step = capture((...gs: Tensor[]) => {
+        gs.forEach((g, k) => {
+          velocity[k].copy_(velocity[k].mul(0.9).add(g));
+          params[k].sub_(velocity[k], { alpha: 0.1 });
+        });
+        return params[0].mul(1);
+      }, { fuse });
+      for (let i = 0; i < 2; i++) step.replay(...grads);
+      const sub = trace$().subscribe((e) => {
+        multi += e.kernels?.filter((n) => n.startsWith("fused(") && n.split("sub_").length > 2)
+          .length ?? 0;
+      });
+      await step.replay(...grads).data();
+      sub.unsubscribe();
+      results.push(await Promise.all([...params, ...velocity].map((t) => t.data())));
+      step.dispose();
+    }
+    // Three bindings a parameter (g, v, p): two parameters a kernel.
+    assert.equal(multi, 2, "two kernels, each updating two parameters");
+    results[0].forEach((v, i) => assert.ok(same(v, results[1][i]), `tensor ${i}`));
+  },
+);
+
+Deno.test(
   "a fused kernel that fails names each of its ops and where it was created",
   opts,
   async () => {
@@ -256,8 +296,9 @@ Deno.test(
     }
     // Forward, backward and the update of 4 parameters; Adam's ~22 elementwise ops per
     // parameter become one kernel per parameter and one for the bias corrections. Fused, the
-    // input's detach() is no copy: the first product reads the input.
-    assert.deepEqual(counts, { sgd: [18, 23], momentum: [18, 35], adam: [20, 115] });
+    // input's detach() is no copy: the first product reads the input. SGD's 4 updates are one
+    // dispatch (2 bindings each), momentum's two (3 each); Adam's bind 5 each, one a dispatch.
+    assert.deepEqual(counts, { sgd: [15, 23], momentum: [16, 35], adam: [20, 115] });
   },
 );
 

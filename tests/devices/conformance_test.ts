@@ -191,6 +191,28 @@ function epilogueCase(): KernelCase {
   };
 }
 
+/** Two independent programs of lengths 8 and 3 in one dispatch: tanh(a) and b * 0.5. */
+function multiCase(): KernelCase {
+  const [k] = fuseKernels([
+    { kernel: "unary", params: { op: "tanh", n: 8 }, bind: [0, 2], ops: [0] },
+    {
+      kernel: "binary",
+      params: { op: "mul", broadcast: "scalar", n: 3, cols: 0, scalar: 0.5 },
+      bind: [1, 3],
+      ops: [1],
+    },
+  ], () => true);
+  assert.equal(k.kernel, "fused_multi");
+  return {
+    cmd: {
+      ...caseCommand("fused_multi", k.params, 1),
+      inputs: [0, 1],
+      outputs: [{ id: 2, bytes: 4 * 8 }, { id: 3, bytes: 4 * 3 }],
+    },
+    inputs: [new Float32Array(values(8, 17)), new Float32Array(values(3, 18))],
+  };
+}
+
 /**
  * Reductions with a prologue (exp(x) + y, summed over rows and over columns, and its softmax
  * and log-softmax along rows of 4), run here as ops.
@@ -244,7 +266,7 @@ function caseCommand(kernel: string, params: RunCommand["params"], outputs: numb
 function casesByKernel(device?: Device): Map<string, KernelCase> {
   const out = new Map<string, KernelCase>();
   const twins = device === undefined || capabilitiesOf(device).target === "cpu";
-  const fusedCases = [fusedCase(), epilogueCase(), ...prologueCases()];
+  const fusedCases = [fusedCase(), epilogueCase(), multiCase(), ...prologueCases()];
   for (const c of [...CASES, ...fusedCases, ...(twins ? HOST_ONLY_CASES : [])]) {
     if (!out.has(c.cmd.kernel)) out.set(c.cmd.kernel, c);
   }

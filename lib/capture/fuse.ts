@@ -17,7 +17,8 @@
  * (lib/kernels/matmul_fused.ts). A sum, maximum, softmax or log-softmax whose input only a group
  * makes takes the group as its prologue: each element is computed where the reduction reads
  * it, and never stored (lib/kernels/reduce_fused.ts); the kernels such a group would hold
- * are grouped apart from others of their length. A copy (`detach()`, a reshape) whose result
+ * are grouped apart from others of their length. A reduction that took no prologue takes
+ * the group that reads its result element by element as its epilogue, as a matmul does. A copy (`detach()`, a reshape) whose result
  * the segment does not hand on is dropped: its readers read its source. Groups (or lone
  * elementwise kernels) that follow one another and touch none of each other's buffers are
  * one dispatch, whatever their lengths (lib/kernels/fused_multi.ts): an optimizer's updates
@@ -301,7 +302,10 @@ function fusedOf(
   return { kernel: "fused", params: fusedParams(program), bind: slots, ops };
 }
 
-/** The matmul `head` with the group `members` as its epilogue: one `matmul_epilogue` kernel. */
+/**
+ * The matmul or reduction `head` with the group `members` as its epilogue: one
+ * `matmul_epilogue` kernel, or the reduction's `<name>_epilogue`.
+ */
 function epilogueOf(
   members: number[],
   n: number,
@@ -310,12 +314,13 @@ function epilogueOf(
   built: Built,
 ): PlannedKernel {
   const { program, slots, ops } = programOf(members, n, kernels, built, false);
-  const mm = kernels[head];
+  const h = kernels[head];
+  const matmul = plainMatmul(h);
   return {
-    kernel: "matmul_epilogue",
-    params: { ...mm.params, epilogue: encodeProgram(program) },
-    bind: [mm.bind[0], mm.bind[1], ...slots],
-    ops: [...mm.ops, ...ops],
+    kernel: matmul ? "matmul_epilogue" : `${h.kernel}_epilogue`,
+    params: { ...h.params, epilogue: encodeProgram(program) },
+    bind: [...h.bind.slice(0, matmul ? 2 : 1), ...slots],
+    ops: [...h.ops, ...ops],
   };
 }
 
@@ -430,29 +435,49 @@ function prologueOf(
 const plainMatmul = (k: PlannedKernel) =>
   k.kernel === "matmul" && (k.params.batch ?? 1) === 1 && k.bind.length === 3;
 
+/** What an epilogue of a kernel needs to know of it: its output's length, what it reads and writes. */
+interface Head {
+  n: number;
+  reads: number[];
+  out: number;
+}
+
+/** The head a plain matmul makes. */
+function matmulHead(k: PlannedKernel): Head | undefined {
+  if (!plainMatmul(k)) return undefined;
+  return { n: Number(k.params.M) * Number(k.params.N), reads: k.bind.slice(0, 2), out: k.bind[2] };
+}
+
+/** The head a reduction that states an `epilogue` makes (lib/kernels/reduce_fused.ts). */
+function reductionHead(k: PlannedKernel): Head | undefined {
+  const n = k.bind.length === 2 ? kernel(k.kernel).epilogue?.(k.params) : undefined;
+  return n === undefined ? undefined : { n, reads: [k.bind[0]], out: k.bind[1] };
+}
+
 /**
- * Makes each matmul and an elementwise group that reads its product, element by element,
- * one node: the group becomes the matmul's epilogue, and the product need not be stored
- * (unless something else reads it). Not when the group writes what the matmul reads (other
- * invocations read it), when another path from the matmul leads to the group, or when the
- * two would not fit in one kernel's bindings and constants (`fits`).
+ * Makes each kernel that can lead (`headOf`: a matmul, a reduction) and an elementwise group
+ * that reads its output, element by element, one node: the group becomes the head's
+ * epilogue, and the output need not be stored (unless something else reads it). Not when
+ * the group writes what the head reads (other invocations read it), when another path from
+ * the head leads to the group, or when the two would not fit in one kernel's bindings and
+ * constants (`fits`).
  */
 function mergeEpilogues(
   nodes: Node[],
   kernels: PlannedKernel[],
   infos: Info[],
+  headOf: (k: PlannedKernel) => Head | undefined,
   fits: (g: Node) => boolean,
 ): Node[] {
   const merged = new Set<Node>();
   for (const g of nodes) {
-    if (g.n === undefined) continue;
+    if (g.n === undefined || g.head !== undefined || g.tail !== undefined) continue;
     for (const m of g.preds) {
       if (merged.has(m) || m.n !== undefined || m.members.length !== 1) continue;
-      const k = kernels[m.members[0]];
-      if (!plainMatmul(k) || Number(k.params.M) * Number(k.params.N) !== g.n) continue;
-      const [a, b, product] = k.bind;
-      const reads = g.members.some((j) => infos[j].reads.some((r) => r.slot === product));
-      if (!reads || g.broadcastReads.has(product) || g.writes.has(a) || g.writes.has(b)) continue;
+      const h = headOf(kernels[m.members[0]]);
+      if (!h || h.n !== g.n) continue;
+      const reads = g.members.some((j) => infos[j].reads.some((r) => r.slot === h.out));
+      if (!reads || g.broadcastReads.has(h.out) || h.reads.some((s) => g.writes.has(s))) continue;
       if ([...g.preds].some((p) => p !== m && reaches(p, m))) continue;
       g.head = m.members[0];
       if (!fits(g)) {
@@ -505,10 +530,15 @@ export function fuseKernels(
     keep(slot) || (readersOf.get(slot) ?? []).some((r) => !piece.has(r));
   const constants = (piece: number[]) => constantsOf(piece, kernels);
   const headOf = (g: Node) =>
-    g.head === undefined ? undefined : { kernel: g.head, slot: kernels[g.head].bind[2] };
-  const epilogueFits = (g: Node) =>
-    bindings(build(g.members, infos, mustStore, headOf(g))) + 2 <= limit &&
-    constants(g.members) <= MAX_EPILOGUE_CONSTANTS;
+    g.head === undefined ? undefined : { kernel: g.head, slot: kernels[g.head].bind.at(-1)! };
+  const epilogueFits = (g: Node) => {
+    const h = kernels[g.head!];
+    const [reads, maxConstants] = plainMatmul(h)
+      ? [2, MAX_EPILOGUE_CONSTANTS]
+      : [1, prologueConstants(kernel(h.kernel))];
+    return bindings(build(g.members, infos, mustStore, headOf(g))) + reads <= limit &&
+      constants(g.members) <= maxConstants;
+  };
   const private_ = (g: Node, r: number) => {
     const inside = new Set([...g.members, r]);
     return [...g.writes].every((s) => !mustStore(s, inside));
@@ -517,11 +547,21 @@ export function fuseKernels(
     bindings(build(members, infos, () => false)) + 1 <= limit &&
     constants(members) <= prologueConstants(kernel(kernels[r].kernel));
   const chains = prologueChains(kernels, infos, keep, readersOf, prologueFits);
-  const nodes = mergePrologues(
-    mergeEpilogues(group(infos, chains), kernels, infos, epilogueFits),
+  // Matmuls take their epilogues first, reductions their prologues, then the epilogues of
+  // reductions that took none.
+  const withMatmuls = mergeEpilogues(
+    group(infos, chains),
     kernels,
-    (g, r) => prologueFits(g.members, r),
-    private_,
+    infos,
+    matmulHead,
+    epilogueFits,
+  );
+  const nodes = mergeEpilogues(
+    mergePrologues(withMatmuls, kernels, (g, r) => prologueFits(g.members, r), private_),
+    kernels,
+    infos,
+    reductionHead,
+    epilogueFits,
   );
   const pack = packer(kernels, limit);
   for (const node of order(nodes)) {

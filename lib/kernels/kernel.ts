@@ -97,6 +97,13 @@ export interface KernelSpec<P extends KernelParams = KernelParams> {
    * @default {undefined: never}
    */
   readonly prologue?: (params: P) => boolean;
+  /**
+   * For these parameters, the length of the kernel's one output when the kernel stores it
+   * only as `out0[index] = value;`, each element once and never reading it back, so that a
+   * fused program may take each value as it is stored (lib/kernels/reduce_fused.ts).
+   * @default {undefined: never}
+   */
+  readonly epilogue?: (params: P) => number | undefined;
 }
 
 /** The largest workgroup count per dimension that WebGPU guarantees. */

@@ -89,6 +89,8 @@ export const sumRows: KernelSpec<SumParams> = {
   uniforms: (p) => [p.rows, p.cols, p.scale ?? 1],
   variant: (p) => opOf(p),
   prologue: () => true,
+  // Its output is stored once, as out0[row] = ...: an elementwise group may follow it there.
+  epilogue: (p) => p.rows,
   wgsl: (p) => {
     const f = combine(opOf(p));
     const init = opOf(p) === "max" ? "bitcast<f32>(neg_inf_bits)" : "0.0";
@@ -163,6 +165,7 @@ export const sumCols: KernelSpec<SumColsParams> = {
   uniforms: (p) => [p.rows, p.cols, p.outer ?? 1, p.scale ?? 1],
   variant: (p) => opOf(p),
   prologue: () => true,
+  epilogue: (p) => p.cols * (p.outer ?? 1),
   wgsl: (p) => {
     const max = opOf(p) === "max";
     return `${

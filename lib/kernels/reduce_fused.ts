@@ -1,8 +1,11 @@
 /**
- * A reduction with an elementwise prologue: the input a reduction reads (a sum's, say) is
- * computed by a fused program (lib/kernels/fused.ts) where each element is read, so it is
- * never stored. The fuser (lib/capture/fuse.ts) makes it from a reduction whose kernel
- * states a `prologue` and the group of elementwise kernels that makes its input.
+ * A reduction with an elementwise prologue or epilogue. With a prologue, the input a
+ * reduction reads (a sum's, say) is computed by a fused program (lib/kernels/fused.ts)
+ * where each element is read, so it is never stored; with an epilogue, each element the
+ * reduction stores goes through a fused program first (a mean's square root, say), so the
+ * reduction's own result is stored only if something else reads it. The fuser
+ * (lib/capture/fuse.ts) makes them from a reduction whose kernel states a `prologue` (or an
+ * `epilogue`) and the group of elementwise kernels that makes its input (or reads its output).
  *
  * @module
  */
@@ -12,6 +15,7 @@ import {
   decodeProgram,
   type FusedCode,
   fusedCode,
+  fusedCpu,
   type FusedProgram,
   memberCpu,
   memberOf,
@@ -84,6 +88,67 @@ export function withPrologue<P extends KernelParams>(
         (m, args) => memberCpu(lookup, m, args, program.n),
       );
       return spec.cpu([values[p.result]], p);
+    },
+  };
+}
+
+/** Parameters of a reduction with an epilogue: the reduction's, and the epilogue. */
+export interface EpilogueParams extends KernelParams {
+  /** A {@link FusedProgram}, as `encodeProgram` writes it, whose `head` is the reduction's value. */
+  epilogue: string;
+}
+
+/** Each store of a reduction's output, `out0[index] = value;`. */
+const OWN_STORE = /out0\[([^\]]+)\] = ([^;]+);/g;
+
+/**
+ * The spec of `spec` (a reduction that states an `epilogue`) with an epilogue, named
+ * `<name>_epilogue`, over a kernel lookup (the registry passes its own). Bindings: the
+ * reduction's input, the epilogue's loads, then what the epilogue stores.
+ */
+export function withEpilogue<P extends KernelParams>(
+  spec: KernelSpec<P>,
+  lookup: (name: string) => KernelSpec,
+): KernelSpec<P & EpilogueParams> {
+  const member = memberOf(lookup);
+  const max = prologueConstants(spec as KernelSpec);
+  const fields = constantFields(max);
+  const cache = new Map<string, { program: FusedProgram; code: FusedCode }>();
+  const parsed = (p: EpilogueParams) => {
+    let entry = cache.get(p.epilogue);
+    if (!entry) {
+      const program = decodeProgram(p.epilogue);
+      const code = fusedCode(program, member, {
+        epilogue: { inputOffset: 1 },
+        maxConstants: max,
+      });
+      if (cache.size > 1024) cache.clear();
+      cache.set(p.epilogue, entry = { program, code });
+    }
+    return entry;
+  };
+  const program = (p: EpilogueParams) => parsed(p).program;
+  return {
+    name: `${spec.name}_epilogue`,
+    inputTypes: (p) => [...spec.inputTypes(p), ...program(p).types.slice(0, program(p).inputs)],
+    outputTypes: (p) => program(p).types.slice(program(p).inputs),
+    uniformFields: [...spec.uniformFields, ["opaque", "u32"], ...fields],
+    uniforms: (p) => {
+      const cs = parsed(p).code.constants;
+      return [...spec.uniforms(p), 0, ...cs, ...fields.slice(cs.length).map(() => 0)];
+    },
+    // The reduction stores each element once as out0[index] = value: the epilogue takes the
+    // value there. A reduction's own is_nan (a maximum's) is the epilogue's, defined once.
+    wgsl: (p) => {
+      const own = spec.wgsl(p).replace(OWN_IS_NAN, "");
+      if (!own.match(OWN_STORE)) throw new TypeError(`${spec.name} stores no out0[index]`);
+      return `${parsed(p).code.wgsl}\n${own.replace(OWN_STORE, "epilogue($2, $1);")}`;
+    },
+    variant: (p) => `${spec.variant(p)}|${parsed(p).code.wgsl}`,
+    workgroups: (p) => spec.workgroups(p),
+    cpu: ([input, ...rest], p) => {
+      const head = spec.cpu([input], p)[0];
+      return fusedCpu(program(p), rest, (m, args) => memberCpu(lookup, m, args, head.length), head);
     },
   };
 }

@@ -50,6 +50,8 @@ export const softmax: KernelSpec<SoftmaxParams> = {
   workgroups: (p) => spreadWorkgroups((p.outer * p.inner) / WG),
   // Its input is read only as in0[index]: an elementwise group may compute it there.
   prologue: () => true,
+  // Each element is stored once, as out0[index] = ...: an elementwise group may follow it.
+  epilogue: (p) => p.outer * p.mid * p.inner,
   cpu: ([x], p) => {
     const out = new Float32Array(x.length);
     const e = new Float64Array(p.mid);

@@ -193,8 +193,10 @@ export const logSoftmax: KernelSpec<LogSoftmaxParams> = {
   for (var j = 0u; j < u.mid; j++) { out0[base + j * u.inner] = in0[base + j * u.inner] - l; }
 }`,
   workgroups: (p) => spreadWorkgroups((p.outer * p.inner) / RWG),
-  // Its input is read only as in0[index]: an elementwise group may compute it there.
+  // Its input is read only as in0[index]: an elementwise group may compute it there, and each
+  // element is stored once, as out0[index] = ...: a group may follow it.
   prologue: () => true,
+  epilogue: (p) => p.outer * p.mid * p.inner,
   cpu: ([z], p) => {
     const out = new Float32Array(z.length);
     for (let o = 0; o < p.outer; o++) {

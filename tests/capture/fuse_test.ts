@@ -24,7 +24,8 @@ function execute(kernels: PlannedKernel[], memory: Float32Array[]): void {
     const spec = kernel(k.kernel);
     const outputs = spec.outputTypes(k.params).length;
     const inputs = k.bind.length - outputs;
-    const given = ["fused", "fused_multi", "matmul_epilogue"].includes(k.kernel)
+    // Fused kernels are given their stored bindings' old values too (in-place members read them).
+    const given = k.kernel.startsWith("fused") || k.kernel.endsWith("_epilogue")
       ? k.bind.map((s) => memory[s])
       : spec.inPlace
       ? [...k.bind.slice(0, inputs).map((s) => memory[s]), memory[k.bind[inputs]]]
@@ -250,6 +251,41 @@ Deno.test("independent updates of parameters of several lengths are one multi-pr
   ]);
 });
 
+Deno.test("a reduction's result goes through the group that reads it before it is stored", () => {
+  // sqrt(mean of each row + 1e-5): x 0 ([2, 4]), the mean 1, temporary 2, result 3.
+  const ks = plan([
+    { kernel: "sum_rows", params: { rows: 2, cols: 4, scale: 0.25 }, bind: [0, 1] },
+    bin("add", "scalar", [1, 2], { n: 2, scalar: 1e-5 }),
+    un("sqrt", [2, 3], 2),
+  ]);
+  const out = fuseKernels(ks, (s) => s === 0 || s === 3);
+  assert.deepEqual(out.map((k) => [k.kernel, k.bind, k.ops]), [
+    ["sum_rows_epilogue", [0, 3], [0, 1, 2]],
+  ]);
+  assert.match(
+    kernel(out[0].kernel).wgsl(out[0].params),
+    /epilogue\(u\.scale \* partial\[0\], row\);/,
+  );
+  const memory = () =>
+    Array.from({ length: 4 }, (_, s) => Float32Array.from({ length: N }, (_, i) => s + i * i));
+  const [a, b] = [memory(), memory()];
+  execute(ks, a);
+  execute(out, b);
+  assert.deepEqual(b[3].subarray(0, 2), a[3].subarray(0, 2));
+  // The mean itself is stored too when the segment hands it on.
+  const kept = fuseKernels(ks, (s) => s !== 2);
+  assert.deepEqual(kept.map((k) => [k.kernel, k.bind]), [["sum_rows_epilogue", [0, 3, 1]]]);
+  // A group that reads the softmax at other elements (a row broadcast) is no epilogue.
+  const broadcast = plan([
+    { kernel: "softmax", params: { outer: 2, mid: 4, inner: 1 }, bind: [0, 1] },
+    bin("mul", "row", [0, 1, 2], { cols: 4 }),
+  ]);
+  assert.deepEqual(fuseKernels(broadcast, (s) => s !== 1).map((k) => k.kernel), [
+    "softmax",
+    "binary",
+  ]);
+});
+
 Deno.test("a broadcast read of what the group writes is not fused", () => {
   // t = x + 1 (8 elements); y = x + t[i % 4]: another invocation's t.
   const ks = plan([
@@ -444,9 +480,11 @@ Deno.test("fused plans of random elementwise segments compute the unfused values
     { numRuns: 1000 },
   );
   // The plans hold each kind of fused kernel.
-  for (
-    const k of ["fused", "fused_multi", "matmul_epilogue", "sum_rows_prologue", "softmax_prologue"]
-  ) {
+  const kinds = ["fused", "fused_multi", "matmul_epilogue"];
+  for (const r of ["sum_rows", "sum_cols", "softmax", "log_softmax"]) {
+    kinds.push(`${r}_prologue`, `${r}_epilogue`);
+  }
+  for (const k of kinds) {
     assert.ok((made.get(k) ?? 0) > 0, `no ${k} among ${[...made.keys()]}`);
   }
 });

@@ -178,6 +178,42 @@ Deno.test(
   },
 );
 
+Deno.test("reductions with epilogues give the bits of the unfused", opts, async () => {
+  const xs = Array.from({ length: 60 }, (_, i) => Math.cos(i) * 3);
+  xs[11] = NaN;
+  const x = fromArray(xs, [6, 10], { device: gpu });
+  const row = fromArray(Array.from({ length: 10 }, (_, i) => i / 3 - 1), [10], { device: gpu });
+  const steps = [
+    // A layer norm's deviation, a mean's square root (a reduction takes a prologue or an
+    // epilogue, not both yet: x.mul(x).mean(1) would make the product its prologue).
+    (x: Tensor) => [x.mean(1).add(1e-5).sqrt()],
+    (x: Tensor) => [x.sum(0).mul(2).tanh()],
+    (x: Tensor) => [x.max(1).relu()],
+    (x: Tensor) => [x.softmax(1).mul(row)],
+    (x: Tensor) => [x.logSoftmax(0).neg(), x.sum(1)],
+  ];
+  for (const [k, f] of steps.entries()) {
+    const results: Float32Array[][] = [];
+    let epilogues = 0;
+    for (const fuse of [true, false]) {
+      const step = capture(f, { fuse });
+      for (let i = 0; i < 2; i++) step.replay(x);
+      const sub = trace$().subscribe((e) => {
+        epilogues += e.kernels?.filter((n) => /^fused\((sum|mean|max|softmax|logSoftmax), /.test(n))
+          .length ?? 0;
+      });
+      const out = step.replay(x) as Tensor[];
+      results.push(await Promise.all(out.map((t) => t.data())));
+      sub.unsubscribe();
+      step.dispose();
+    }
+    assert.ok(epilogues >= 1, `step ${k}: a reduction with an epilogue`);
+    results[0].forEach((v, i) =>
+      assert.ok(same(v, results[1][i]), `step ${k}, result ${i}: ${v} ${results[1][i]}`)
+    );
+  }
+});
+
 Deno.test(
   "independent updates of parameters of several lengths, one dispatch, give the unfused bits",
   opts,

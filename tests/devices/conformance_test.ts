@@ -248,6 +248,34 @@ function prologueCases(): KernelCase[] {
     });
 }
 
+/** Reductions with an epilogue (tanh of twice the result), run here as ops. */
+function reductionEpilogueCases(): KernelCase[] {
+  const lines = { outer: 2, mid: 4, inner: 1 };
+  return ([
+    ["sum_rows", { rows: 2, cols: 4 }, 2],
+    ["sum_cols", { rows: 2, cols: 4, outer: 1 }, 4],
+    ["softmax", lines, 8],
+    ["log_softmax", lines, 8],
+  ] as const)
+    .map(([name, params, n]) => {
+      const [k] = fuseKernels([
+        { kernel: name, params, bind: [0, 1], ops: [0] },
+        {
+          kernel: "binary",
+          params: { op: "mul", broadcast: "scalar", n, cols: 0, scalar: 2 },
+          bind: [1, 2],
+          ops: [1],
+        },
+        { kernel: "unary", params: { op: "tanh", n }, bind: [2, 3], ops: [2] },
+      ], (s) => s === 0 || s === 3);
+      assert.equal(k.kernel, `${name}_epilogue`);
+      return {
+        cmd: { ...caseCommand(k.kernel, k.params, 1), outputs: [{ id: 1, bytes: 4 * n }] },
+        inputs: [new Float32Array(values(8, 19))],
+      };
+    });
+}
+
 function caseCommand(kernel: string, params: RunCommand["params"], outputs: number): RunCommand {
   return {
     t: "run",
@@ -266,7 +294,13 @@ function caseCommand(kernel: string, params: RunCommand["params"], outputs: numb
 function casesByKernel(device?: Device): Map<string, KernelCase> {
   const out = new Map<string, KernelCase>();
   const twins = device === undefined || capabilitiesOf(device).target === "cpu";
-  const fusedCases = [fusedCase(), epilogueCase(), multiCase(), ...prologueCases()];
+  const fusedCases = [
+    fusedCase(),
+    epilogueCase(),
+    multiCase(),
+    ...prologueCases(),
+    ...reductionEpilogueCases(),
+  ];
   for (const c of [...CASES, ...fusedCases, ...(twins ? HOST_ONLY_CASES : [])]) {
     if (!out.has(c.cmd.kernel)) out.set(c.cmd.kernel, c);
   }

@@ -17,6 +17,7 @@ import {
   utc,
 } from "./report_format.ts";
 import { compareCommits, fusion } from "./report_fusion.ts";
+import { distributed } from "./report_distributed.ts";
 
 /** A section of the report: the files it reads and how it renders them. */
 export interface SectionSpec {
@@ -803,6 +804,7 @@ export const SECTIONS: SectionSpec[] = [
     render: compareCommits,
   },
   { title: "Training the MLP", files: ["mlp.json"], render: mlp },
+  { title: "Across processes on NATS", files: ["distributed.json"], render: distributed },
   { title: "Memory over time", files: ["memory.json"], render: memory },
   { title: "What tracing costs", files: ["trace.json"], render: trace },
   { title: "The dashboard with a stalled client", files: ["dashboard.json"], render: dashboard },

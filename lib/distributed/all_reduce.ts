@@ -53,12 +53,13 @@ export async function directAllReduce(
     return got;
   };
   const reduced = own.map(async (range, k) => {
-    const mine = buf.slice(range[0], range[1]);
+    // Rank 0 reduces in place; the others into rank 0's chunk (a message's own bytes).
+    const mine = buf.subarray(range[0], range[1]);
     const acc = r === 0 ? mine : await take(0, k, 0, range);
     for (let from = 1; from < N; from++) {
       reduceInto(acc, from === r ? mine : await take(from, k, from, range), reduce);
     }
-    buf.set(acc, range[0]);
+    if (acc !== mine) mine.set(acc);
     link.send(link.subject("bcast"), o, N + r, k, acc);
   });
   const gathered = [];

@@ -13,6 +13,7 @@ import { type ProcessGroupOptions, type ResolvedOptions, resolveOptions } from "
 
 import {
   allReduceAlgorithm,
+  dataTokens,
   dec,
   DIRECT_CHUNK_BYTES,
   DistributedError,
@@ -22,7 +23,6 @@ import {
   type Header,
   MAX_CHUNK_BYTES,
   type Op,
-  PREFIX,
   ranksText,
   type ReduceOp,
   shapeText,
@@ -163,8 +163,8 @@ export class ProcessGroup {
           } catch { /* a malformed message of someone else's: never break the connection */ }
         },
       }));
-    sub(this.#subject("to", this.rank), (m) => this.#onData(m));
-    sub(this.#subject("bcast"), (m) => this.#onData(m));
+    sub(this.#subject("to", this.rank, ">"), (m) => this.#onData(m));
+    sub(this.#subject("bcast", ">"), (m) => this.#onData(m));
     sub(this.#subject("hdr"), (m) => {
       const { seq, ...h } = JSON.parse(dec.decode(m.data)) as Header & { seq: number };
       this.#onHeader(seq, h);
@@ -231,10 +231,10 @@ export class ProcessGroup {
   }
 
   #onData(m: Msg): void {
-    const v = new DataView(m.data.buffer, m.data.byteOffset, PREFIX);
-    const seq = v.getUint32(0, true);
-    if (seq <= this.#finished) return; // a late chunk of a collective that failed
-    const key = `${seq}:${v.getUint32(4, true)}:${v.getUint32(8, true)}`;
+    const [seq, step, chunk] = dataTokens(m.subject);
+    // A late chunk of a collective that failed, or a subject not ours (NaN).
+    if (!(seq > this.#finished)) return;
+    const key = `${seq}:${step}:${chunk}`;
     const data = floatsOf(m.data);
     const w = this.#waiters.get(key);
     if (w) {
@@ -293,15 +293,15 @@ export class ProcessGroup {
     });
   }
 
+  /**
+   * Publishes `values` as they are, no copy of ours: nats.js copies them into its outbound
+   * buffer before this turn of the event loop ends, before any caller awaits and writes them.
+   */
   #send(subject: string, op: Op, step: number, chunk: number, values: Float32Array): void {
-    const payload = new Uint8Array(PREFIX + values.byteLength);
-    const v = new DataView(payload.buffer, 0, PREFIX);
-    v.setUint32(0, op.seq, true);
-    v.setUint32(4, step, true);
-    v.setUint32(8, chunk, true);
-    v.setUint32(12, this.rank, true);
-    payload.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), PREFIX);
-    this.#nc.publish(subject, payload);
+    this.#nc.publish(
+      `${subject}.${op.seq}.${step}.${chunk}.${this.rank}`,
+      new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+    );
   }
 
   /** The ranks the collective waits for now. */
@@ -396,7 +396,7 @@ export class ProcessGroup {
         await input; // this rank's values, read when the collective was called
         if (op.error) throw op.error;
         const most = header.algorithm === "direct" ? DIRECT_CHUNK_BYTES : MAX_CHUNK_BYTES;
-        const chunk = Math.floor(Math.min(this.maxPayload - PREFIX, most) / 4);
+        const chunk = Math.floor(Math.min(this.maxPayload, most) / 4);
         const mine: Header = { ...header, rank: this.rank, chunk };
         this.#onHeader(seq, mine);
         this.#nc.publish(this.#subject("hdr"), enc.encode(JSON.stringify({ ...mine, seq })));

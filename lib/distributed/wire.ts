@@ -1,5 +1,5 @@
 /**
- * The process group's wire: its message prefix and chunk sizes, the header each rank sends
+ * The process group's wire: its data subjects and chunk sizes, the header each rank sends
  * before a collective, the choice of all-reduce algorithm, and the small helpers the
  * collectives share (lib/distributed/process_group.ts runs them).
  *
@@ -31,8 +31,6 @@ export class DistributedError extends Error {
   }
 }
 
-/** Bytes of the binary prefix of each data message: seq, step, chunk, sender (u32 each). */
-export const PREFIX = 16;
 /** The largest chunk, so that the ring pipelines a segment even when max_payload is large. */
 export const MAX_CHUNK_BYTES = 256 << 10; // 4 MiB over 2 and 4 ranks: 256 KiB beat 64 KiB and 1 MiB
 /**
@@ -91,11 +89,24 @@ export const ranksText = (rs: readonly number[]) =>
 export const shapeText = (s: readonly number[] | undefined) => `[${(s ?? []).join(", ")}]`;
 
 /**
- * Floats of a message's data part, copied: the client may reuse the bytes it read them into.
+ * The seq, step, chunk and sender of a data message, the last four tokens of its subject
+ * (`<job's subject>.to.<rank>.<seq>.<step>.<chunk>.<sender>`): the payload is the floats alone,
+ * sent and received without a copy of ours.
+ */
+export function dataTokens(subject: string): number[] {
+  return subject.split(".").slice(-4).map(Number);
+}
+
+/**
+ * The floats of a message's payload: a view where they are aligned (nats.js hands each message
+ * bytes of its own, never reused), else a copy.
  */
 export function floatsOf(bytes: Uint8Array): Float32Array {
-  const out = new Uint8Array(bytes.byteLength - PREFIX); // bytes may be a Node Buffer
-  out.set(bytes.subarray(PREFIX));
+  if (bytes.byteOffset % 4 === 0 && bytes.byteLength % 4 === 0) {
+    return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  }
+  const out = new Uint8Array(bytes.byteLength - (bytes.byteLength % 4)); // bytes may be a Buffer
+  out.set(bytes.subarray(0, out.byteLength));
   return new Float32Array(out.buffer);
 }
 

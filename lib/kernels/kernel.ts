@@ -37,8 +37,12 @@ export type ElementRead = "same" | "one" | { readonly row: number };
 export interface Elementwise<P extends KernelParams = KernelParams> {
   /** Elements of the output. */
   n(params: P): number;
-  /** How each input binding is read (an in-place kernel's target is not among them). */
-  reads(params: P): readonly ElementRead[];
+  /**
+   * How each input binding is read (an in-place kernel's target is not among them);
+   * undefined when, for these parameters, the kernel reads its inputs some other way (it
+   * is not fused then).
+   */
+  reads(params: P): readonly ElementRead[] | undefined;
   /** An in-place kernel that reads its target's old value (`sub_`): it comes last in `args`. */
   readonly readsOld?: boolean;
   /** The constants of its expression (a scalar operand, say), in the order it names them. */

@@ -7,6 +7,8 @@
  * @module
  */
 import {
+  type ElementRead,
+  type Elementwise,
   ELEMENTWISE_MAIN,
   elementwiseWorkgroups,
   type KernelParams,
@@ -103,6 +105,48 @@ function eachStrided(p: MinMaxParams, f: (k: number, ia: number, ib: number) => 
   }
 }
 
+/**
+ * A fused program's {@link maxOf} and {@link minOf} of `a` and `b` (each of type `T`, four
+ * elements or one): the same choices, made by selects, so that vectors work too.
+ */
+const PICK_EXPRESSION: Record<MinMaxOp, (a: string, b: string) => string> = {
+  maximum: (a, b) =>
+    `select(select(select(select(${b}, ${a}, ${a} > ${b}), ` +
+    `bitcast<T>(bitcast<UT>(${a}) & bitcast<UT>(${b})), ${a} == ${b}), ${b}, is_nan(${b})), ` +
+    `${a}, is_nan(${a}))`,
+  minimum: (a, b) =>
+    `select(select(select(select(${b}, ${a}, ${a} < ${b}), ` +
+    `bitcast<T>(bitcast<UT>(${a}) | bitcast<UT>(${b})), ${a} == ${b}), ${b}, is_nan(${b})), ` +
+    `${a}, is_nan(${a}))`,
+};
+
+/**
+ * How an operand of strides `strides` over the padded output `shape` is read, as a fused
+ * program reads: its element ("same"), one element, or a row repeated over the leading
+ * dimensions; undefined for any other broadcast.
+ */
+export function stridedRead(shape: readonly number[], strides: readonly number[]):
+  | ElementRead
+  | undefined {
+  let row = 1;
+  let d = shape.length - 1;
+  for (; d >= 0 && (shape[d] === 1 || strides[d] === row); d--) row *= shape[d];
+  for (; d >= 0; d--) if (shape[d] !== 1 && strides[d] !== 0) return undefined;
+  const n = shape.reduce((x, y) => x * y, 1);
+  return row === n ? "same" : row === 1 ? "one" : { row };
+}
+
+/** The elementwise form of {@link minmax}, for the broadcasts a fused program reads. */
+const minmaxElementwise: Elementwise<MinMaxParams> = {
+  n: (p) => p.n,
+  reads: (p) => {
+    const shape = nums(p.shape);
+    const reads = [stridedRead(shape, nums(p.stridesA)), stridedRead(shape, nums(p.stridesB))];
+    return reads.every((r) => r !== undefined) ? reads as ElementRead[] : undefined;
+  },
+  expression: (p, [a, b]) => PICK_EXPRESSION[p.op](a, b),
+};
+
 /** `out = maximum(a, b)` (or minimum), both operands broadcast through strides. */
 export const minmax: KernelSpec<MinMaxParams> = {
   name: "minmax",
@@ -118,6 +162,7 @@ ${STRIDED_INDEX}
   out0[i] = ${p.op === "maximum" ? "maxOf" : "minOf"}(in0[ia], in1[ib]);
 }`,
   workgroups: (p) => elementwiseWorkgroups(p.n),
+  elementwise: minmaxElementwise,
   cpu: ([a, b], p) => {
     const out = new Float32Array(p.n);
     const f = MINMAX[p.op];
@@ -193,6 +238,12 @@ ${ELEMENTWISE_MAIN}
   out0[i] = minOf(maxOf(in0[i], u.lo), u.hi);
 }`,
   workgroups: (p) => elementwiseWorkgroups(p.n),
+  elementwise: {
+    n: (p) => p.n,
+    reads: () => ["same"],
+    constants: (p) => [p.lo, p.hi],
+    expression: (_, [x], [lo, hi]) => PICK_EXPRESSION.minimum(PICK_EXPRESSION.maximum(x, lo), hi),
+  },
   cpu: ([x], p) => {
     const lo = Math.fround(p.lo), hi = Math.fround(p.hi);
     const out = new Float32Array(p.n);
@@ -217,6 +268,14 @@ ${ELEMENTWISE_MAIN}
   out0[i] = select(0.0, in1[i], inside);
 }`,
   workgroups: (p) => elementwiseWorkgroups(p.n),
+  elementwise: {
+    n: (p) => p.n,
+    reads: () => ["same", "same"],
+    constants: (p) => [p.lo, p.hi],
+    expression: (_, [x, g], [lo, hi]) =>
+      `select(T(0.0), ${g}, !is_nan(${x}) & !is_nan(${lo}) & !is_nan(${hi}) & ` +
+      `(${x} >= ${lo}) & (${x} <= ${hi}))`,
+  },
   cpu: ([x, gy], p) => {
     const lo = Math.fround(p.lo), hi = Math.fround(p.hi);
     const out = new Float32Array(p.n);

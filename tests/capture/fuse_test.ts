@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { fuseKernels, MAX_FUSED_BINDINGS, type PlannedKernel } from "../../lib/capture/fuse.ts";
 import { kernel } from "../../lib/kernels/registry.ts";
+import { minmaxParams } from "../../lib/kernels/minmax.ts";
 import { decodeProgram, type FusedParams, programOf } from "../../lib/kernels/fused.ts";
 import type { KernelParams } from "../../lib/kernels/kernel.ts";
 
@@ -284,6 +285,17 @@ Deno.test("a reduction's result goes through the group that reads it before it i
     "softmax",
     "binary",
   ]);
+});
+
+Deno.test("maximum and minimum state the broadcasts a fused program reads, no others", () => {
+  const reads = (a: number[], b: number[], out: number[]) =>
+    kernel("minmax").elementwise!.reads(minmaxParams("maximum", a, b, out));
+  assert.deepEqual(reads([3, 4], [3, 4], [3, 4]), ["same", "same"]);
+  assert.deepEqual(reads([3, 4], [4], [3, 4]), ["same", { row: 4 }]);
+  assert.deepEqual(reads([2, 3, 4], [1, 3, 4], [2, 3, 4]), ["same", { row: 12 }]);
+  assert.deepEqual(reads([1], [3, 4], [3, 4]), ["one", "same"]);
+  // A column (each row's one element) is read at another element than i % row: not fused.
+  assert.equal(reads([3, 4], [3, 1], [3, 4]), undefined);
 });
 
 Deno.test("a broadcast read of what the group writes is not fused", () => {

@@ -7,6 +7,7 @@ import {
   Adam,
   capture,
   fromArray,
+  grad,
   SGD,
   synchronize,
   type Tensor,
@@ -130,6 +131,50 @@ Deno.test(
       }
       assert.equal(epilogues, 1, `step ${k}: one matmul with an epilogue, fused only`);
       results[0].forEach((v, i) => assert.ok(same(v, results[1][i]), `step ${k}, result ${i}`));
+    }
+  },
+);
+
+Deno.test(
+  "maxima, minima, clamps and clamp's gradient fused give the bits of the unfused",
+  opts,
+  async () => {
+    // NaN, the infinities and both zeros, against rows, one element and equal shapes.
+    const xs = [NaN, -0, 0, Infinity, -Infinity, 1.5, -2, 3, 0.25, -0.5, 2, -3];
+    const x = fromArray(xs, [3, 4], { device: gpu });
+    const y = fromArray(xs.map((v, i) => i % 3 === 0 ? -v : v * 0.5), [3, 4], { device: gpu });
+    const row = fromArray([0, -0, NaN, 1], [4], { device: gpu });
+    const one = fromArray([-0], [1], { device: gpu });
+    const steps = [
+      (x: Tensor, y: Tensor) => {
+        const m = x.mul(2).maximum(y.neg());
+        return [m, m.minimum(row), x.neg().maximum(y)];
+      },
+      (x: Tensor) => {
+        const m = x.neg().minimum(one);
+        return [m, m.add(1).maximum(row)];
+      },
+      // ReLU6, and clamps with one bound or crossed bounds (PyTorch: hi).
+      (x: Tensor) => [x.mul(3).clamp(0, 6).sub(1), x.clamp(undefined, -0).exp()],
+      (x: Tensor) => [x.add(1).clamp(2, -1).mul(x)],
+      // The gradient of a clamp: its backward kernel fused with the product's.
+      (x: Tensor, y: Tensor) => [grad((a: Tensor) => a.mul(y).clamp(-1, 1).mul(a).sum())(x)],
+    ];
+    for (const [k, f] of steps.entries()) {
+      const results: Float32Array[][] = [];
+      let fused = 0;
+      for (const fuse of [true, false]) {
+        const step = capture(f, { fuse });
+        for (let i = 0; i < 2; i++) step.replay(x, y);
+        const out = step.replay(x, y) as Tensor[];
+        results.push(await Promise.all(out.map((t) => t.data())));
+        fused += step.fused;
+        step.dispose();
+      }
+      assert.ok(fused >= 1, `step ${k}: a fused kernel`);
+      results[0].forEach((v, i) =>
+        assert.ok(same(v, results[1][i]), `step ${k}, result ${i}: ${v} ${results[1][i]}`)
+      );
     }
   },
 );

@@ -1,7 +1,8 @@
 // Kernel fusion in captured steps (issue 20), on both WebGPU backends, each in a child
 // process of this script (one backend per process), side by side in one run:
 // - the chain of 1,000 adds of 1,024 floats (`y = y.add(x)`), captured and replayed fused
-//   and unfused, and through tfjs-backend-webgpu 4.22 on the same runtime: us per op;
+//   and unfused, and through tfjs-backend-webgpu 4.22 on the same runtime: us per op, with
+//   one readback a chain and with 10 chains a readback (the steady state of a loop);
 // - a gelu-like chain on 1M floats (x * 0.5 * (1 + tanh(0.79788 * (x + 0.044715 x^3))),
 //   nine elementwise ops, then a sum), fused and unfused, and tfjs: ms per chain;
 // - the chapter's MLP (784 -> 256 -> 10) training step at batch 256 with SGD and with Adam:
@@ -38,6 +39,8 @@ const GELU_N = 1 << 20;
 const GELU_OPS = 9;
 const BATCH = 256;
 const MLP_BATCHES = 24;
+/** Chains a readback in the steady-state run of the chain (a training loop reads rarely). */
+const STEADY_CHAINS = 10;
 /** Goals of issue 20. */
 const GOALS = { chainFusedOverTfjs: 0.05, adamKernelsFusedOverUnfused: 0.5, adamSpeedup: 1.3 };
 
@@ -68,27 +71,36 @@ const time = async (work: () => Promise<unknown>) => {
   return performance.now() - t;
 };
 
-/** A contender that replays `step` for `x` and reads its result: its ms. */
-const replayed = (step: Captured<Tensor>, x: Tensor) => () =>
+/** A contender that replays `step` for `x` `times` times and reads the last result: its ms. */
+const replayed = (step: Captured<Tensor>, x: Tensor, times = 1) => () =>
   time(async () => {
-    const y = step.replay(x);
+    let y = step.replay(x);
+    for (let i = 1; i < times; i++) {
+      y.dispose();
+      y = step.replay(x);
+    }
     await y.data();
     y.dispose();
   });
 
-/** `body` captured fused and unfused, and a contender replaying each for `x`. */
-function twoWays(body: (x: Tensor) => Tensor, x: Tensor) {
+/** `body` captured fused and unfused, and a contender replaying each `times` times for `x`. */
+function twoWays(body: (x: Tensor) => Tensor, x: Tensor, times = 1) {
   const fused = capture(body);
   const unfused = capture(body, { fuse: false });
   const contenders: Record<string, () => Promise<number>> = {
-    fused: replayed(fused, x),
-    unfused: replayed(unfused, x),
+    fused: replayed(fused, x, times),
+    unfused: replayed(unfused, x, times),
   };
   return { fused, unfused, contenders };
 }
 
-/** The 1,000-add chain: us per op, captured fused and unfused, and tfjs. */
-async function chain(d: Device, tf?: typeof TF) {
+/**
+ * The 1,000-add chain, `chains` chains a readback: us per op, captured fused and unfused,
+ * and tfjs (its chains queued the same way, reading the last). With one chain a readback,
+ * also tfjs's one add and its readback (`tfjsOneAdd`, ms), so that tfjs's time per op
+ * without its readback is measured too: (chain - one add) / 999.
+ */
+async function chain(d: Device, tf: typeof TF | undefined, chains: number) {
   const x = rand([CHAIN_N], { device: d, seed: 1 });
   const xs = await x.data();
   const body = (x: Tensor) => {
@@ -100,32 +112,47 @@ async function chain(d: Device, tf?: typeof TF) {
     }
     return y;
   };
-  const { fused, unfused, contenders } = twoWays(body, x);
+  const { fused, unfused, contenders } = twoWays(body, x, chains);
   if (tf) {
     const xt = tf.tensor1d(xs);
-    contenders.tfjs = () =>
+    const tfChain = (ops: number) => {
+      let y: TF.Tensor = xt;
+      for (let i = 0; i < ops; i++) {
+        const next = tf.add(y, xt);
+        if (y !== xt) y.dispose();
+        y = next;
+      }
+      return y;
+    };
+    const tfRun = (ops: number, times: number) => () =>
       time(async () => {
-        let y: TF.Tensor = xt;
-        for (let i = 0; i < CHAIN_OPS; i++) {
-          const next = tf.add(y, xt);
-          if (y !== xt) y.dispose();
-          y = next;
+        let y = tfChain(ops);
+        for (let i = 1; i < times; i++) {
+          y.dispose();
+          y = tfChain(ops);
         }
         await y.data();
         y.dispose();
       });
+    contenders.tfjs = tfRun(CHAIN_OPS, chains);
+    if (chains === 1) contenders.tfjsOneAdd = tfRun(1, 1);
   }
   const ms = await turns(contenders, 5);
-  const usPerOp = Object.fromEntries(
-    Object.entries(ms).map(([k, v]) => [k, (v.median * 1000) / CHAIN_OPS]),
-  );
+  const perOp = (median: number) => (median * 1000) / (CHAIN_OPS * chains);
+  const usPerOp: Record<string, number> = {};
+  for (const [k, v] of Object.entries(ms)) if (k !== "tfjsOneAdd") usPerOp[k] = perOp(v.median);
+  if (ms.tfjsOneAdd) {
+    usPerOp.tfjsWithoutReadback = ((ms.tfjs.median - ms.tfjsOneAdd.median) * 1000) /
+      (CHAIN_OPS - 1);
+  }
   const kernels = { fused: fused.kernels, unfused: unfused.kernels };
   // Every chain gives the same bits fused and unfused.
   const [a, b] = [fused.replay(x), unfused.replay(x)];
   const same = (await a.data()).join() === (await b.data()).join();
   fused.dispose();
   unfused.dispose();
-  return { usPerOp, kernels, sameBits: same, rounds: ms };
+  x.dispose();
+  return { chains, usPerOp, kernels, sameBits: same, rounds: ms };
 }
 
 /** The gelu-like chain on 1M floats: ms per chain (and its sum), fused and unfused, and tfjs. */
@@ -237,6 +264,8 @@ interface ChildReport {
   tfjsGpu?: TfjsGpu;
   tfjsError?: string;
   chain?: Awaited<ReturnType<typeof chain>>;
+  /** The same chain, {@link STEADY_CHAINS} chains a readback. */
+  chainSteady?: Awaited<ReturnType<typeof chain>>;
   gelu?: Awaited<ReturnType<typeof gelu>>;
   mlp?: Record<string, unknown>;
   seconds?: number;
@@ -261,8 +290,16 @@ async function child(backend: WebGpuBackend): Promise<ChildReport> {
   } catch (e) {
     report.tfjsError = e instanceof Error ? e.message : String(e);
   }
-  report.chain = await chain(d, tf);
+  const stage = (name: string) => console.error(`fusion ${backend}: ${name}`);
+  stage("chain");
+  report.chain = await chain(d, tf, 1);
+  stage("chain, steady");
+  // tfjs on Deno's WebGPU grows ~8 KB an op, and Deno segfaults after some 70,000 of its ops
+  // (bench/tfjs_deno_leak.ts, tfjs alone): it sits out the steady run there.
+  report.chainSteady = await chain(d, backend === "deno" ? undefined : tf, STEADY_CHAINS);
+  stage("gelu");
   report.gelu = await gelu(d, tf);
+  stage("mlp");
   report.mlp = await mlpSteps(d);
   report.seconds = (performance.now() - started) / 1000;
   return report;
@@ -305,6 +342,14 @@ for (const b of BACKENDS) {
   if (results[b].error) console.error(`  ${b}: ${results[b].error}`);
 }
 
+/**
+ * The steady chain's fused us/op over tfjs's own steady figure, or where tfjs sat it out
+ * (Deno), over tfjs's time per op without its readback.
+ */
+const steadyRatio = (r: ChildReport) => {
+  const tfjs = r.chainSteady?.usPerOp.tfjs ?? r.chain?.usPerOp.tfjsWithoutReadback;
+  return r.chainSteady && tfjs ? r.chainSteady.usPerOp.fused / tfjs : undefined;
+};
 const f = (x?: number, digits = 2) => x === undefined ? "-" : x.toFixed(digits);
 const col = (s: string) => s.padStart(14);
 console.log(
@@ -321,6 +366,11 @@ row(
   (r) => f(r.chain && r.chain.usPerOp.fused / r.chain.usPerOp.tfjs, 3),
 );
 row("  kernels fused / unfused", (r) => `${r.chain?.kernels.fused} / ${r.chain?.kernels.unfused}`);
+row("  tfjs without its readback, us/op", (r) => f(r.chain?.usPerOp.tfjsWithoutReadback));
+for (const c of ["fused", "unfused", "tfjs"]) {
+  row(`  ${STEADY_CHAINS} chains a readback, us/op, ${c}`, (r) => f(r.chainSteady?.usPerOp[c]));
+}
+row("  fused / tfjs (goal <= 0.05)", (r) => f(steadyRatio(r), 3));
 for (const c of ["fused", "unfused", "tfjs"]) {
   row(`gelu-like on 1M floats, ms/chain, ${c}`, (r) => f(r.gelu?.msPerChain[c], 1));
 }
@@ -353,6 +403,7 @@ const result = {
   goals: GOALS,
   workloads: {
     chain: `${CHAIN_OPS} adds of ${CHAIN_N} floats (y = y + x), captured, one readback`,
+    chainSteady: `the same chain replayed ${STEADY_CHAINS} times, one readback of the last`,
     gelu: `${GELU_OPS} elementwise ops on ${GELU_N} floats, then a sum, captured`,
     mlp: `784 -> 256 -> 10 MLP training step, batch ${BATCH}, ${MLP_BATCHES} batches a turn`,
   },

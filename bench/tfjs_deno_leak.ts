@@ -5,13 +5,14 @@
 // reason tfjs sits out bench/fusion.ts's steady run on Deno's backend. No autopar involved.
 //
 //   deno run -A bench/tfjs_deno_leak.ts [runs]        (exit 139: the segfault)
+import type * as TF from "npm:@tensorflow/tfjs-core@4.22.0";
 import { startTfjs } from "./tfjs_webgpu.ts";
 
 const runs = Number(Deno.args[0] ?? 40);
 const { tf } = await startTfjs("deno");
 const x = tf.tensor1d(new Float32Array(1024).fill(0.5));
 const chain = () => {
-  let y = x;
+  let y: TF.Tensor = x;
   for (let i = 0; i < 1000; i++) {
     const next = tf.add(y, x);
     if (y !== x) y.dispose();

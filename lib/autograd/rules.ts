@@ -245,6 +245,20 @@ const TABLE = ([
     const d = gy.sub(s);
     return [freeing(y.mul(d), gyy, s, d)];
   }],
+  ["logSumExp", (gy, op) => {
+    // dx = exp(x - result) * gy, the result and gy spread back over the reduced axis.
+    const x = op.inputs[0];
+    const { axis, keepdim } = op.ctx as { axis?: number; keepdim: boolean };
+    const kept = axis === undefined
+      ? x.shape.map(() => 1)
+      : x.shape.map((s, i) => i === axis ? 1 : s);
+    const back = (t: Tensor) => keepdim || x.shape.length === 0 ? t : t.reshape(kept);
+    const [r, g] = [back(out(op)), back(gy)];
+    const d = x.sub(r);
+    const e = d.exp();
+    const dx = e.mul(g);
+    return [freeing(dx, ...[d, e, ...[r, g].filter((t, i) => t !== [out(op), gy][i])])];
+  }],
 ] as const) satisfies readonly (readonly [GradOp, GradRule])[];
 
 /** Compiles only while every recorded op has a rule: names the ops that have none. */

@@ -26,7 +26,7 @@ import { withEpilogue, withPrologue } from "./reduce_fused.ts";
 import { fusedMulti } from "./fused_multi.ts";
 import { argReduce, tieMask, valueSelectingBackward } from "./reduce_index.ts";
 import { clamp, clampBackward, minmax, minmaxBackward } from "./minmax.ts";
-import { softmax } from "./softmax.ts";
+import { logSumExp, softmax } from "./softmax.ts";
 import { randn } from "./normal.ts";
 import { binaryStrided, expand } from "./broadcast.ts";
 import {
@@ -67,6 +67,7 @@ const registry = new Map<string, KernelSpec<KernelParams>>(
     clamp,
     clampBackward,
     softmax,
+    logSumExp,
     randn,
     stridedCopy,
     cat,
@@ -85,7 +86,9 @@ registry.set("fused", fusedKernel(kernel) as unknown as KernelSpec<KernelParams>
 registry.set("matmul_epilogue", matmulEpilogue(kernel) as unknown as KernelSpec<KernelParams>);
 registry.set("fused_multi", fusedMulti(kernel) as unknown as KernelSpec<KernelParams>);
 for (
-  const spec of [sumRows, sumCols, softmax, logSoftmax] as unknown as KernelSpec<KernelParams>[]
+  const spec of [sumRows, sumCols, softmax, logSoftmax, logSumExp] as unknown as KernelSpec<
+    KernelParams
+  >[]
 ) {
   registry.set(
     `${spec.name}_prologue`,

@@ -68,3 +68,54 @@ export const softmax: KernelSpec<SoftmaxParams> = {
     return [out];
   },
 };
+
+/**
+ * `out = log(sum(exp(x - m))) + m` along the middle axis, `m` the line's maximum, as
+ * PyTorch's `logsumexp` computes it: an infinite maximum counts as 0 there (a line holding
+ * +Infinity gives +Infinity, one of nothing but -Infinity gives -Infinity), and a NaN gives
+ * NaN. One invocation per (outer, inner) line; the output is `[outer, inner]`.
+ */
+export const logSumExp: KernelSpec<SoftmaxParams> = {
+  name: "log_sum_exp",
+  inputTypes: () => ["f32"],
+  outputTypes: () => ["f32"],
+  uniformFields: [["outer", "u32"], ["mid", "u32"], ["inner", "u32"]],
+  uniforms: (p) => [p.outer, p.mid, p.inner],
+  variant: () => "",
+  wgsl: () =>
+    `${IS_NAN_WGSL}
+@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let k = gid.x + gid.y * nwg.x * ${WG}u;
+  if (k >= u.outer * u.inner) { return; }
+  let base = (k / u.inner) * u.mid * u.inner + k % u.inner;
+  var m = in0[base];
+  for (var j = 1u; j < u.mid; j++) {
+    let v = in0[base + j * u.inner];
+    if (!isNan(m) && (isNan(v) || v > m)) { m = v; }
+  }
+  if ((bitcast<u32>(m) & 0x7fffffffu) == 0x7f800000u) { m = 0.0; }
+  var s = 0.0;
+  for (var j = 0u; j < u.mid; j++) { s += exp(in0[base + j * u.inner] - m); }
+  out0[k] = log(s) + m;
+}`,
+  workgroups: (p) => spreadWorkgroups((p.outer * p.inner) / WG),
+  // Its input is read only as in0[index], its output stored once as out0[k] = ...: an
+  // elementwise group may compute its input, or follow it.
+  prologue: () => true,
+  epilogue: (p) => p.outer * p.inner,
+  cpu: ([x], p) => {
+    const out = new Float32Array(p.outer * p.inner);
+    for (let o = 0; o < p.outer; o++) {
+      for (let i = 0; i < p.inner; i++) {
+        const at = (j: number) => (o * p.mid + j) * p.inner + i;
+        let m = x[at(0)];
+        for (let j = 1; j < p.mid; j++) m = nanMax(m, x[at(j)]);
+        if (Math.abs(m) === Infinity) m = 0;
+        let s = 0;
+        for (let j = 0; j < p.mid; j++) s += Math.exp(Math.fround(x[at(j)] - m));
+        out[o * p.inner + i] = Math.log(s) + m;
+      }
+    }
+    return [out];
+  },
+};

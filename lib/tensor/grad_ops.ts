@@ -45,6 +45,7 @@ export const GRAD_OPS = [
   "minimum",
   "clamp",
   "softmax",
+  "logSumExp",
 ] as const;
 
 /** The name of an op that autograd records. */

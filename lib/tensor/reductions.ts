@@ -8,7 +8,7 @@ import { binary } from "../kernels/elementwise.ts";
 import { sumCols, sumRows } from "../kernels/layout.ts";
 import { logSoftmax, softmaxCrossEntropy } from "../kernels/training.ts";
 import { argReduce, type ArgReduceOp } from "../kernels/reduce_index.ts";
-import { softmax as softmaxKernel } from "../kernels/softmax.ts";
+import { logSumExp as logSumExpKernel, softmax as softmaxKernel } from "../kernels/softmax.ts";
 import type { Tensor } from "./tensor.ts";
 import { axisIndex, operandsOf, runKernel, splitAt, trackOp, wrap } from "./core.ts";
 import { call, fmt } from "./checks.ts";
@@ -157,6 +157,37 @@ export class ReductionTensor extends ElementwiseTensor {
     const params = { outer, mid, inner };
     const out = runKernel(this, "softmax", softmaxKernel, params, [a], this.shape, 5 * this.size);
     return trackOp(out, "softmax", [this], { axis: ax, out });
+  }
+
+  /**
+   * `log(sum(exp(x)))` of all elements (shape `[]`), or along `axis`, computed stably
+   * (PyTorch's `logsumexp`): a +Infinity makes it +Infinity, nothing but -Infinity gives
+   * -Infinity, and a NaN NaN. Its gradient is `exp(x - result)` times the incoming one.
+   *
+   * @example
+   * ```ts
+   * import { fromArray } from "../../mod.ts";
+   * const l = await fromArray([0, 0, 1000, 1000], [2, 2]).logSumExp(1).data();
+   * console.log(l.map((v) => Math.round(v * 1000) / 1000)); // [0.693, 1000.693]
+   * ```
+   */
+  logSumExp(axis?: number, options: ReduceOptions = {}): Tensor {
+    const [a] = operandsOf(this, "take the log-sum-exp of");
+    const keepdim = options.keepdim ?? false;
+    const ax = axis === undefined ? undefined : axisIndex(this, axis, "take the log-sum-exp of");
+    const { outer, mid, inner } = ax === undefined
+      ? { outer: 1, mid: this.size, inner: 1 }
+      : splitAt(this, ax);
+    const shape = ax === undefined
+      ? (keepdim ? this.shape.map(() => 1) : [])
+      : this.shape.length === 0
+      ? []
+      : keepdim
+      ? this.shape.map((s, i) => i === ax ? 1 : s)
+      : this.shape.filter((_, i) => i !== ax);
+    const params = { outer, mid, inner };
+    const out = runKernel(this, "logSumExp", logSumExpKernel, params, [a], shape, 4 * this.size);
+    return trackOp(out, "logSumExp", [this], { axis: ax, keepdim, out });
   }
 
   /**

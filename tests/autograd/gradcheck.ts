@@ -16,7 +16,7 @@ export type BinaryName = "add" | "sub" | "mul" | "div";
 /** A unary elementwise op. */
 export type UnaryName = "neg" | "exp" | "log" | "tanh" | "sigmoid" | "sqrt" | "relu";
 /** A reduction. */
-export type ReduceName = "sum" | "mean" | "max";
+export type ReduceName = "sum" | "mean" | "max" | "logSumExp";
 
 /** An expression over the inputs, run by {@link evalTensor} and by {@link evalRef}. */
 export type Expr =
@@ -84,7 +84,8 @@ export function show(e: Expr): string {
       return `${show(e.a)}.${e.op}(${typeof e.b === "number" ? e.b : show(e.b)})`;
     case "sum":
     case "mean":
-    case "max": {
+    case "max":
+    case "logSumExp": {
       const keep = e.keepdim ? ", { keepdim: true }" : "";
       const args = e.axis === undefined ? (keep ? `undefined${keep}` : "") : `${e.axis}${keep}`;
       return `${show(e.x)}.${e.op}(${args})`;
@@ -134,6 +135,7 @@ export function evalTensor(e: Expr, inputs: readonly Tensor[], made: Tensor[] = 
       case "sum":
       case "mean":
       case "max":
+      case "logSumExp":
         return run(e.x)[e.op](e.axis, { keepdim: e.keepdim });
       case "reshape":
         return run(e.x).reshape(e.shape);
@@ -233,10 +235,14 @@ function split(shape: readonly number[], axis: number) {
 }
 
 function reduceRef(x: Ref, op: ReduceName, axis: number | undefined, keepdim: boolean): Ref {
-  const combine = (values: number[]) =>
-    op === "max"
-      ? Math.max(...values)
-      : values.reduce((a, b) => a + b, 0) / (op === "mean" ? values.length : 1);
+  const combine = (values: number[]) => {
+    if (op === "max") return Math.max(...values);
+    if (op === "logSumExp") {
+      const m = Math.max(...values);
+      return m + Math.log(values.reduce((s, v) => s + Math.exp(v - m), 0));
+    }
+    return values.reduce((a, b) => a + b, 0) / (op === "mean" ? values.length : 1);
+  };
   if (axis === undefined) {
     return {
       shape: keepdim ? x.shape.map(() => 1) : [],
@@ -310,6 +316,7 @@ function computeRef(e: Expr, run: (e: Expr) => Ref, inputs: readonly Ref[]): Ref
     case "sum":
     case "mean":
     case "max":
+    case "logSumExp":
       return reduceRef(run(e.x), e.op, e.axis, e.keepdim ?? false);
     case "reshape": {
       const x = run(e.x);

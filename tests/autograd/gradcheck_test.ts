@@ -71,7 +71,7 @@ const unaryCases: Case[] = (["neg", "exp", "tanh", "sigmoid", "relu"] as UnaryNa
     c(ex.unary("sigmoid", x0), { shape: [3], values: [-6, 0.5, 5] }),
   );
 
-const reduceCases: Case[] = (["sum", "mean", "max"] as const).flatMap((op) => [
+const reduceCases: Case[] = (["sum", "mean", "max", "logSumExp"] as const).flatMap((op) => [
   c(ex.reduce(op, x0), signed([3, 4])),
   c(ex.reduce(op, x0, undefined, true), signed([3, 4])),
   c(ex.reduce(op, x0, 0), signed([3, 4])),
@@ -137,7 +137,7 @@ const families: [string, Case[]][] = [
   ["a tensor read by several ops", sharedCases],
   ["add, sub, mul and div with broadcasting and scalars", binaryCases],
   ["the unary functions", unaryCases],
-  ["sum, mean and max over all elements and along an axis", reduceCases],
+  ["sum, mean, max and logSumExp over all elements and along an axis", reduceCases],
   ["reshape, transpose and expandTo", layoutCases],
   ["logSoftmax and crossEntropy", softmaxCases],
   ["mm with every transA and transB", mmCases],

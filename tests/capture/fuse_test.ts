@@ -414,12 +414,19 @@ function toKernels(gen: Gen): PlannedKernel[] {
         ks.push({ kernel: g.b % 2 === 0 ? "sum_rows" : "sum_cols", params, bind: [a, out] });
       }
     } else if (g.kind === "softmax") {
-      // Along rows of 4, or columns of 2 ([2, 4] or [4, 2]); the log-softmax for some.
+      // Along rows of 4, or columns of 2 ([2, 4] or [4, 2]); the log-softmax or the
+      // log-sum-exp for some.
       const params = g.b % 2 === 0
         ? { outer: 2, mid: 4, inner: 1 }
         : { outer: 1, mid: 4, inner: 2 };
-      const name = g.value > 0 ? "softmax" : "log_softmax";
-      if (a !== out) ks.push({ kernel: name, params, bind: [a, out] });
+      const name = ["softmax", "log_softmax", "log_sum_exp"][g.out % 3];
+      if (name !== "log_sum_exp") {
+        if (a !== out) ks.push({ kernel: name, params, bind: [a, out] });
+      } else {
+        // The log-sum-exp of lines of 2 ([4, 2] or [2, 2, 2]) into slot 10 or 11 (4 elements).
+        const lse = g.b % 2 === 0 ? { outer: 4, mid: 2, inner: 1 } : { outer: 2, mid: 2, inner: 2 };
+        ks.push({ kernel: name, params: lse, bind: [a, 10 + (g.a % 2)] });
+      }
     } else if (g.kind === "matmul") {
       // [2, 2] x [2, 4]: reads the first 4 elements of one slot and all 8 of another.
       const b = g.b % 8;
@@ -493,7 +500,7 @@ Deno.test("fused plans of random elementwise segments compute the unfused values
   );
   // The plans hold each kind of fused kernel.
   const kinds = ["fused", "fused_multi", "matmul_epilogue"];
-  for (const r of ["sum_rows", "sum_cols", "softmax", "log_softmax"]) {
+  for (const r of ["sum_rows", "sum_cols", "softmax", "log_softmax", "log_sum_exp"]) {
     kinds.push(`${r}_prologue`, `${r}_epilogue`);
   }
   for (const k of kinds) {

@@ -198,6 +198,7 @@ Deno.test(
       (x: Tensor) => [x.mul(0.125).add(row).softmax(1)],
       (x: Tensor) => [x.tanh().logSoftmax(0)],
       (x: Tensor) => [x.mul(x).softmax(0), x.exp().logSoftmax(1)],
+      (x: Tensor) => [x.mul(0.5).sub(row).logSumExp(1), x.neg().logSumExp(0)],
     ];
     for (const [k, f] of steps.entries()) {
       const results: Float32Array[][] = [];
@@ -207,7 +208,7 @@ Deno.test(
         for (let i = 0; i < 2; i++) step.replay(x);
         const sub = trace$().subscribe((e) => {
           prologues += e.kernels?.filter((n) =>
-            /^fused\(.*(sum|mean|max|softmax|logSoftmax)\)$/.test(n)
+            /^fused\(.*(sum|mean|max|softmax|logSoftmax|logSumExp)\)$/.test(n)
           ).length ?? 0;
         });
         const out = step.replay(x) as Tensor[];
@@ -236,6 +237,7 @@ Deno.test("reductions with epilogues give the bits of the unfused", opts, async 
     (x: Tensor) => [x.max(1).relu()],
     (x: Tensor) => [x.softmax(1).mul(row)],
     (x: Tensor) => [x.logSoftmax(0).neg(), x.sum(1)],
+    (x: Tensor) => [x.logSumExp(1).mul(-2).exp()],
   ];
   for (const [k, f] of steps.entries()) {
     const results: Float32Array[][] = [];
@@ -244,7 +246,9 @@ Deno.test("reductions with epilogues give the bits of the unfused", opts, async 
       const step = capture(f, { fuse });
       for (let i = 0; i < 2; i++) step.replay(x);
       const sub = trace$().subscribe((e) => {
-        epilogues += e.kernels?.filter((n) => /^fused\((sum|mean|max|softmax|logSoftmax), /.test(n))
+        epilogues += e.kernels?.filter((n) =>
+          /^fused\((sum|mean|max|softmax|logSoftmax|logSumExp), /.test(n)
+        )
           .length ?? 0;
       });
       const out = step.replay(x) as Tensor[];

@@ -68,6 +68,7 @@ async function recordCases(): Promise<KernelCase[]> {
     h.crossEntropy(labels),
     h.logSoftmax(1).sum(),
     h.softmax(0).mul(h.sigmoid()).sum(),
+    h.logSumExp(1).sum().add(a.logSumExp(0, { keepdim: true }).sum()),
     a.tanh().neg().exp().sum(0).sum(),
     a.mul(a).add(1).log().sqrt().div(2).sub(a).mean(1).sum(),
     a.max(1).sum(),
@@ -224,6 +225,7 @@ function prologueCases(): KernelCase[] {
     ["sum_cols", { rows: 2, cols: 4, outer: 1 }, 4],
     ["softmax", lines, 8],
     ["log_softmax", lines, 8],
+    ["log_sum_exp", lines, 2],
   ] as const)
     .map(([name, params, floats]) => {
       const [k] = fuseKernels([
@@ -256,6 +258,7 @@ function reductionEpilogueCases(): KernelCase[] {
     ["sum_cols", { rows: 2, cols: 4, outer: 1 }, 4],
     ["softmax", lines, 8],
     ["log_softmax", lines, 8],
+    ["log_sum_exp", lines, 2],
   ] as const)
     .map(([name, params, n]) => {
       const [k] = fuseKernels([

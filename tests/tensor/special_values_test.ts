@@ -104,6 +104,16 @@ for (const device of devices) {
 }
 
 for (const device of devices) {
+  Deno.test(`logSumExp of NaN and the infinities is PyTorch's on ${device.name}`, async () => {
+    // Lines: a NaN; a +Infinity; nothing but -Infinity; large values; -0 and 0.
+    const lines = [NaN, 1, 2, Infinity, 1, -Infinity, -Infinity, -Infinity, -Infinity];
+    const x = fromArray([...lines, 1000, 1000, 1000, 0, -0, 0], [5, 3], { device });
+    // What torch.logsumexp gives for the same values, along each axis.
+    const rows = [NaN, Infinity, -Infinity, 1000 + Math.log(3), Math.log(3)];
+    assertSame(await x.logSumExp(1).data(), rows, "logSumExp along rows");
+    assertSame(await x.logSumExp(0).data(), [NaN, 1000, 1000], "logSumExp along columns");
+  });
+
   Deno.test(`max's gradient at ties is PyTorch's on ${device.name}: shared over all, the first along an axis`, async () => {
     const x = fromArray([1, 3, 3, 2], [4], { device, requiresGrad: true });
     x.max().backward();

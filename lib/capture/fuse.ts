@@ -14,7 +14,7 @@
  * order their dependencies allow. A group that would bind more storage buffers than a
  * shader stage may is cut into pieces, in order. A matmul and a group that reads its product
  * element by element become one kernel: the group is the matmul's epilogue
- * (lib/kernels/matmul_fused.ts). A sum, maximum, softmax or log-softmax whose input only a group
+ * (lib/kernels/matmul_fused.ts). A sum, maximum, softmax, log-softmax or log-sum-exp whose input only a group
  * makes takes the group as its prologue: each element is computed where the reduction reads
  * it, and never stored (lib/kernels/reduce_fused.ts); the kernels such a group would hold
  * are grouped apart from others of their length. A reduction that took no prologue takes

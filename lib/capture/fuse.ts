@@ -345,13 +345,16 @@ function prologueChains(
   });
   const chainOf = new Map<number, number>();
   kernels.forEach((k, r) => {
-    if (infos[r].n !== undefined || k.bind.length !== 2) return;
+    if (infos[r].n !== undefined) return;
     if (!kernel(k.kernel).prologue?.(k.params)) return;
     const members = new Set<number>();
+    // What the reduction reads besides its first input comes from memory.
+    const others = new Set(k.bind.slice(1));
     const visit = (slot: number) => {
       const ws = writers.get(slot) ?? [];
       const p = ws[0];
-      if (ws.length !== 1 || p > r || keep(slot) || members.has(p) || chainOf.has(p)) return;
+      if (ws.length !== 1 || p > r || keep(slot) || others.has(slot)) return;
+      if (members.has(p) || chainOf.has(p)) return;
       if (infos[p].n === undefined) return;
       members.add(p);
       for (const read of infos[p].reads) if (read.read === "same") visit(read.slot);
@@ -391,12 +394,15 @@ function mergePrologues(
   for (const r of nodes) {
     if (r.n !== undefined || r.members.length !== 1) continue;
     const k = kernels[r.members[0]];
-    if (!kernel(k.kernel).prologue?.(k.params) || k.bind.length !== 2) continue;
+    if (!kernel(k.kernel).prologue?.(k.params)) continue;
+    // Its other inputs (a loss's labels) are read from memory: the group must not make them.
+    const others = k.bind.slice(1, k.bind.length - kernel(k.kernel).outputTypes(k.params).length);
     for (const g of r.preds) {
       if (merged.has(g) || g.n === undefined || g.head !== undefined || g.tail !== undefined) {
         continue;
       }
-      if (!g.writes.has(k.bind[0]) || !private_(g, r.members[0])) continue;
+      if (!g.writes.has(k.bind[0]) || others.some((s) => g.writes.has(s))) continue;
+      if (!private_(g, r.members[0])) continue;
       if ([...r.preds].some((p) => p !== g && reaches(p, g))) continue;
       if (!fits(g, r.members[0])) continue;
       g.tail = r.members[0];
@@ -426,7 +432,7 @@ function prologueOf(
   return {
     kernel: `${r.kernel}_prologue`,
     params: { ...r.params, prologue: encodeProgram(program), result },
-    bind: [...slots, r.bind[1]],
+    bind: [...slots, ...r.bind.slice(1)],
     ops: [...ops, ...r.ops],
   };
 }
@@ -544,7 +550,7 @@ export function fuseKernels(
     return [...g.writes].every((s) => !mustStore(s, inside));
   };
   const prologueFits = (members: number[], r: number) =>
-    bindings(build(members, infos, () => false)) + 1 <= limit &&
+    bindings(build(members, infos, () => false)) + kernels[r].bind.length - 1 <= limit &&
     constants(members) <= prologueConstants(kernel(kernels[r].kernel));
   const chains = prologueChains(kernels, infos, keep, readersOf, prologueFits);
   // Matmuls take their epilogues first, reductions their prologues, then the epilogues of

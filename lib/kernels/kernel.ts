@@ -95,9 +95,10 @@ export interface KernelSpec<P extends KernelParams = KernelParams> {
   /** Set by kernels a captured step may fuse with their neighbours (see {@link Elementwise}). */
   readonly elementwise?: Elementwise<P>;
   /**
-   * Whether, for these parameters, the kernel reads its one input only as `in0[index]` (an
-   * `f32` binding), so that a fused program may compute each element where it is read,
-   * without the input ever being stored (lib/kernels/reduce_fused.ts).
+   * Whether, for these parameters, the kernel reads its first input only as `in0[index]`
+   * (an `f32` binding), so that a fused program may compute each element where it is read,
+   * without the input ever being stored (lib/kernels/reduce_fused.ts). Other inputs (a
+   * loss's labels) are read as they are.
    * @default {undefined: never}
    */
   readonly prologue?: (params: P) => boolean;

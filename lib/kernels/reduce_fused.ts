@@ -36,10 +36,14 @@ export interface PrologueParams extends KernelParams {
 /** Constants a prologue of `spec` may have: the uniform struct's fields after its own and `opaque`. */
 export const prologueConstants = (spec: KernelSpec): number => 64 - spec.uniformFields.length - 1;
 
+/** A kernel's inputs after the first (`in1`...) renamed to follow `loads` bindings. */
+const shiftInputs = (wgsl: string, loads: number) =>
+  loads === 1 ? wgsl : wgsl.replace(/\bin([1-9]\d*)\b/g, (_, k) => `in${Number(k) + loads - 1}`);
+
 /**
  * The spec of `spec` (a reduction that states a `prologue`) with a prologue, named
  * `<name>_prologue`, over a kernel lookup (the registry passes its own). Bindings: the
- * prologue's loads, then the reduction's outputs.
+ * prologue's loads, the reduction's other inputs (a loss's labels), then its outputs.
  */
 export function withPrologue<P extends KernelParams>(
   spec: KernelSpec<P>,
@@ -65,7 +69,10 @@ export function withPrologue<P extends KernelParams>(
   };
   return {
     name: `${spec.name}_prologue`,
-    inputTypes: (p) => parsed(p).program.types.slice(0, parsed(p).program.inputs),
+    inputTypes: (p) => [
+      ...parsed(p).program.types.slice(0, parsed(p).program.inputs),
+      ...spec.inputTypes(p).slice(1),
+    ],
     outputTypes: (p) => spec.outputTypes(p),
     uniformFields: [...spec.uniformFields, ["opaque", "u32"], ...fields],
     uniforms: (p) => {
@@ -74,10 +81,11 @@ export function withPrologue<P extends KernelParams>(
     },
     // The reduction reads its input only as in0[index]: the prologue computes it there. A
     // reduction's own is_nan (a maximum's) is the prologue's, for f32: it is defined once.
-    wgsl: (p) =>
-      `${parsed(p).code.wgsl}\n${
-        spec.wgsl(p).replace(OWN_IS_NAN, "").replace(/in0\[([^\]]+)\]/g, "prologue($1)")
-      }`,
+    wgsl: (p) => {
+      // Its own in0 reads first, then its other inputs renamed past the prologue's loads.
+      const own = spec.wgsl(p).replace(OWN_IS_NAN, "").replace(/in0\[([^\]]+)\]/g, "prologue($1)");
+      return `${parsed(p).code.wgsl}\n${shiftInputs(own, parsed(p).program.inputs)}`;
+    },
     variant: (p) => `${spec.variant(p)}|${parsed(p).code.wgsl}`,
     workgroups: (p) => spec.workgroups(p),
     cpu: (inputs, p) => {
@@ -87,7 +95,7 @@ export function withPrologue<P extends KernelParams>(
         inputs,
         (m, args) => memberCpu(lookup, m, args, program.n),
       );
-      return spec.cpu([values[p.result]], p);
+      return spec.cpu([values[p.result], ...inputs.slice(program.inputs)], p);
     },
   };
 }

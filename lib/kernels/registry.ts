@@ -85,15 +85,17 @@ const registry = new Map<string, KernelSpec<KernelParams>>(
 registry.set("fused", fusedKernel(kernel) as unknown as KernelSpec<KernelParams>);
 registry.set("matmul_epilogue", matmulEpilogue(kernel) as unknown as KernelSpec<KernelParams>);
 registry.set("fused_multi", fusedMulti(kernel) as unknown as KernelSpec<KernelParams>);
-for (
-  const spec of [sumRows, sumCols, softmax, logSoftmax, logSumExp] as unknown as KernelSpec<
-    KernelParams
-  >[]
-) {
+// The reductions that state a prologue, an epilogue, or both.
+const REDUCTIONS = [sumRows, sumCols, softmax, logSoftmax, logSumExp] as unknown as KernelSpec<
+  KernelParams
+>[];
+for (const spec of [...REDUCTIONS, softmaxCrossEntropy as unknown as KernelSpec<KernelParams>]) {
   registry.set(
     `${spec.name}_prologue`,
     withPrologue(spec, kernel) as unknown as KernelSpec<KernelParams>,
   );
+}
+for (const spec of REDUCTIONS) {
   registry.set(
     `${spec.name}_epilogue`,
     withEpilogue(spec, kernel) as unknown as KernelSpec<KernelParams>,

@@ -96,6 +96,8 @@ export const softmaxCrossEntropy: KernelSpec<SoftmaxCrossEntropyParams> = {
   }
 }`,
   workgroups: (p) => spreadWorkgroups(p.rows / RWG),
+  // Its logits are read only as in0[index]: an elementwise group may compute them there.
+  prologue: () => true,
   cpu: ([z, labels], p) => {
     const { rows, cols } = p;
     const scale = Math.fround(p.scale);

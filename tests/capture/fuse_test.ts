@@ -198,6 +198,45 @@ Deno.test("a softmax takes a prologue: scaled scores plus a mask are never store
   assert.deepEqual(b[3], a[3]);
 });
 
+Deno.test("the loss takes a prologue: logits scaled by a temperature are never stored", () => {
+  // softmax_cross_entropy(x / 2, labels): x 0 ([2, 4]), labels 1, temporary 2, loss 3, grad 4.
+  const ce = (bind: number[]) => ({
+    kernel: "softmax_cross_entropy",
+    params: { rows: 2, cols: 4, scale: 0.5 },
+    bind,
+  });
+  const ks = plan([bin("div", "scalar", [0, 2], { scalar: 2 }), ce([2, 1, 3, 4])]);
+  const out = fuseKernels(ks, (s) => s !== 2);
+  assert.deepEqual(out.map((k) => [k.kernel, k.bind, k.ops]), [
+    ["softmax_cross_entropy_prologue", [0, 1, 3, 4], [0, 1]],
+  ]);
+  // The labels binding follows the prologue's loads.
+  assert.match(kernel(out[0].kernel).wgsl(out[0].params), /let label = in1\[r\];/);
+  const memory = () => [
+    Float32Array.from({ length: 8 }, (_, i) => Math.sin(i) * 3),
+    Float32Array.of(3, 0),
+    new Float32Array(8),
+    new Float32Array(2),
+    new Float32Array(8),
+  ];
+  const [a, b] = [memory(), memory()];
+  execute(ks, a);
+  execute(out, b);
+  assert.deepEqual([b[3], b[4]], [a[3], a[4]]);
+  // Labels made in the segment, by a kernel of the logits' length, are stored apart: the
+  // loss reads them from memory.
+  const labels = plan([
+    bin("div", "scalar", [0, 2], { scalar: 2 }),
+    bin("mul", "scalar", [0, 5], { scalar: 0 }),
+    ce([2, 5, 3, 4]),
+  ]);
+  const apart = fuseKernels(labels, (s) => s !== 2 && s !== 5);
+  assert.deepEqual(apart.map((k) => [k.kernel, k.bind]), [
+    ["binary", [0, 5]],
+    ["softmax_cross_entropy_prologue", [0, 5, 3, 4]],
+  ]);
+});
+
 Deno.test("two chains of one length, each read only by its own reduction, are two prologues", () => {
   // softmax(x * x) and sum(exp(x)): x 0, temporaries 1 and 2, results 3 and 4.
   const ks = plan([

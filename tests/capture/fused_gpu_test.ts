@@ -187,6 +187,7 @@ Deno.test(
     xs[7] = NaN;
     const x = fromArray(xs, [6, 10], { device: gpu });
     const row = fromArray(Array.from({ length: 10 }, (_, i) => i / 4 - 1), [10], { device: gpu });
+    const labels = fromArray([0, 9, 3, 3, 1, 5], [6], { device: gpu });
     const steps = [
       (x: Tensor) => [x.mul(x).add(1).log().sum()],
       (x: Tensor) => [x.sub(row).relu().sum(0)],
@@ -199,6 +200,11 @@ Deno.test(
       (x: Tensor) => [x.tanh().logSoftmax(0)],
       (x: Tensor) => [x.mul(x).softmax(0), x.exp().logSoftmax(1)],
       (x: Tensor) => [x.mul(0.5).sub(row).logSumExp(1), x.neg().logSumExp(0)],
+      // The loss of logits at a temperature, and its gradient (the loss's kernel makes both).
+      (x: Tensor) => {
+        const loss = (z: Tensor) => z.div(0.7).crossEntropy(labels);
+        return [loss(x), grad(loss)(x)];
+      },
     ];
     for (const [k, f] of steps.entries()) {
       const results: Float32Array[][] = [];
@@ -208,7 +214,7 @@ Deno.test(
         for (let i = 0; i < 2; i++) step.replay(x);
         const sub = trace$().subscribe((e) => {
           prologues += e.kernels?.filter((n) =>
-            /^fused\(.*(sum|mean|max|softmax|logSoftmax|logSumExp)\)$/.test(n)
+            /^fused\(.*(sum|mean|max|softmax|logSoftmax|logSumExp|crossEntropy)\)$/.test(n)
           ).length ?? 0;
         });
         const out = step.replay(x) as Tensor[];

@@ -250,6 +250,33 @@ function prologueCases(): KernelCase[] {
     });
 }
 
+/** The loss with a prologue (its logits halved), its labels read as they are, run here as an op. */
+function lossPrologueCase(): KernelCase {
+  const [k] = fuseKernels([
+    {
+      kernel: "binary",
+      params: { op: "mul", broadcast: "scalar", n: 8, cols: 0, scalar: 0.5 },
+      bind: [0, 2],
+      ops: [0],
+    },
+    {
+      kernel: "softmax_cross_entropy",
+      params: { rows: 2, cols: 4, scale: 0.5 },
+      bind: [2, 1, 3, 4],
+      ops: [1],
+    },
+  ], (s) => s !== 2);
+  assert.equal(k.kernel, "softmax_cross_entropy_prologue");
+  return {
+    cmd: {
+      ...caseCommand(k.kernel, k.params, 1),
+      inputs: [0, 1],
+      outputs: [{ id: 2, bytes: 4 * 2 }, { id: 3, bytes: 4 * 8 }],
+    },
+    inputs: [new Float32Array(values(8, 20)), new Float32Array([3, 1])],
+  };
+}
+
 /** Reductions with an epilogue (tanh of twice the result), run here as ops. */
 function reductionEpilogueCases(): KernelCase[] {
   const lines = { outer: 2, mid: 4, inner: 1 };
@@ -303,6 +330,7 @@ function casesByKernel(device?: Device): Map<string, KernelCase> {
     multiCase(),
     ...prologueCases(),
     ...reductionEpilogueCases(),
+    lossPrologueCase(),
   ];
   for (const c of [...CASES, ...fusedCases, ...(twins ? HOST_ONLY_CASES : [])]) {
     if (!out.has(c.cmd.kernel)) out.set(c.cmd.kernel, c);

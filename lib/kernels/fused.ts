@@ -119,13 +119,18 @@ export interface FusedCodeOptions {
    */
   prologue?: { result: number };
   /**
-   * Generate `fn <name>(idx: u32)`, which computes and stores element `idx`, with no header
-   * ({@link fusedHeader}), for a kernel of several programs (lib/kernels/fused_multi.ts):
-   * its input and output bindings start at the offsets given, and its constants join the
-   * shared list `constants`.
+   * Generate `fn <name>(idx: u32)`, which computes and stores element `idx`, for a kernel of
+   * several programs (lib/kernels/fused_multi.ts): its input and output bindings start at
+   * the offsets given. Give `shared` too.
    * @default {undefined}
    */
-  part?: { name: string; inputOffset: number; outputOffset: number; constants: number[] };
+  part?: { name: string; inputOffset: number; outputOffset: number };
+  /**
+   * For a module of several programs' functions: no header ({@link fusedHeader}, which the
+   * module has once), and the constants join this list, shared by the programs.
+   * @default {undefined: a header, constants of its own}
+   */
+  shared?: number[];
   /**
    * Constants it may have (`u.c0`...).
    * @default {MAX_FUSED_CONSTANTS}
@@ -165,7 +170,7 @@ export function fusedCode(
   const bindingName = (b: number) =>
     b < program.inputs ? `in${b + offset}` : `out${b - program.inputs + outOffset}`;
   const lines: string[] = [];
-  const constants: number[] = part?.constants ?? [];
+  const constants: number[] = options.shared ?? [];
   let barrier = 1;
   const constant = (x: number) => {
     const v = Math.fround(x);
@@ -215,7 +220,7 @@ export function fusedCode(
   }
 ${lines.join("\n")}${options.prologue ? `\n  return v${options.prologue.result};` : ""}
 }`;
-  return { wgsl: part ? body : `${fusedHeader(program.vec)}\n${body}`, constants };
+  return { wgsl: options.shared ? body : `${fusedHeader(program.vec)}\n${body}`, constants };
 }
 
 /**

@@ -75,7 +75,8 @@ export function fusedMulti(lookup: (name: string) => KernelSpec): KernelSpec<Mul
     const constants: number[] = [];
     const fns = parts.map(({ program, inputOffset, outputOffset }, k) =>
       fusedCode(program, member, {
-        part: { name: `part${k}`, inputOffset, outputOffset, constants },
+        part: { name: `part${k}`, inputOffset, outputOffset },
+        shared: constants,
       }).wgsl
     );
     const calls = parts.map(({ start }, k) => {

@@ -13,9 +13,10 @@ import type { KernelParams, KernelSpec } from "./kernel.ts";
 import {
   constantFields,
   decodeProgram,
-  type FusedCode,
   fusedCode,
   fusedCpu,
+  fusedHeader,
+  type FusedMember,
   type FusedProgram,
   memberCpu,
   memberOf,
@@ -33,6 +34,12 @@ export interface PrologueParams extends KernelParams {
   result: number;
 }
 
+/** Parameters of a reduction with an epilogue: the reduction's, and the epilogue. */
+export interface EpilogueParams extends KernelParams {
+  /** A {@link FusedProgram}, as `encodeProgram` writes it, whose `head` is the reduction's value. */
+  epilogue: string;
+}
+
 /** Constants a prologue of `spec` may have: the uniform struct's fields after its own and `opaque`. */
 export const prologueConstants = (spec: KernelSpec): number => 64 - spec.uniformFields.length - 1;
 
@@ -40,123 +47,145 @@ export const prologueConstants = (spec: KernelSpec): number => 64 - spec.uniform
 const shiftInputs = (wgsl: string, loads: number) =>
   loads === 1 ? wgsl : wgsl.replace(/\bin([1-9]\d*)\b/g, (_, k) => `in${Number(k) + loads - 1}`);
 
+/** Each read of a reduction's first input, `in0[index]`. */
+const OWN_READ = /in0\[([^\]]+)\]/g;
+/** Each store of a reduction's output, `out0[index] = value;`. */
+const OWN_STORE = /out0\[([^\]]+)\] = ([^;]+);/g;
+
+type Fusion = Partial<PrologueParams & EpilogueParams>;
+
+/** A reduction's fused programs, parsed, and its module. */
+interface Parsed {
+  prologue?: FusedProgram;
+  epilogue?: FusedProgram;
+  /** Bindings before the reduction's other inputs: the prologue's loads, or its own input. */
+  loads: number;
+  wgsl: string;
+  constants: number[];
+}
+
 /**
- * The spec of `spec` (a reduction that states a `prologue`) with a prologue, named
- * `<name>_prologue`, over a kernel lookup (the registry passes its own). Bindings: the
- * prologue's loads, the reduction's other inputs (a loss's labels), then its outputs.
+ * The spec of `spec` (a reduction that states a `prologue`, an `epilogue`, or both) with
+ * the fused programs `kind` names, over a kernel lookup (the registry passes its own).
+ * Bindings: the prologue's loads (or the reduction's input), the reduction's other inputs
+ * (a loss's labels), the epilogue's loads, then what the epilogue stores (or the
+ * reduction's outputs).
  */
+function withFusion<P extends KernelParams>(
+  spec: KernelSpec<P>,
+  lookup: (name: string) => KernelSpec,
+  kind: { prologue: boolean; epilogue: boolean },
+): KernelSpec<P & Fusion> {
+  const member = memberOf(lookup);
+  const max = prologueConstants(spec as KernelSpec);
+  const fields = constantFields(max);
+  const cache = new Map<string, Parsed>();
+  const others = (p: P) => spec.inputTypes(p).length - 1;
+  const parsed = (p: P & Fusion): Parsed => {
+    const key = `${p.result}|${p.prologue}|${p.epilogue}`;
+    let entry = cache.get(key);
+    if (entry) return entry;
+    const constants: number[] = [];
+    const prologue = kind.prologue ? decodeProgram(p.prologue!) : undefined;
+    const epilogue = kind.epilogue ? decodeProgram(p.epilogue!) : undefined;
+    const loads = prologue?.inputs ?? 1;
+    const fns: string[] = [];
+    // The reduction's own is_nan (a maximum's) is the programs' for f32: defined once.
+    let own = spec.wgsl(p).replace(OWN_IS_NAN, "");
+    if (prologue) {
+      const code = fusedCode(prologue, member, {
+        prologue: { result: p.result! },
+        maxConstants: max,
+        shared: constants,
+      });
+      fns.push(code.wgsl);
+      // It reads its input only as in0[index]: the prologue computes it there.
+      own = shiftInputs(own.replace(OWN_READ, "prologue($1)"), loads);
+    }
+    if (epilogue) {
+      const inputOffset = loads + others(p);
+      fns.push(
+        fusedCode(epilogue, member, {
+          epilogue: { inputOffset },
+          maxConstants: max,
+          shared: constants,
+        }).wgsl,
+      );
+      // It stores each element once as out0[index] = value: the epilogue takes it there.
+      if (!own.match(OWN_STORE)) throw new TypeError(`${spec.name} stores no out0[index]`);
+      own = own.replace(OWN_STORE, "epilogue($2, $1);");
+    }
+    const wgsl = `${fusedHeader(false)}\n${fns.join("\n")}\n${own}`;
+    if (cache.size > 1024) cache.clear();
+    cache.set(key, entry = { prologue, epilogue, loads, wgsl, constants });
+    return entry;
+  };
+  const loadTypes = (f?: FusedProgram) => f ? f.types.slice(0, f.inputs) : [];
+  return {
+    name: [spec.name, kind.prologue && "prologue", kind.epilogue && "epilogue"].filter(Boolean)
+      .join("_"),
+    inputTypes: (p) => {
+      const { prologue, epilogue } = parsed(p);
+      const own = spec.inputTypes(p);
+      return [
+        ...(prologue ? loadTypes(prologue) : own.slice(0, 1)),
+        ...own.slice(1),
+        ...loadTypes(epilogue),
+      ];
+    },
+    outputTypes: (p) => {
+      const { epilogue } = parsed(p);
+      return epilogue ? epilogue.types.slice(epilogue.inputs) : spec.outputTypes(p);
+    },
+    uniformFields: [...spec.uniformFields, ["opaque", "u32"], ...fields],
+    uniforms: (p) => {
+      const cs = parsed(p).constants;
+      return [...spec.uniforms(p), 0, ...cs, ...fields.slice(cs.length).map(() => 0)];
+    },
+    variant: (p) => `${spec.variant(p)}|${parsed(p).wgsl}`,
+    wgsl: (p) => parsed(p).wgsl,
+    workgroups: (p) => spec.workgroups(p),
+    cpu: (inputs, p) => {
+      const { prologue, epilogue, loads } = parsed(p);
+      const cpuOf = (f: FusedProgram) => (m: FusedMember, args: Float32Array[]) =>
+        memberCpu(lookup, m, args, f.n);
+      const first = prologue
+        ? memberValues(prologue, inputs, cpuOf(prologue))[p.result!]
+        : inputs[0];
+      const rest = loads + others(p);
+      const outs = spec.cpu([first, ...inputs.slice(loads, rest)], p);
+      if (!epilogue) return outs;
+      return fusedCpu(epilogue, inputs.slice(rest), cpuOf(epilogue), outs[0]);
+    },
+  };
+}
+
+/** `spec` with a prologue, named `<name>_prologue` (see {@link withFusion}). */
 export function withPrologue<P extends KernelParams>(
   spec: KernelSpec<P>,
   lookup: (name: string) => KernelSpec,
 ): KernelSpec<P & PrologueParams> {
-  const member = memberOf(lookup);
-  const max = prologueConstants(spec as KernelSpec);
-  const fields = constantFields(max);
-  const cache = new Map<string, { program: FusedProgram; code: FusedCode }>();
-  const parsed = (p: PrologueParams) => {
-    const key = `${p.result}|${p.prologue}`;
-    let entry = cache.get(key);
-    if (!entry) {
-      const program = decodeProgram(p.prologue);
-      const code = fusedCode(program, member, {
-        prologue: { result: p.result },
-        maxConstants: max,
-      });
-      if (cache.size > 1024) cache.clear();
-      cache.set(key, entry = { program, code });
-    }
-    return entry;
-  };
-  return {
-    name: `${spec.name}_prologue`,
-    inputTypes: (p) => [
-      ...parsed(p).program.types.slice(0, parsed(p).program.inputs),
-      ...spec.inputTypes(p).slice(1),
-    ],
-    outputTypes: (p) => spec.outputTypes(p),
-    uniformFields: [...spec.uniformFields, ["opaque", "u32"], ...fields],
-    uniforms: (p) => {
-      const cs = parsed(p).code.constants;
-      return [...spec.uniforms(p), 0, ...cs, ...fields.slice(cs.length).map(() => 0)];
-    },
-    // The reduction reads its input only as in0[index]: the prologue computes it there. A
-    // reduction's own is_nan (a maximum's) is the prologue's, for f32: it is defined once.
-    wgsl: (p) => {
-      // Its own in0 reads first, then its other inputs renamed past the prologue's loads.
-      const own = spec.wgsl(p).replace(OWN_IS_NAN, "").replace(/in0\[([^\]]+)\]/g, "prologue($1)");
-      return `${parsed(p).code.wgsl}\n${shiftInputs(own, parsed(p).program.inputs)}`;
-    },
-    variant: (p) => `${spec.variant(p)}|${parsed(p).code.wgsl}`,
-    workgroups: (p) => spec.workgroups(p),
-    cpu: (inputs, p) => {
-      const { program } = parsed(p);
-      const values = memberValues(
-        program,
-        inputs,
-        (m, args) => memberCpu(lookup, m, args, program.n),
-      );
-      return spec.cpu([values[p.result], ...inputs.slice(program.inputs)], p);
-    },
-  };
+  return withFusion(spec, lookup, { prologue: true, epilogue: false }) as KernelSpec<
+    P & PrologueParams
+  >;
 }
 
-/** Parameters of a reduction with an epilogue: the reduction's, and the epilogue. */
-export interface EpilogueParams extends KernelParams {
-  /** A {@link FusedProgram}, as `encodeProgram` writes it, whose `head` is the reduction's value. */
-  epilogue: string;
-}
-
-/** Each store of a reduction's output, `out0[index] = value;`. */
-const OWN_STORE = /out0\[([^\]]+)\] = ([^;]+);/g;
-
-/**
- * The spec of `spec` (a reduction that states an `epilogue`) with an epilogue, named
- * `<name>_epilogue`, over a kernel lookup (the registry passes its own). Bindings: the
- * reduction's input, the epilogue's loads, then what the epilogue stores.
- */
+/** `spec` with an epilogue, named `<name>_epilogue` (see {@link withFusion}). */
 export function withEpilogue<P extends KernelParams>(
   spec: KernelSpec<P>,
   lookup: (name: string) => KernelSpec,
 ): KernelSpec<P & EpilogueParams> {
-  const member = memberOf(lookup);
-  const max = prologueConstants(spec as KernelSpec);
-  const fields = constantFields(max);
-  const cache = new Map<string, { program: FusedProgram; code: FusedCode }>();
-  const parsed = (p: EpilogueParams) => {
-    let entry = cache.get(p.epilogue);
-    if (!entry) {
-      const program = decodeProgram(p.epilogue);
-      const code = fusedCode(program, member, {
-        epilogue: { inputOffset: 1 },
-        maxConstants: max,
-      });
-      if (cache.size > 1024) cache.clear();
-      cache.set(p.epilogue, entry = { program, code });
-    }
-    return entry;
-  };
-  const program = (p: EpilogueParams) => parsed(p).program;
-  return {
-    name: `${spec.name}_epilogue`,
-    inputTypes: (p) => [...spec.inputTypes(p), ...program(p).types.slice(0, program(p).inputs)],
-    outputTypes: (p) => program(p).types.slice(program(p).inputs),
-    uniformFields: [...spec.uniformFields, ["opaque", "u32"], ...fields],
-    uniforms: (p) => {
-      const cs = parsed(p).code.constants;
-      return [...spec.uniforms(p), 0, ...cs, ...fields.slice(cs.length).map(() => 0)];
-    },
-    // The reduction stores each element once as out0[index] = value: the epilogue takes the
-    // value there. A reduction's own is_nan (a maximum's) is the epilogue's, defined once.
-    wgsl: (p) => {
-      const own = spec.wgsl(p).replace(OWN_IS_NAN, "");
-      if (!own.match(OWN_STORE)) throw new TypeError(`${spec.name} stores no out0[index]`);
-      return `${parsed(p).code.wgsl}\n${own.replace(OWN_STORE, "epilogue($2, $1);")}`;
-    },
-    variant: (p) => `${spec.variant(p)}|${parsed(p).code.wgsl}`,
-    workgroups: (p) => spec.workgroups(p),
-    cpu: ([input, ...rest], p) => {
-      const head = spec.cpu([input], p)[0];
-      return fusedCpu(program(p), rest, (m, args) => memberCpu(lookup, m, args, head.length), head);
-    },
-  };
+  return withFusion(spec, lookup, { prologue: false, epilogue: true }) as KernelSpec<
+    P & EpilogueParams
+  >;
+}
+
+/** `spec` with both, named `<name>_prologue_epilogue` (see {@link withFusion}). */
+export function withPrologueEpilogue<P extends KernelParams>(
+  spec: KernelSpec<P>,
+  lookup: (name: string) => KernelSpec,
+): KernelSpec<P & PrologueParams & EpilogueParams> {
+  return withFusion(spec, lookup, { prologue: true, epilogue: true }) as KernelSpec<
+    P & PrologueParams & EpilogueParams
+  >;
 }

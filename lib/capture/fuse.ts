@@ -17,9 +17,10 @@
  * (lib/kernels/matmul_fused.ts). A sum, maximum, softmax, log-softmax or log-sum-exp whose input only a group
  * makes takes the group as its prologue: each element is computed where the reduction reads
  * it, and never stored (lib/kernels/reduce_fused.ts); the kernels such a group would hold
- * are grouped apart from others of their length. A reduction that took no prologue takes
- * the group that reads its result element by element as its epilogue, as a matmul does. A copy (`detach()`, a reshape) whose result
- * the segment does not hand on is dropped: its readers read its source. Groups (or lone
+ * are grouped apart from others of their length. A reduction also takes the group that
+ * reads its result element by element as its epilogue, as a matmul does, with or without a
+ * prologue (an RMS, sqrt(mean(x * x) + eps), is one kernel). A copy (`detach()`, a reshape)
+ * whose result the segment does not hand on is dropped: its readers read its source. Groups (or lone
  * elementwise kernels) that follow one another and touch none of each other's buffers are
  * one dispatch, whatever their lengths (lib/kernels/fused_multi.ts): an optimizer's updates
  * of several parameters, as PyTorch's multi-tensor apply does them.
@@ -81,6 +82,8 @@ interface Node {
   head?: number;
   /** A reduction the group is the prologue of (its kernel index): see {@link mergePrologues}. */
   tail?: number;
+  /** The elementwise group that is that reduction's epilogue too: see {@link mergeEpilogues}. */
+  after?: { members: number[]; n: number };
 }
 
 const firstOf = (n: Node) => n.head ?? n.members[0];
@@ -416,24 +419,39 @@ function mergePrologues(
   return nodes.filter((n) => !merged.has(n));
 }
 
-/** The reduction `tail` with the group `members` as its prologue: one kernel. */
+/**
+ * The reduction `tail` with the group `members` as its prologue: one kernel; with `after`
+ * (an epilogue, planned as `built`), `<name>_prologue_epilogue`.
+ */
 function prologueOf(
   members: number[],
   n: number,
   tail: number,
   kernels: PlannedKernel[],
   infos: Info[],
+  after?: { members: number[]; n: number; built: Built },
 ): PlannedKernel {
   const built = build(members, infos, () => false);
   const r = kernels[tail];
   // The value the reduction reads: the last member's that writes its input.
   const result = members.findLastIndex((k) => infos[k].writes[0] === r.bind[0]);
   const { program, slots, ops } = programOf(members, n, kernels, built, false);
+  const params = { ...r.params, prologue: encodeProgram(program), result };
+  if (!after) {
+    return {
+      kernel: `${r.kernel}_prologue`,
+      params,
+      bind: [...slots, ...r.bind.slice(1)],
+      ops: [...ops, ...r.ops],
+    };
+  }
+  // A reduction with an epilogue has no other inputs, and stores what the epilogue does.
+  const epilogue = programOf(after.members, after.n, kernels, after.built, false);
   return {
-    kernel: `${r.kernel}_prologue`,
-    params: { ...r.params, prologue: encodeProgram(program), result },
-    bind: [...slots, ...r.bind.slice(1)],
-    ops: [...ops, ...r.ops],
+    kernel: `${r.kernel}_prologue_epilogue`,
+    params: { ...params, epilogue: encodeProgram(epilogue.program) },
+    bind: [...slots, ...epilogue.slots],
+    ops: [...ops, ...r.ops, ...epilogue.ops],
   };
 }
 
@@ -466,7 +484,8 @@ function reductionHead(k: PlannedKernel): Head | undefined {
  * epilogue, and the output need not be stored (unless something else reads it). Not when
  * the group writes what the head reads (other invocations read it), when another path from
  * the head leads to the group, or when the two would not fit in one kernel's bindings and
- * constants (`fits`).
+ * constants (`fits`). With `fitsAfter`, a reduction that took a prologue takes an epilogue
+ * too, when the three fit in one kernel.
  */
 function mergeEpilogues(
   nodes: Node[],
@@ -474,17 +493,34 @@ function mergeEpilogues(
   infos: Info[],
   headOf: (k: PlannedKernel) => Head | undefined,
   fits: (g: Node) => boolean,
+  fitsAfter?: (m: Node, g: Node) => boolean,
 ): Node[] {
   const merged = new Set<Node>();
   for (const g of nodes) {
-    if (g.n === undefined || g.head !== undefined || g.tail !== undefined) continue;
+    if (merged.has(g) || g.n === undefined || g.head !== undefined || g.tail !== undefined) {
+      continue;
+    }
     for (const m of g.preds) {
-      if (merged.has(m) || m.n !== undefined || m.members.length !== 1) continue;
-      const h = headOf(kernels[m.members[0]]);
+      if (merged.has(m)) continue;
+      const prologue = m.tail !== undefined && m.after === undefined && fitsAfter !== undefined;
+      if (!prologue && (m.n !== undefined || m.members.length !== 1)) continue;
+      const h = headOf(kernels[prologue ? m.tail! : m.members[0]]);
       if (!h || h.n !== g.n) continue;
+      // What the head's kernel reads: its inputs, or its prologue's.
+      const headReads = prologue
+        ? m.members.flatMap((k) => infos[k].reads.map((r) => r.slot))
+        : h.reads;
       const reads = g.members.some((j) => infos[j].reads.some((r) => r.slot === h.out));
-      if (!reads || g.broadcastReads.has(h.out) || h.reads.some((s) => g.writes.has(s))) continue;
+      if (!reads || g.broadcastReads.has(h.out) || headReads.some((s) => g.writes.has(s))) continue;
       if ([...g.preds].some((p) => p !== m && reaches(p, m))) continue;
+      if (prologue) {
+        if (!fitsAfter!(m, g)) continue;
+        m.after = { members: g.members, n: g.n };
+        for (const p of g.preds) if (p !== m) m.preds.add(p);
+        for (const x of nodes) if (x !== m && x.preds.delete(g)) x.preds.add(m);
+        merged.add(g);
+        break;
+      }
       g.head = m.members[0];
       if (!fits(g)) {
         g.head = undefined;
@@ -524,14 +560,7 @@ export function fuseKernels(
 ): PlannedKernel[] {
   kernels = forwardCopies(kernels, keep);
   const infos = kernels.map(infoOf);
-  const readersOf = new Map<number, number[]>();
-  infos.forEach((info, k) => {
-    for (const r of info.reads) {
-      const list = readersOf.get(r.slot);
-      if (list) list.push(k);
-      else readersOf.set(r.slot, [k]);
-    }
-  });
+  const readersOf = readersBySlot(infos);
   const mustStore = (slot: number, piece: Set<number>) =>
     keep(slot) || (readersOf.get(slot) ?? []).some((r) => !piece.has(r));
   const constants = (piece: number[]) => constantsOf(piece, kernels);
@@ -562,17 +591,26 @@ export function fuseKernels(
     matmulHead,
     epilogueFits,
   );
+  // A reduction's epilogue after its prologue: it reads the reduction's value as its head.
+  const afterBuilt = (r: number, after: { members: number[] }) =>
+    build(after.members, infos, mustStore, { kernel: r, slot: kernels[r].bind.at(-1)! });
+  const afterFits = (m: Node, g: Node) =>
+    bindings(build(m.members, infos, () => false)) + bindings(afterBuilt(m.tail!, g)) <= limit &&
+    constants(m.members) + constants(g.members) <=
+      prologueConstants(kernel(kernels[m.tail!].kernel));
   const nodes = mergeEpilogues(
     mergePrologues(withMatmuls, kernels, (g, r) => prologueFits(g.members, r), private_),
     kernels,
     infos,
     reductionHead,
     epilogueFits,
+    afterFits,
   );
   const pack = packer(kernels, limit);
   for (const node of order(nodes)) {
     if (node.tail !== undefined) {
-      pack.push(prologueOf(node.members, node.n!, node.tail, kernels, infos));
+      const after = node.after && { ...node.after, built: afterBuilt(node.tail, node.after) };
+      pack.push(prologueOf(node.members, node.n!, node.tail, kernels, infos, after));
     } else if (node.head !== undefined) {
       const built = build(node.members, infos, mustStore, headOf(node));
       pack.push(epilogueOf(node.members, node.n!, node.head, kernels, built));
@@ -650,6 +688,15 @@ function multiOf(run: Piece[], kernels: PlannedKernel[]): PlannedKernel {
     bind: [...inputs, ...stored],
     ops: made.flatMap((m) => m.ops),
   };
+}
+
+/** The kernels that read each slot. */
+function readersBySlot(infos: Info[]): Map<number, number[]> {
+  const readers = new Map<number, number[]>();
+  infos.forEach((info, k) => {
+    for (const r of info.reads) readers.set(r.slot, [...readers.get(r.slot) ?? [], k]);
+  });
+  return readers;
 }
 
 /** The slots a kernel writes: its outputs' (an in-place update's is its input's home). */

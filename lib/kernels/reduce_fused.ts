@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { KernelParams, KernelSpec } from "./kernel.ts";
+import type { Elementwise, KernelParams, KernelSpec } from "./kernel.ts";
 import {
   constantFields,
   decodeProgram,
@@ -64,6 +64,43 @@ interface Parsed {
   constants: number[];
 }
 
+/** The programs of a reduction `spec` with the fused programs `kind` names, and its module. */
+function parseFusion<P extends KernelParams>(
+  spec: KernelSpec<P>,
+  p: P & Fusion,
+  member: (m: FusedMember) => Elementwise,
+  others: number,
+  kind: { prologue: boolean; epilogue: boolean },
+): Parsed {
+  const max = prologueConstants(spec as KernelSpec);
+  const constants: number[] = [];
+  const prologue = kind.prologue ? decodeProgram(p.prologue!) : undefined;
+  const epilogue = kind.epilogue ? decodeProgram(p.epilogue!) : undefined;
+  const loads = prologue?.inputs ?? 1;
+  const fns: string[] = [];
+  // The reduction's own is_nan (a maximum's) is the programs' for f32: defined once.
+  let own = spec.wgsl(p).replace(OWN_IS_NAN, "");
+  if (prologue) {
+    const options = { prologue: { result: p.result! }, maxConstants: max, shared: constants };
+    fns.push(fusedCode(prologue, member, options).wgsl);
+    // It reads its input only as in0[index]: the prologue computes it there.
+    own = shiftInputs(own.replace(OWN_READ, "prologue($1)"), loads);
+  }
+  if (epilogue) {
+    const options = {
+      epilogue: { inputOffset: loads + others },
+      maxConstants: max,
+      shared: constants,
+    };
+    fns.push(fusedCode(epilogue, member, options).wgsl);
+    // It stores each element once as out0[index] = value: the epilogue takes it there.
+    if (!own.match(OWN_STORE)) throw new TypeError(`${spec.name} stores no out0[index]`);
+    own = own.replace(OWN_STORE, "epilogue($2, $1);");
+  }
+  const wgsl = `${fusedHeader(false)}\n${fns.join("\n")}\n${own}`;
+  return { prologue, epilogue, loads, wgsl, constants };
+}
+
 /**
  * The spec of `spec` (a reduction that states a `prologue`, an `epilogue`, or both) with
  * the fused programs `kind` names, over a kernel lookup (the registry passes its own).
@@ -82,42 +119,13 @@ function withFusion<P extends KernelParams>(
   const cache = new Map<string, Parsed>();
   const others = (p: P) => spec.inputTypes(p).length - 1;
   const parsed = (p: P & Fusion): Parsed => {
-    const key = `${p.result}|${p.prologue}|${p.epilogue}`;
+    // The reduction's own WGSL differs by its variant (a sum's, a maximum's).
+    const key = `${spec.variant(p)}|${p.result}|${p.prologue}|${p.epilogue}`;
     let entry = cache.get(key);
-    if (entry) return entry;
-    const constants: number[] = [];
-    const prologue = kind.prologue ? decodeProgram(p.prologue!) : undefined;
-    const epilogue = kind.epilogue ? decodeProgram(p.epilogue!) : undefined;
-    const loads = prologue?.inputs ?? 1;
-    const fns: string[] = [];
-    // The reduction's own is_nan (a maximum's) is the programs' for f32: defined once.
-    let own = spec.wgsl(p).replace(OWN_IS_NAN, "");
-    if (prologue) {
-      const code = fusedCode(prologue, member, {
-        prologue: { result: p.result! },
-        maxConstants: max,
-        shared: constants,
-      });
-      fns.push(code.wgsl);
-      // It reads its input only as in0[index]: the prologue computes it there.
-      own = shiftInputs(own.replace(OWN_READ, "prologue($1)"), loads);
+    if (!entry) {
+      if (cache.size > 1024) cache.clear();
+      cache.set(key, entry = parseFusion(spec, p, member, others(p), kind));
     }
-    if (epilogue) {
-      const inputOffset = loads + others(p);
-      fns.push(
-        fusedCode(epilogue, member, {
-          epilogue: { inputOffset },
-          maxConstants: max,
-          shared: constants,
-        }).wgsl,
-      );
-      // It stores each element once as out0[index] = value: the epilogue takes it there.
-      if (!own.match(OWN_STORE)) throw new TypeError(`${spec.name} stores no out0[index]`);
-      own = own.replace(OWN_STORE, "epilogue($2, $1);");
-    }
-    const wgsl = `${fusedHeader(false)}\n${fns.join("\n")}\n${own}`;
-    if (cache.size > 1024) cache.clear();
-    cache.set(key, entry = { prologue, epilogue, loads, wgsl, constants });
     return entry;
   };
   const loadTypes = (f?: FusedProgram) => f ? f.types.slice(0, f.inputs) : [];

@@ -22,7 +22,7 @@ import { dropoutMask } from "./dropout.ts";
 import { copyInPlace } from "./copy_inplace.ts";
 import { fusedKernel } from "./fused.ts";
 import { matmulEpilogue } from "./matmul_fused.ts";
-import { withEpilogue, withPrologue } from "./reduce_fused.ts";
+import { withEpilogue, withPrologue, withPrologueEpilogue } from "./reduce_fused.ts";
 import { fusedMulti } from "./fused_multi.ts";
 import { argReduce, tieMask, valueSelectingBackward } from "./reduce_index.ts";
 import { clamp, clampBackward, minmax, minmaxBackward } from "./minmax.ts";
@@ -99,6 +99,10 @@ for (const spec of REDUCTIONS) {
   registry.set(
     `${spec.name}_epilogue`,
     withEpilogue(spec, kernel) as unknown as KernelSpec<KernelParams>,
+  );
+  registry.set(
+    `${spec.name}_prologue_epilogue`,
+    withPrologueEpilogue(spec, kernel) as unknown as KernelSpec<KernelParams>,
   );
 }
 

@@ -174,6 +174,12 @@ Deno.test("a sum takes the elementwise ops that make its input as a prologue, st
   // When something else reads the group's value, the group stores it and the sum reads it.
   const shared = fuseKernels(ks, (s) => s < 2 || s === 4 || s === 5);
   assert.deepEqual(shared.map((k) => k.kernel), ["fused", "sum_rows"]);
+  // A maximum with the same prologue is another kernel (its code is cached by its variant).
+  const maxKs = ks.map((k, i) => i === 3 ? { ...k, params: { ...k.params, op: "max" } } : k);
+  const [max] = fuseKernels(maxKs, (s) => s < 2 || s === 4);
+  const wgsl = (k: PlannedKernel) => kernel(k.kernel).wgsl(k.params);
+  assert.match(wgsl(max), /max_nan/);
+  assert.doesNotMatch(wgsl(out[0]), /max_nan/);
 });
 
 Deno.test("a softmax takes a prologue: scaled scores plus a mask are never stored", () => {
@@ -196,6 +202,26 @@ Deno.test("a softmax takes a prologue: scaled scores plus a mask are never store
   execute(ks, a);
   execute(out, b);
   assert.deepEqual(b[3], a[3]);
+});
+
+Deno.test("a reduction takes a prologue and an epilogue at once: an RMS is one kernel", () => {
+  // sqrt(mean(x * x) + 1e-5) of each row: x 0 ([2, 4]), temporaries 1, 2 and 3, result 4.
+  const ks = plan([
+    bin("mul", "same", [0, 0, 1]),
+    { kernel: "sum_rows", params: { rows: 2, cols: 4, scale: 0.25 }, bind: [1, 2] },
+    bin("add", "scalar", [2, 3], { n: 2, scalar: 1e-5 }),
+    un("sqrt", [3, 4], 2),
+  ]);
+  const out = fuseKernels(ks, (s) => s === 0 || s === 4);
+  assert.deepEqual(out.map((k) => [k.kernel, k.bind, k.ops]), [
+    ["sum_rows_prologue_epilogue", [0, 4], [0, 1, 2, 3]],
+  ]);
+  const memory = () =>
+    Array.from({ length: 5 }, (_, s) => Float32Array.from({ length: N }, (_, i) => s - i * 0.7));
+  const [a, b] = [memory(), memory()];
+  execute(ks, a);
+  execute(out, b);
+  assert.deepEqual(b[4].subarray(0, 2), a[4].subarray(0, 2));
 });
 
 Deno.test("the loss takes a prologue: logits scaled by a temperature are never stored", () => {
@@ -554,6 +580,8 @@ Deno.test("fused plans of random segments hold every kind of fused kernel", () =
   for (const r of ["sum_rows", "sum_cols", "softmax", "log_softmax", "log_sum_exp"]) {
     kinds.push(`${r}_prologue`, `${r}_epilogue`);
   }
+  // Both at once are rare in these segments: the softmaxes' (the sums' have unit tests).
+  kinds.push("softmax_prologue_epilogue", "log_softmax_prologue_epilogue");
   for (const k of kinds) {
     assert.ok((made.get(k) ?? 0) > 0, `no ${k} among ${[...made.keys()]}`);
   }

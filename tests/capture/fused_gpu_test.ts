@@ -236,9 +236,10 @@ Deno.test("reductions with epilogues give the bits of the unfused", opts, async 
   const x = fromArray(xs, [6, 10], { device: gpu });
   const row = fromArray(Array.from({ length: 10 }, (_, i) => i / 3 - 1), [10], { device: gpu });
   const steps = [
-    // A layer norm's deviation, a mean's square root (a reduction takes a prologue or an
-    // epilogue, not both yet: x.mul(x).mean(1) would make the product its prologue).
+    // A layer norm's deviation, a mean's square root; an RMS, with a prologue too.
     (x: Tensor) => [x.mean(1).add(1e-5).sqrt()],
+    (x: Tensor) => [x.mul(x).mean(1).add(1e-5).sqrt()],
+    (x: Tensor) => [x.mul(2).softmax(1).mul(row), x.neg().logSumExp(0).exp()],
     (x: Tensor) => [x.sum(0).mul(2).tanh()],
     (x: Tensor) => [x.max(1).relu()],
     (x: Tensor) => [x.softmax(1).mul(row)],
@@ -253,7 +254,7 @@ Deno.test("reductions with epilogues give the bits of the unfused", opts, async 
       for (let i = 0; i < 2; i++) step.replay(x);
       const sub = trace$().subscribe((e) => {
         epilogues += e.kernels?.filter((n) =>
-          /^fused\((sum|mean|max|softmax|logSoftmax|logSumExp), /.test(n)
+          /^fused\((.*, )?(sum|mean|max|softmax|logSoftmax|logSumExp), /.test(n)
         )
           .length ?? 0;
       });

@@ -277,8 +277,11 @@ function lossPrologueCase(): KernelCase {
   };
 }
 
-/** Reductions with an epilogue (tanh of twice the result), run here as ops. */
-function reductionEpilogueCases(): KernelCase[] {
+/**
+ * Reductions with an epilogue (tanh of twice the result), and with the prologue exp(x) too
+ * (`prologue`), run here as ops.
+ */
+function reductionEpilogueCases(prologue: boolean): KernelCase[] {
   const lines = { outer: 2, mid: 4, inner: 1 };
   return ([
     ["sum_rows", { rows: 2, cols: 4 }, 2],
@@ -288,8 +291,12 @@ function reductionEpilogueCases(): KernelCase[] {
     ["log_sum_exp", lines, 2],
   ] as const)
     .map(([name, params, n]) => {
+      const first = prologue
+        ? [{ kernel: "unary", params: { op: "exp", n: 8 }, bind: [0, 4], ops: [3] }]
+        : [];
       const [k] = fuseKernels([
-        { kernel: name, params, bind: [0, 1], ops: [0] },
+        ...first,
+        { kernel: name, params, bind: [prologue ? 4 : 0, 1], ops: [0] },
         {
           kernel: "binary",
           params: { op: "mul", broadcast: "scalar", n, cols: 0, scalar: 2 },
@@ -298,7 +305,7 @@ function reductionEpilogueCases(): KernelCase[] {
         },
         { kernel: "unary", params: { op: "tanh", n }, bind: [2, 3], ops: [2] },
       ], (s) => s === 0 || s === 3);
-      assert.equal(k.kernel, `${name}_epilogue`);
+      assert.equal(k.kernel, `${name}${prologue ? "_prologue" : ""}_epilogue`);
       return {
         cmd: { ...caseCommand(k.kernel, k.params, 1), outputs: [{ id: 1, bytes: 4 * n }] },
         inputs: [new Float32Array(values(8, 19))],
@@ -329,7 +336,8 @@ function casesByKernel(device?: Device): Map<string, KernelCase> {
     epilogueCase(),
     multiCase(),
     ...prologueCases(),
-    ...reductionEpilogueCases(),
+    ...reductionEpilogueCases(false),
+    ...reductionEpilogueCases(true),
     lossPrologueCase(),
   ];
   for (const c of [...CASES, ...fusedCases, ...(twins ? HOST_ONLY_CASES : [])]) {

@@ -22,16 +22,11 @@ function nanMax(a: number, b: number): number {
   return Number.isNaN(a) ? a : Number.isNaN(b) || b > a ? b : a;
 }
 
-/** `out = exp(x - m) / sum(exp(x - m))` along the middle axis, `m` the line's maximum. */
-export const softmax: KernelSpec<SoftmaxParams> = {
-  name: "softmax",
-  inputTypes: () => ["f32"],
-  outputTypes: () => ["f32"],
-  uniformFields: [["outer", "u32"], ["mid", "u32"], ["inner", "u32"]],
-  uniforms: (p) => [p.outer, p.mid, p.inner],
-  variant: () => "",
-  wgsl: () =>
-    `${IS_NAN_WGSL}
+/**
+ * The head of a kernel over the lines of `[outer, mid, inner]`, one invocation each: `k`, the
+ * line; `base`, its first element; `m`, its maximum (NaN if it holds one).
+ */
+const LINE_MAX = `${IS_NAN_WGSL}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let k = gid.x + gid.y * nwg.x * ${WG}u;
   if (k >= u.outer * u.inner) { return; }
@@ -40,7 +35,23 @@ export const softmax: KernelSpec<SoftmaxParams> = {
   for (var j = 1u; j < u.mid; j++) {
     let v = in0[base + j * u.inner];
     if (!isNan(m) && (isNan(v) || v > m)) { m = v; }
-  }
+  }`;
+
+/** The uniforms of a kernel over lines. */
+const LINES = {
+  uniformFields: [["outer", "u32"], ["mid", "u32"], ["inner", "u32"]],
+  uniforms: (p: SoftmaxParams) => [p.outer, p.mid, p.inner],
+} as const;
+
+/** `out = exp(x - m) / sum(exp(x - m))` along the middle axis, `m` the line's maximum. */
+export const softmax: KernelSpec<SoftmaxParams> = {
+  name: "softmax",
+  inputTypes: () => ["f32"],
+  outputTypes: () => ["f32"],
+  ...LINES,
+  variant: () => "",
+  wgsl: () =>
+    `${LINE_MAX}
   var s = 0.0;
   for (var j = 0u; j < u.mid; j++) { s += exp(in0[base + j * u.inner] - m); }
   for (var j = 0u; j < u.mid; j++) {
@@ -79,20 +90,10 @@ export const logSumExp: KernelSpec<SoftmaxParams> = {
   name: "log_sum_exp",
   inputTypes: () => ["f32"],
   outputTypes: () => ["f32"],
-  uniformFields: [["outer", "u32"], ["mid", "u32"], ["inner", "u32"]],
-  uniforms: (p) => [p.outer, p.mid, p.inner],
+  ...LINES,
   variant: () => "",
   wgsl: () =>
-    `${IS_NAN_WGSL}
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let k = gid.x + gid.y * nwg.x * ${WG}u;
-  if (k >= u.outer * u.inner) { return; }
-  let base = (k / u.inner) * u.mid * u.inner + k % u.inner;
-  var m = in0[base];
-  for (var j = 1u; j < u.mid; j++) {
-    let v = in0[base + j * u.inner];
-    if (!isNan(m) && (isNan(v) || v > m)) { m = v; }
-  }
+    `${LINE_MAX}
   if ((bitcast<u32>(m) & 0x7fffffffu) == 0x7f800000u) { m = 0.0; }
   var s = 0.0;
   for (var j = 0u; j < u.mid; j++) { s += exp(in0[base + j * u.inner] - m); }

@@ -173,20 +173,8 @@ export class ReductionTensor extends ElementwiseTensor {
    */
   logSumExp(axis?: number, options: ReduceOptions = {}): Tensor {
     const [a] = operandsOf(this, "take the log-sum-exp of");
-    const keepdim = options.keepdim ?? false;
-    const ax = axis === undefined ? undefined : axisIndex(this, axis, "take the log-sum-exp of");
-    const { outer, mid, inner } = ax === undefined
-      ? { outer: 1, mid: this.size, inner: 1 }
-      : splitAt(this, ax);
-    const shape = ax === undefined
-      ? (keepdim ? this.shape.map(() => 1) : [])
-      : this.shape.length === 0
-      ? []
-      : keepdim
-      ? this.shape.map((s, i) => i === ax ? 1 : s)
-      : this.shape.filter((_, i) => i !== ax);
-    const params = { outer, mid, inner };
-    const out = runKernel(this, "logSumExp", logSumExpKernel, params, [a], shape, 4 * this.size);
+    const { ax, keepdim, lines, shape } = this.#lines(axis, options, "take the log-sum-exp of");
+    const out = runKernel(this, "logSumExp", logSumExpKernel, lines, [a], shape, 4 * this.size);
     return trackOp(out, "logSumExp", [this], { axis: ax, keepdim, out });
   }
 
@@ -211,6 +199,24 @@ export class ReductionTensor extends ElementwiseTensor {
     return this.data().then((v) => v[0]);
   }
 
+  /**
+   * The lines a reduction along `axis` (all elements when undefined) combines, as
+   * `[outer, mid, inner]`, and the shape of its result.
+   */
+  #lines(axis: number | undefined, options: ReduceOptions, what: string) {
+    const keepdim = options.keepdim ?? false;
+    const ax = axis === undefined ? undefined : axisIndex(this, axis, what);
+    const lines = ax === undefined ? { outer: 1, mid: this.size, inner: 1 } : splitAt(this, ax);
+    const shape = ax === undefined
+      ? (keepdim ? this.shape.map(() => 1) : [])
+      : this.shape.length === 0
+      ? []
+      : keepdim
+      ? this.shape.map((s, i) => i === ax ? 1 : s)
+      : this.shape.filter((_, i) => i !== ax);
+    return { ax, keepdim, lines, shape };
+  }
+
   /** Values and indices of the min or max along `axis` (all elements when undefined). */
   #argReduce(
     name: string,
@@ -220,18 +226,8 @@ export class ReductionTensor extends ElementwiseTensor {
     keep: "values" | "indices",
   ): { values: Tensor; indices: Tensor; ax?: number; keepdim: boolean } {
     const [a] = operandsOf(this, `take the ${name} of`);
-    const keepdim = options.keepdim ?? false;
-    const ax = axis === undefined ? undefined : axisIndex(this, axis, `take the ${name} of`);
-    const { outer, mid, inner } = ax === undefined
-      ? { outer: 1, mid: this.size, inner: 1 }
-      : splitAt(this, ax);
-    const shape = ax === undefined
-      ? (keepdim ? this.shape.map(() => 1) : [])
-      : this.shape.length === 0
-      ? []
-      : keepdim
-      ? this.shape.map((s, i) => i === ax ? 1 : s)
-      : this.shape.filter((_, i) => i !== ax);
+    const { ax, keepdim, lines, shape } = this.#lines(axis, options, `take the ${name} of`);
+    const { outer, mid, inner } = lines;
     const e = engine();
     const [values, indices] = e.submit({
       name,

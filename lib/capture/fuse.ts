@@ -27,113 +27,45 @@
  *
  * @module
  */
-import type { ElementRead, KernelParams } from "../kernels/kernel.ts";
 import { kernel } from "../kernels/registry.ts";
-import {
-  encodeProgram,
-  type FusedArg,
-  type FusedMember,
-  fusedParams,
-  type FusedProgram,
-  MAX_FUSED_CONSTANTS,
-} from "../kernels/fused.ts";
+import { MAX_FUSED_CONSTANTS } from "../kernels/fused.ts";
 import { MAX_EPILOGUE_CONSTANTS } from "../kernels/matmul_fused.ts";
 import { multiParams } from "../kernels/fused_multi.ts";
 import { prologueConstants } from "../kernels/reduce_fused.ts";
+import {
+  bindings,
+  build,
+  type Built,
+  constantsOf,
+  firstOf,
+  fusedOf,
+  type Info,
+  infoOf,
+  type Node,
+  type PlannedKernel,
+  programOf,
+  reaches,
+  readersBySlot,
+  writesOf,
+} from "./fuse_plan.ts";
+import {
+  epilogueOf,
+  matmulHead,
+  mergeEpilogues,
+  mergePrologues,
+  plainMatmul,
+  prologueChains,
+  prologueOf,
+  reductionHead,
+} from "./fuse_merge.ts";
 
-/** One kernel of a segment: its parameters, the slots it binds, and the recorded ops it is. */
-export interface PlannedKernel {
-  kernel: string;
-  params: KernelParams;
-  /** Slots bound, inputs then outputs. */
-  bind: number[];
-  /** Indices of the recorded ops it computes (one, or a fused group's). */
-  ops: number[];
-}
+export type { PlannedKernel } from "./fuse_plan.ts";
 
 /**
  * Storage buffers a shader stage may bind: WebGPU's default `maxStorageBuffersPerShaderStage`,
  * which autopar's devices do not raise.
  */
 export const MAX_FUSED_BINDINGS = 8;
-
-interface Read {
-  slot: number;
-  read: ElementRead;
-}
-
-/** What the fuser knows of a kernel: what it reads and writes, and if elementwise, how. */
-interface Info {
-  reads: Read[];
-  writes: number[];
-  /** Its length, when it is elementwise and can be fused. */
-  n?: number;
-}
-
-/** A kernel on its own or a group: a node of the segment's dependency graph. */
-interface Node {
-  members: number[];
-  preds: Set<Node>;
-  /** Elementwise groups: the slots written, and those read at another element than their own. */
-  writes: Set<number>;
-  broadcastReads: Set<number>;
-  n?: number;
-  /** A matmul the group is the epilogue of (its kernel index): see {@link mergeEpilogues}. */
-  head?: number;
-  /** A reduction the group is the prologue of (its kernel index): see {@link mergePrologues}. */
-  tail?: number;
-  /** The elementwise group that is that reduction's epilogue too: see {@link mergeEpilogues}. */
-  after?: { members: number[]; n: number };
-}
-
-const firstOf = (n: Node) => n.head ?? n.members[0];
-
-/** A read at the element itself, as "same" (a row as long as the output, a one-element output). */
-function normalise(read: ElementRead, n: number): ElementRead {
-  if (read === "same" || n === 1) return "same";
-  if (read === "one") return "one";
-  return read.row === n ? "same" : read.row === 1 ? "one" : read;
-}
-
-/** Distinct float32 constants of the members of a piece (each becomes a uniform). */
-function constantsOf(piece: number[], kernels: PlannedKernel[]): number {
-  const seen = new Set<number>();
-  for (const k of piece) {
-    const e = kernel(kernels[k].kernel).elementwise;
-    for (const c of e?.constants?.(kernels[k].params) ?? []) seen.add(Math.fround(c));
-  }
-  return seen.size;
-}
-
-function infoOf(k: PlannedKernel): Info {
-  const spec = kernel(k.kernel);
-  const outputs = spec.outputTypes(k.params).length;
-  const inputs = k.bind.length - outputs;
-  const e = spec.elementwise;
-  const reads = e?.reads(k.params);
-  const n = e?.n(k.params);
-  if (!e || !reads || n === undefined || n === 0 || outputs !== 1 || reads.length !== inputs) {
-    // Anything else reads and may write every slot it binds.
-    return { reads: k.bind.map((slot) => ({ slot, read: "same" })), writes: k.bind.slice(inputs) };
-  }
-  const all: Read[] = reads.map((r, i) => ({ slot: k.bind[i], read: normalise(r, n) }));
-  if (e.readsOld) all.push({ slot: k.bind[inputs], read: "same" });
-  return { reads: all, writes: [k.bind[inputs]], n };
-}
-
-/** Whether `to` is `from` or one of its ancestors. */
-function reaches(from: Node, to: Node): boolean {
-  const seen = new Set<Node>();
-  const stack = [from];
-  while (stack.length > 0) {
-    const x = stack.pop()!;
-    if (x === to) return true;
-    if (seen.has(x)) continue;
-    seen.add(x);
-    for (const p of x.preds) stack.push(p);
-  }
-  return false;
-}
 
 /** Whether a kernel of `info`, whose dependencies are `preds`, may join group `g`. */
 function canJoin(g: Node, info: Info, preds: Set<Node>): boolean {
@@ -207,333 +139,6 @@ function order(nodes: Node[]): Node[] {
   }
   if (out.length !== nodes.length) throw new Error("fusion made a cycle (a bug in fuse.ts)");
   return out;
-}
-
-/** A piece of a group as one kernel: what it loads, what it stores, and its members' arguments. */
-function build(
-  piece: number[],
-  infos: Info[],
-  mustStore: (slot: number, piece: Set<number>) => boolean,
-  head?: { kernel: number; slot: number },
-): Built {
-  const inPiece = new Set(head ? [head.kernel, ...piece] : piece);
-  const value = new Map<number, number>();
-  const loads = new Map<number, ElementRead[]>();
-  const args: FusedArg[][] = [];
-  piece.forEach((k, j) => {
-    const info = infos[k];
-    args.push(info.reads.map((r) => {
-      const v = r.read === "same" ? value.get(r.slot) : undefined;
-      if (v !== undefined) return { value: v };
-      if (r.slot === head?.slot) return { head: true };
-      const list = loads.get(r.slot);
-      if (!list) loads.set(r.slot, [r.read]);
-      else if (!list.some((x) => sameRead(x, r.read))) list.push(r.read);
-      return { binding: r.slot, read: r.read };
-    }));
-    value.set(info.writes[0], j);
-  });
-  const stores = new Map<number, number>();
-  for (const [slot, v] of value) if (mustStore(slot, inPiece)) stores.set(slot, v);
-  // The head's product, when something else reads it (-1: the head's value).
-  if (head && !value.has(head.slot) && mustStore(head.slot, inPiece)) stores.set(head.slot, -1);
-  return { loads, stores, args };
-}
-
-/** What {@link build} plans. */
-interface Built {
-  loads: Map<number, ElementRead[]>;
-  /** Stored slots and the member whose value each gets (-1: the head's). */
-  stores: Map<number, number>;
-  args: FusedArg[][];
-}
-
-const sameRead = (a: ElementRead, b: ElementRead) =>
-  typeof a === "string" || typeof b === "string" ? a === b : a.row === b.row;
-
-/**
- * The fused program of a piece and the slots it binds (loaded, then stored). `vector`
- * allows four elements an invocation; an epilogue or a prologue computes one element at a
- * time, as the kernel it joins reads or stores them.
- */
-function programOf(
-  piece: number[],
-  n: number,
-  kernels: PlannedKernel[],
-  built: Built,
-  vector: boolean,
-): { program: FusedProgram; slots: number[]; ops: number[] } {
-  const { loads, stores, args } = built;
-  const loadOnly = [...loads.keys()].filter((s) => !stores.has(s));
-  const slots = [...loadOnly, ...stores.keys()];
-  const binding = new Map(slots.map((s, b) => [s, b]));
-  const readsOf = (s: number) => loads.get(s) ?? [];
-  const rowsDivide = [...loads.values()].flat().every((r) =>
-    typeof r === "string" || r.row % 4 === 0
-  );
-  // A slot read both as its one element and otherwise cannot have a single binding type.
-  const mixed = slots.some((s) =>
-    readsOf(s).includes("one") && readsOf(s).some((r) => r !== "one")
-  );
-  const vec = vector && n % 4 === 0 && rowsDivide && !mixed;
-  const oneOnly = (s: number) => readsOf(s).length > 0 && readsOf(s).every((r) => r === "one");
-  const program: FusedProgram = {
-    n,
-    vec,
-    inputs: loadOnly.length,
-    types: slots.map((s) => vec && !oneOnly(s) ? "vec4<f32>" : "f32"),
-    members: piece.map((k, j): FusedMember => ({
-      kernel: kernels[k].kernel,
-      params: kernels[k].params,
-      args: args[j].map((a) =>
-        "binding" in a ? { binding: binding.get(a.binding)!, read: a.read } : a
-      ),
-    })),
-    stores: [...stores].map(([s, v]) => ({ binding: binding.get(s)!, value: v })),
-  };
-  return { program, slots, ops: piece.flatMap((k) => kernels[k].ops) };
-}
-
-/** The fused kernel of a piece of two or more members. */
-function fusedOf(
-  piece: number[],
-  n: number,
-  kernels: PlannedKernel[],
-  built: Built,
-): PlannedKernel {
-  const { program, slots, ops } = programOf(piece, n, kernels, built, true);
-  return { kernel: "fused", params: fusedParams(program), bind: slots, ops };
-}
-
-/**
- * The matmul or reduction `head` with the group `members` as its epilogue: one
- * `matmul_epilogue` kernel, or the reduction's `<name>_epilogue`.
- */
-function epilogueOf(
-  members: number[],
-  n: number,
-  head: number,
-  kernels: PlannedKernel[],
-  built: Built,
-): PlannedKernel {
-  const { program, slots, ops } = programOf(members, n, kernels, built, false);
-  const h = kernels[head];
-  const matmul = plainMatmul(h);
-  return {
-    kernel: matmul ? "matmul_epilogue" : `${h.kernel}_epilogue`,
-    params: { ...h.params, epilogue: encodeProgram(program) },
-    bind: [...h.bind.slice(0, matmul ? 2 : 1), ...slots],
-    ops: [...h.ops, ...ops],
-  };
-}
-
-/**
- * The elementwise kernels each reduction that takes a prologue could take as one: those that
- * make its input, through reads of their own element, and whose values nothing else reads
- * (nor the segment hands on). They are grouped apart from other kernels of their length, so
- * that two chains, each private to its reduction, do not share a group that would then
- * have to store both. Returns each such kernel's reduction; not for chains that would not
- * fit in one kernel with their reduction (`fits`).
- */
-function prologueChains(
-  kernels: PlannedKernel[],
-  infos: Info[],
-  keep: (slot: number) => boolean,
-  readersOf: Map<number, number[]>,
-  fits: (members: number[], r: number) => boolean,
-): Map<number, number> {
-  const writers = new Map<number, number[]>();
-  infos.forEach((info, k) => {
-    for (const s of info.writes) writers.set(s, [...writers.get(s) ?? [], k]);
-  });
-  const chainOf = new Map<number, number>();
-  kernels.forEach((k, r) => {
-    if (infos[r].n !== undefined) return;
-    if (!kernel(k.kernel).prologue?.(k.params)) return;
-    const members = new Set<number>();
-    // What the reduction reads besides its first input comes from memory.
-    const others = new Set(k.bind.slice(1));
-    const visit = (slot: number) => {
-      const ws = writers.get(slot) ?? [];
-      const p = ws[0];
-      if (ws.length !== 1 || p > r || keep(slot) || others.has(slot)) return;
-      if (members.has(p) || chainOf.has(p)) return;
-      if (infos[p].n === undefined) return;
-      members.add(p);
-      for (const read of infos[p].reads) if (read.read === "same") visit(read.slot);
-    };
-    visit(k.bind[0]);
-    // Members whose value something else reads leave, and then what they read, in turn.
-    for (let changed = true; changed;) {
-      changed = false;
-      for (const p of members) {
-        const readers = readersOf.get(infos[p].writes[0]) ?? [];
-        if (readers.some((q) => q !== r && !members.has(q))) {
-          members.delete(p);
-          changed = true;
-        }
-      }
-    }
-    const list = [...members].sort((a, b) => a - b);
-    if (list.length > 0 && fits(list, r)) { for (const p of list) chainOf.set(p, r); }
-  });
-  return chainOf;
-}
-
-/**
- * Makes each reduction that states a prologue (lib/kernels/reduce_fused.ts) and the
- * elementwise group that makes its input one node, when nothing but the reduction reads
- * what the group makes (`private_(g, r)`): the group is then computed where the reduction
- * reads it, and stores nothing. Not when another path from the group leads to the
- * reduction, or when the two would not fit in one kernel (`fits`).
- */
-function mergePrologues(
-  nodes: Node[],
-  kernels: PlannedKernel[],
-  fits: (g: Node, r: number) => boolean,
-  private_: (g: Node, r: number) => boolean,
-): Node[] {
-  const merged = new Set<Node>();
-  for (const r of nodes) {
-    if (r.n !== undefined || r.members.length !== 1) continue;
-    const k = kernels[r.members[0]];
-    if (!kernel(k.kernel).prologue?.(k.params)) continue;
-    // Its other inputs (a loss's labels) are read from memory: the group must not make them.
-    const others = k.bind.slice(1, k.bind.length - kernel(k.kernel).outputTypes(k.params).length);
-    for (const g of r.preds) {
-      if (merged.has(g) || g.n === undefined || g.head !== undefined || g.tail !== undefined) {
-        continue;
-      }
-      if (!g.writes.has(k.bind[0]) || others.some((s) => g.writes.has(s))) continue;
-      if (!private_(g, r.members[0])) continue;
-      if ([...r.preds].some((p) => p !== g && reaches(p, g))) continue;
-      if (!fits(g, r.members[0])) continue;
-      g.tail = r.members[0];
-      for (const p of r.preds) g.preds.add(p);
-      g.preds.delete(g);
-      for (const x of nodes) if (x !== g && x.preds.delete(r)) x.preds.add(g);
-      merged.add(r);
-      break;
-    }
-  }
-  return nodes.filter((n) => !merged.has(n));
-}
-
-/**
- * The reduction `tail` with the group `members` as its prologue: one kernel; with `after`
- * (an epilogue, planned as `built`), `<name>_prologue_epilogue`.
- */
-function prologueOf(
-  members: number[],
-  n: number,
-  tail: number,
-  kernels: PlannedKernel[],
-  infos: Info[],
-  after?: { members: number[]; n: number; built: Built },
-): PlannedKernel {
-  const built = build(members, infos, () => false);
-  const r = kernels[tail];
-  // The value the reduction reads: the last member's that writes its input.
-  const result = members.findLastIndex((k) => infos[k].writes[0] === r.bind[0]);
-  const { program, slots, ops } = programOf(members, n, kernels, built, false);
-  const params = { ...r.params, prologue: encodeProgram(program), result };
-  if (!after) {
-    return {
-      kernel: `${r.kernel}_prologue`,
-      params,
-      bind: [...slots, ...r.bind.slice(1)],
-      ops: [...ops, ...r.ops],
-    };
-  }
-  // A reduction with an epilogue has no other inputs, and stores what the epilogue does.
-  const epilogue = programOf(after.members, after.n, kernels, after.built, false);
-  return {
-    kernel: `${r.kernel}_prologue_epilogue`,
-    params: { ...params, epilogue: encodeProgram(epilogue.program) },
-    bind: [...slots, ...epilogue.slots],
-    ops: [...ops, ...r.ops, ...epilogue.ops],
-  };
-}
-
-/** Whether kernel `k` is one matrix product (not a batch) that an epilogue may follow. */
-const plainMatmul = (k: PlannedKernel) =>
-  k.kernel === "matmul" && (k.params.batch ?? 1) === 1 && k.bind.length === 3;
-
-/** What an epilogue of a kernel needs to know of it: its output's length, what it reads and writes. */
-interface Head {
-  n: number;
-  reads: number[];
-  out: number;
-}
-
-/** The head a plain matmul makes. */
-function matmulHead(k: PlannedKernel): Head | undefined {
-  if (!plainMatmul(k)) return undefined;
-  return { n: Number(k.params.M) * Number(k.params.N), reads: k.bind.slice(0, 2), out: k.bind[2] };
-}
-
-/** The head a reduction that states an `epilogue` makes (lib/kernels/reduce_fused.ts). */
-function reductionHead(k: PlannedKernel): Head | undefined {
-  const n = k.bind.length === 2 ? kernel(k.kernel).epilogue?.(k.params) : undefined;
-  return n === undefined ? undefined : { n, reads: [k.bind[0]], out: k.bind[1] };
-}
-
-/**
- * Makes each kernel that can lead (`headOf`: a matmul, a reduction) and an elementwise group
- * that reads its output, element by element, one node: the group becomes the head's
- * epilogue, and the output need not be stored (unless something else reads it). Not when
- * the group writes what the head reads (other invocations read it), when another path from
- * the head leads to the group, or when the two would not fit in one kernel's bindings and
- * constants (`fits`). With `fitsAfter`, a reduction that took a prologue takes an epilogue
- * too, when the three fit in one kernel.
- */
-function mergeEpilogues(
-  nodes: Node[],
-  kernels: PlannedKernel[],
-  infos: Info[],
-  headOf: (k: PlannedKernel) => Head | undefined,
-  fits: (g: Node) => boolean,
-  fitsAfter?: (m: Node, g: Node) => boolean,
-): Node[] {
-  const merged = new Set<Node>();
-  for (const g of nodes) {
-    if (merged.has(g) || g.n === undefined || g.head !== undefined || g.tail !== undefined) {
-      continue;
-    }
-    for (const m of g.preds) {
-      if (merged.has(m)) continue;
-      const prologue = m.tail !== undefined && m.after === undefined && fitsAfter !== undefined;
-      if (!prologue && (m.n !== undefined || m.members.length !== 1)) continue;
-      const h = headOf(kernels[prologue ? m.tail! : m.members[0]]);
-      if (!h || h.n !== g.n) continue;
-      // What the head's kernel reads: its inputs, or its prologue's.
-      const headReads = prologue
-        ? m.members.flatMap((k) => infos[k].reads.map((r) => r.slot))
-        : h.reads;
-      const reads = g.members.some((j) => infos[j].reads.some((r) => r.slot === h.out));
-      if (!reads || g.broadcastReads.has(h.out) || headReads.some((s) => g.writes.has(s))) continue;
-      if ([...g.preds].some((p) => p !== m && reaches(p, m))) continue;
-      if (prologue) {
-        if (!fitsAfter!(m, g)) continue;
-        m.after = { members: g.members, n: g.n };
-        for (const p of g.preds) if (p !== m) m.preds.add(p);
-        for (const x of nodes) if (x !== m && x.preds.delete(g)) x.preds.add(m);
-        merged.add(g);
-        break;
-      }
-      g.head = m.members[0];
-      if (!fits(g)) {
-        g.head = undefined;
-        continue;
-      }
-      for (const p of m.preds) g.preds.add(p);
-      g.preds.delete(m);
-      for (const x of nodes) if (x !== g && x.preds.delete(m)) x.preds.add(g);
-      merged.add(m);
-      break;
-    }
-  }
-  return nodes.filter((n) => !merged.has(n));
 }
 
 /**
@@ -690,20 +295,6 @@ function multiOf(run: Piece[], kernels: PlannedKernel[]): PlannedKernel {
   };
 }
 
-/** The kernels that read each slot. */
-function readersBySlot(infos: Info[]): Map<number, number[]> {
-  const readers = new Map<number, number[]>();
-  infos.forEach((info, k) => {
-    for (const r of info.reads) readers.set(r.slot, [...readers.get(r.slot) ?? [], k]);
-  });
-  return readers;
-}
-
-/** The slots a kernel writes: its outputs' (an in-place update's is its input's home). */
-function writesOf(k: PlannedKernel): number[] {
-  return k.bind.slice(k.bind.length - kernel(k.kernel).outputTypes(k.params).length);
-}
-
 /**
  * Drops the copies (`detach`, `reshape`: the unary copy) whose result the segment does not
  * hand on: what reads the result reads the copied slot instead, as PyTorch's views share
@@ -731,8 +322,6 @@ function forwardCopies(
   });
   return out;
 }
-
-const bindings = (b: Built) => new Set([...b.loads.keys(), ...b.stores.keys()]).size;
 
 /** Cuts `members` into runs, in order, each of which `fits`. */
 function split(members: number[], fits: (piece: number[]) => boolean): number[][] {

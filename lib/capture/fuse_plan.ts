@@ -64,10 +64,14 @@ export function normalise(read: ElementRead, n: number): ElementRead {
 
 /** Distinct float32 constants of the members of a piece (each becomes a uniform). */
 export function constantsOf(piece: number[], kernels: PlannedKernel[]): number {
-  const seen = new Set<number>();
+  // Told apart as the fused code pools them (Object.is): 0 and -0 are two uniforms.
+  const seen = new Set<string>();
   for (const k of piece) {
     const e = kernel(kernels[k].kernel).elementwise;
-    for (const c of e?.constants?.(kernels[k].params) ?? []) seen.add(Math.fround(c));
+    for (const c of e?.constants?.(kernels[k].params) ?? []) {
+      const v = Math.fround(c);
+      seen.add(Object.is(v, -0) ? "-0" : String(v));
+    }
   }
   return seen.size;
 }

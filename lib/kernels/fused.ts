@@ -194,11 +194,15 @@ export function fusedCode(
     }
     return name;
   };
+  // The head's value passes a choice of its own too: a compiler must not contract the head's
+  // last multiply (a mean's scale) with a member's add into one fma, which the unfused kernels,
+  // storing the head first, never do.
+  if (options.epilogue) lines.push(`  let h = opaque(head, ${barrier++}u);`);
   program.members.forEach((m, k) => {
     // An argument used twice by one member is told apart (x - x is NaN for infinite x).
     const used = new Set<string>();
     const args = m.args.map((a) => {
-      const name = "head" in a ? "head" : "value" in a ? `v${a.value}` : load(a.binding, a.read);
+      const name = "head" in a ? "h" : "value" in a ? `v${a.value}` : load(a.binding, a.read);
       if (!used.has(name)) return used.add(name), name;
       return `opaque(${name}, ${barrier++}u)`;
     });
@@ -207,7 +211,7 @@ export function fusedCode(
     lines.push(`  let v${k} = opaque(${e.expression(m.params, args, cs)}, ${barrier++}u);`);
   });
   for (const s of program.stores) {
-    lines.push(`  ${bindingName(s.binding)}[${index}] = ${s.value < 0 ? "head" : `v${s.value}`};`);
+    lines.push(`  ${bindingName(s.binding)}[${index}] = ${s.value < 0 ? "h" : `v${s.value}`};`);
   }
   const body = `${
     part

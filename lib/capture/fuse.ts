@@ -44,6 +44,7 @@ import {
   type Node,
   type PlannedKernel,
   programOf,
+  pushTo,
   reaches,
   readersBySlot,
   writesOf,
@@ -307,7 +308,7 @@ function forwardCopies(
 ): PlannedKernel[] {
   const writers = new Map<number, number[]>();
   kernels.forEach((k, j) => {
-    for (const s of writesOf(k)) writers.set(s, [...writers.get(s) ?? [], j]);
+    for (const s of writesOf(k)) pushTo(writers, s, j);
   });
   const source = new Map<number, number>();
   const out: PlannedKernel[] = [];

@@ -14,6 +14,7 @@ import {
   type Node,
   type PlannedKernel,
   programOf,
+  pushTo,
   reaches,
 } from "./fuse_plan.ts";
 
@@ -40,6 +41,17 @@ export function epilogueOf(
 }
 
 /**
+ * Makes node `into` stand for `from` too: it takes `from`'s dependencies, what depended on
+ * `from` depends on it, and `from` goes (into `merged`).
+ */
+function absorb(into: Node, from: Node, nodes: Node[], merged: Set<Node>): void {
+  for (const p of from.preds) if (p !== into) into.preds.add(p);
+  into.preds.delete(from);
+  for (const x of nodes) if (x !== into && x.preds.delete(from)) x.preds.add(into);
+  merged.add(from);
+}
+
+/**
  * The elementwise kernels each reduction that takes a prologue could take as one: those that
  * make its input, through reads of their own element, and whose values nothing else reads
  * (nor the segment hands on). They are grouped apart from other kernels of their length, so
@@ -56,7 +68,7 @@ export function prologueChains(
 ): Map<number, number> {
   const writers = new Map<number, number[]>();
   infos.forEach((info, k) => {
-    for (const s of info.writes) writers.set(s, [...writers.get(s) ?? [], k]);
+    for (const s of info.writes) pushTo(writers, s, k);
   });
   const chainOf = new Map<number, number>();
   kernels.forEach((k, r) => {
@@ -121,10 +133,7 @@ export function mergePrologues(
       if ([...r.preds].some((p) => p !== g && reaches(p, g))) continue;
       if (!fits(g, r.members[0])) continue;
       g.tail = r.members[0];
-      for (const p of r.preds) g.preds.add(p);
-      g.preds.delete(g);
-      for (const x of nodes) if (x !== g && x.preds.delete(r)) x.preds.add(g);
-      merged.add(r);
+      absorb(g, r, nodes, merged);
       break;
     }
   }
@@ -228,9 +237,7 @@ export function mergeEpilogues(
       if (prologue) {
         if (!fitsAfter!(m, g)) continue;
         m.after = { members: g.members, n: g.n };
-        for (const p of g.preds) if (p !== m) m.preds.add(p);
-        for (const x of nodes) if (x !== m && x.preds.delete(g)) x.preds.add(m);
-        merged.add(g);
+        absorb(m, g, nodes, merged);
         break;
       }
       g.head = m.members[0];
@@ -238,10 +245,7 @@ export function mergeEpilogues(
         g.head = undefined;
         continue;
       }
-      for (const p of m.preds) g.preds.add(p);
-      g.preds.delete(m);
-      for (const x of nodes) if (x !== g && x.preds.delete(m)) x.preds.add(g);
-      merged.add(m);
+      absorb(g, m, nodes, merged);
       break;
     }
   }

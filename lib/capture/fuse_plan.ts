@@ -8,6 +8,7 @@
 import type { ElementRead, KernelParams } from "../kernels/kernel.ts";
 import { kernel } from "../kernels/registry.ts";
 import {
+  constantKey,
   type FusedArg,
   type FusedMember,
   fusedParams,
@@ -64,14 +65,11 @@ export function normalise(read: ElementRead, n: number): ElementRead {
 
 /** Distinct float32 constants of the members of a piece (each becomes a uniform). */
 export function constantsOf(piece: number[], kernels: PlannedKernel[]): number {
-  // Told apart as the fused code pools them (Object.is): 0 and -0 are two uniforms.
+  // Told apart as the fused code pools them: 0 and -0 are two uniforms.
   const seen = new Set<string>();
   for (const k of piece) {
     const e = kernel(kernels[k].kernel).elementwise;
-    for (const c of e?.constants?.(kernels[k].params) ?? []) {
-      const v = Math.fround(c);
-      seen.add(Object.is(v, -0) ? "-0" : String(v));
-    }
+    for (const c of e?.constants?.(kernels[k].params) ?? []) seen.add(constantKey(c));
   }
   return seen.size;
 }
@@ -209,11 +207,18 @@ export function writesOf(k: PlannedKernel): number[] {
   return k.bind.slice(k.bind.length - kernel(k.kernel).outputTypes(k.params).length);
 }
 
+/** Appends `k` to the list of `slot` (a new list for its first). */
+export function pushTo(lists: Map<number, number[]>, slot: number, k: number): void {
+  const list = lists.get(slot);
+  if (list) list.push(k);
+  else lists.set(slot, [k]);
+}
+
 /** The kernels that read each slot. */
 export function readersBySlot(infos: Info[]): Map<number, number[]> {
   const readers = new Map<number, number[]>();
   infos.forEach((info, k) => {
-    for (const r of info.reads) readers.set(r.slot, [...readers.get(r.slot) ?? [], k]);
+    for (const r of info.reads) pushTo(readers, r.slot, k);
   });
   return readers;
 }

@@ -140,6 +140,15 @@ export interface FusedCodeOptions {
 
 const readKey = (b: number, r: ElementRead) => `${b}:${typeof r === "string" ? r : `row${r.row}`}`;
 
+/**
+ * Which float32 constants of a fused kernel are one uniform: equal values, but 0 and -0 apart
+ * (x + 0 and x + -0 differ at x = -0), and every NaN one.
+ */
+export function constantKey(x: number): string {
+  const v = Math.fround(x);
+  return Object.is(v, -0) ? "-0" : String(v);
+}
+
 /** Constants a fused kernel may have: the uniform struct's fields after `n` and `opaque`. */
 export const MAX_FUSED_CONSTANTS = 62;
 
@@ -174,7 +183,7 @@ export function fusedCode(
   let barrier = 1;
   const constant = (x: number) => {
     const v = Math.fround(x);
-    let k = constants.findIndex((c) => Object.is(c, v) || (Number.isNaN(c) && Number.isNaN(v)));
+    let k = constants.findIndex((c) => constantKey(c) === constantKey(v));
     if (k < 0) k = constants.push(v) - 1;
     if (k >= max) throw new RangeError(`Cannot fuse more than ${max} constants in one kernel`);
     return `T(u.c${k})`;

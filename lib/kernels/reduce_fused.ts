@@ -104,11 +104,12 @@ function parseFusion<P extends KernelParams>(
 /**
  * The spec of `spec` (a reduction that states a `prologue`, an `epilogue`, or both) with
  * the fused programs `kind` names, over a kernel lookup (the registry passes its own).
+ * It is named `<name>_prologue`, `<name>_epilogue` or `<name>_prologue_epilogue`.
  * Bindings: the prologue's loads (or the reduction's input), the reduction's other inputs
  * (a loss's labels), the epilogue's loads, then what the epilogue stores (or the
  * reduction's outputs).
  */
-function withFusion<P extends KernelParams>(
+export function withFusion<P extends KernelParams>(
   spec: KernelSpec<P>,
   lookup: (name: string) => KernelSpec,
   kind: { prologue: boolean; epilogue: boolean },
@@ -166,34 +167,4 @@ function withFusion<P extends KernelParams>(
       return fusedCpu(epilogue, inputs.slice(rest), cpuOf(epilogue), outs[0]);
     },
   };
-}
-
-/** `spec` with a prologue, named `<name>_prologue` (see {@link withFusion}). */
-export function withPrologue<P extends KernelParams>(
-  spec: KernelSpec<P>,
-  lookup: (name: string) => KernelSpec,
-): KernelSpec<P & PrologueParams> {
-  return withFusion(spec, lookup, { prologue: true, epilogue: false }) as KernelSpec<
-    P & PrologueParams
-  >;
-}
-
-/** `spec` with an epilogue, named `<name>_epilogue` (see {@link withFusion}). */
-export function withEpilogue<P extends KernelParams>(
-  spec: KernelSpec<P>,
-  lookup: (name: string) => KernelSpec,
-): KernelSpec<P & EpilogueParams> {
-  return withFusion(spec, lookup, { prologue: false, epilogue: true }) as KernelSpec<
-    P & EpilogueParams
-  >;
-}
-
-/** `spec` with both, named `<name>_prologue_epilogue` (see {@link withFusion}). */
-export function withPrologueEpilogue<P extends KernelParams>(
-  spec: KernelSpec<P>,
-  lookup: (name: string) => KernelSpec,
-): KernelSpec<P & PrologueParams & EpilogueParams> {
-  return withFusion(spec, lookup, { prologue: true, epilogue: true }) as KernelSpec<
-    P & PrologueParams & EpilogueParams
-  >;
 }

@@ -22,7 +22,7 @@ import { dropoutMask } from "./dropout.ts";
 import { copyInPlace } from "./copy_inplace.ts";
 import { fusedKernel } from "./fused.ts";
 import { matmulEpilogue } from "./matmul_fused.ts";
-import { withEpilogue, withPrologue, withPrologueEpilogue } from "./reduce_fused.ts";
+import { withFusion } from "./reduce_fused.ts";
 import { fusedMulti } from "./fused_multi.ts";
 import { argReduce, tieMask, valueSelectingBackward } from "./reduce_index.ts";
 import { clamp, clampBackward, minmax, minmaxBackward } from "./minmax.ts";
@@ -85,25 +85,22 @@ const registry = new Map<string, KernelSpec<KernelParams>>(
 registry.set("fused", fusedKernel(kernel) as unknown as KernelSpec<KernelParams>);
 registry.set("matmul_epilogue", matmulEpilogue(kernel) as unknown as KernelSpec<KernelParams>);
 registry.set("fused_multi", fusedMulti(kernel) as unknown as KernelSpec<KernelParams>);
-// The reductions that state a prologue, an epilogue, or both.
+// The reductions with fused programs: a prologue for each (the loss too), an epilogue, or both.
 const REDUCTIONS = [sumRows, sumCols, softmax, logSoftmax, logSumExp] as unknown as KernelSpec<
   KernelParams
 >[];
-for (const spec of [...REDUCTIONS, softmaxCrossEntropy as unknown as KernelSpec<KernelParams>]) {
-  registry.set(
-    `${spec.name}_prologue`,
-    withPrologue(spec, kernel) as unknown as KernelSpec<KernelParams>,
-  );
-}
-for (const spec of REDUCTIONS) {
-  registry.set(
-    `${spec.name}_epilogue`,
-    withEpilogue(spec, kernel) as unknown as KernelSpec<KernelParams>,
-  );
-  registry.set(
-    `${spec.name}_prologue_epilogue`,
-    withPrologueEpilogue(spec, kernel) as unknown as KernelSpec<KernelParams>,
-  );
+const LOSS = softmaxCrossEntropy as unknown as KernelSpec<KernelParams>;
+for (
+  const [specs, prologue, epilogue] of [
+    [[...REDUCTIONS, LOSS], true, false],
+    [REDUCTIONS, false, true],
+    [REDUCTIONS, true, true],
+  ] as const
+) {
+  for (const spec of specs) {
+    const fused = withFusion(spec, kernel, { prologue, epilogue });
+    registry.set(fused.name, fused as unknown as KernelSpec<KernelParams>);
+  }
 }
 
 /** All kernels by name: the built-in ones and those registered with {@link registerKernel}. */

@@ -37,19 +37,20 @@ const LINE_MAX = `${IS_NAN_WGSL}
     if (!isNan(m) && (isNan(v) || v > m)) { m = v; }
   }`;
 
-/** The uniforms of a kernel over lines. */
+/** What every kernel over lines has: one input and output, the uniforms, the workgroups. */
 const LINES = {
+  inputTypes: () => ["f32"],
+  outputTypes: () => ["f32"],
   uniformFields: [["outer", "u32"], ["mid", "u32"], ["inner", "u32"]],
   uniforms: (p: SoftmaxParams) => [p.outer, p.mid, p.inner],
+  variant: () => "",
+  workgroups: (p: SoftmaxParams) => spreadWorkgroups((p.outer * p.inner) / WG),
 } as const;
 
 /** `out = exp(x - m) / sum(exp(x - m))` along the middle axis, `m` the line's maximum. */
 export const softmax: KernelSpec<SoftmaxParams> = {
   name: "softmax",
-  inputTypes: () => ["f32"],
-  outputTypes: () => ["f32"],
   ...LINES,
-  variant: () => "",
   wgsl: () =>
     `${LINE_MAX}
   var s = 0.0;
@@ -58,7 +59,6 @@ export const softmax: KernelSpec<SoftmaxParams> = {
     out0[base + j * u.inner] = exp(in0[base + j * u.inner] - m) / s;
   }
 }`,
-  workgroups: (p) => spreadWorkgroups((p.outer * p.inner) / WG),
   // Its input is read only as in0[index]: an elementwise group may compute it there.
   prologue: () => true,
   // Each element is stored once, as out0[index] = ...: an elementwise group may follow it.
@@ -88,10 +88,7 @@ export const softmax: KernelSpec<SoftmaxParams> = {
  */
 export const logSumExp: KernelSpec<SoftmaxParams> = {
   name: "log_sum_exp",
-  inputTypes: () => ["f32"],
-  outputTypes: () => ["f32"],
   ...LINES,
-  variant: () => "",
   wgsl: () =>
     `${LINE_MAX}
   if ((bitcast<u32>(m) & 0x7fffffffu) == 0x7f800000u) { m = 0.0; }
@@ -99,7 +96,6 @@ export const logSumExp: KernelSpec<SoftmaxParams> = {
   for (var j = 0u; j < u.mid; j++) { s += exp(in0[base + j * u.inner] - m); }
   out0[k] = log(s) + m;
 }`,
-  workgroups: (p) => spreadWorkgroups((p.outer * p.inner) / WG),
   // Its input is read only as in0[index], its output stored once as out0[k] = ...: an
   // elementwise group may compute its input, or follow it.
   prologue: () => true,

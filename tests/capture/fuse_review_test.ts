@@ -9,33 +9,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { fuseKernels, MAX_FUSED_BINDINGS, type PlannedKernel } from "../../lib/capture/fuse.ts";
 import { kernel } from "../../lib/kernels/registry.ts";
-import type { KernelParams } from "../../lib/kernels/kernel.ts";
 import { capture, fromArray, type Tensor, trace$, tryAllGpus } from "../../mod.ts";
-
-const N = 8;
-const bin = (op: string, broadcast: string, bind: number[], extra: KernelParams = {}) => ({
-  kernel: "binary",
-  params: { op, broadcast, n: N, cols: 0, scalar: 0, ...extra },
-  bind,
-});
-const un = (op: string, bind: number[], n = N) => ({ kernel: "unary", params: { op, n }, bind });
-const plan = (ks: Omit<PlannedKernel, "ops">[]): PlannedKernel[] =>
-  ks.map((k, i) => ({ ...k, ops: [i] }));
-
-/** Runs kernels on slot arrays, as a segment would (fused ones get their stored slots' old values). */
-function execute(kernels: PlannedKernel[], memory: Float32Array[]): void {
-  for (const k of kernels) {
-    const spec = kernel(k.kernel);
-    const inputs = k.bind.length - spec.outputTypes(k.params).length;
-    const given = k.kernel.startsWith("fused") || k.kernel.endsWith("_epilogue")
-      ? k.bind.map((s) => memory[s])
-      : spec.inPlace
-      ? [...k.bind.slice(0, inputs).map((s) => memory[s]), memory[k.bind[inputs]]]
-      : k.bind.slice(0, inputs).map((s) => memory[s]);
-    const made = spec.cpu(given, k.params);
-    k.bind.slice(inputs).forEach((s, j) => memory[s] = made[j]);
-  }
-}
+import { bin, execute, N, plan, un } from "./fuse_helpers.ts";
 
 /**
  * Asserts what WebGPU allows one dispatch to bind: no buffer both read-only and writable, no

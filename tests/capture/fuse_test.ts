@@ -7,34 +7,7 @@ import { fuseKernels, MAX_FUSED_BINDINGS, type PlannedKernel } from "../../lib/c
 import { kernel } from "../../lib/kernels/registry.ts";
 import { minmaxParams } from "../../lib/kernels/minmax.ts";
 import { decodeProgram, type FusedParams, programOf } from "../../lib/kernels/fused.ts";
-import type { KernelParams } from "../../lib/kernels/kernel.ts";
-
-const N = 8;
-const bin = (op: string, broadcast: string, bind: number[], extra: KernelParams = {}) => ({
-  kernel: "binary",
-  params: { op, broadcast, n: N, cols: 0, scalar: 0, ...extra },
-  bind,
-});
-const un = (op: string, bind: number[], n = N) => ({ kernel: "unary", params: { op, n }, bind });
-const plan = (ks: Omit<PlannedKernel, "ops">[]): PlannedKernel[] =>
-  ks.map((k, i) => ({ ...k, ops: [i] }));
-
-/** Runs kernels on slot arrays: the host's way of running what a segment would. */
-function execute(kernels: PlannedKernel[], memory: Float32Array[]): void {
-  for (const k of kernels) {
-    const spec = kernel(k.kernel);
-    const outputs = spec.outputTypes(k.params).length;
-    const inputs = k.bind.length - outputs;
-    // Fused kernels are given their stored bindings' old values too (in-place members read them).
-    const given = k.kernel.startsWith("fused") || k.kernel.endsWith("_epilogue")
-      ? k.bind.map((s) => memory[s])
-      : spec.inPlace
-      ? [...k.bind.slice(0, inputs).map((s) => memory[s]), memory[k.bind[inputs]]]
-      : k.bind.slice(0, inputs).map((s) => memory[s]);
-    const made = spec.cpu(given, k.params);
-    k.bind.slice(inputs).forEach((s, j) => memory[s] = made[j]);
-  }
-}
+import { bin, execute, N, plan, un } from "./fuse_helpers.ts";
 
 Deno.test("a chain of elementwise kernels is one kernel that stores only its end", () => {
   // slot 0 input; 1, 2 temporaries; 3 the output.

@@ -214,19 +214,22 @@ function multiCase(): KernelCase {
   };
 }
 
+/** The reductions with fused forms, on 8 inputs: each one's parameters and outputs' length. */
+const LINES = { outer: 2, mid: 4, inner: 1 };
+const REDUCTIONS = [
+  ["sum_rows", { rows: 2, cols: 4 }, 2],
+  ["sum_cols", { rows: 2, cols: 4, outer: 1 }, 4],
+  ["softmax", LINES, 8],
+  ["log_softmax", LINES, 8],
+  ["log_sum_exp", LINES, 2],
+] as const;
+
 /**
- * Reductions with a prologue (exp(x) + y, summed over rows and over columns, and its softmax
- * and log-softmax along rows of 4), run here as ops.
+ * Reductions with a prologue (exp(x) + y, reduced by each of {@link REDUCTIONS}), run here as
+ * ops.
  */
 function prologueCases(): KernelCase[] {
-  const lines = { outer: 2, mid: 4, inner: 1 };
-  return ([
-    ["sum_rows", { rows: 2, cols: 4 }, 2],
-    ["sum_cols", { rows: 2, cols: 4, outer: 1 }, 4],
-    ["softmax", lines, 8],
-    ["log_softmax", lines, 8],
-    ["log_sum_exp", lines, 2],
-  ] as const)
+  return REDUCTIONS
     .map(([name, params, floats]) => {
       const [k] = fuseKernels([
         { kernel: "unary", params: { op: "exp", n: 8 }, bind: [0, 2], ops: [0] },
@@ -282,14 +285,7 @@ function lossPrologueCase(): KernelCase {
  * (`prologue`), run here as ops.
  */
 function reductionEpilogueCases(prologue: boolean): KernelCase[] {
-  const lines = { outer: 2, mid: 4, inner: 1 };
-  return ([
-    ["sum_rows", { rows: 2, cols: 4 }, 2],
-    ["sum_cols", { rows: 2, cols: 4, outer: 1 }, 4],
-    ["softmax", lines, 8],
-    ["log_softmax", lines, 8],
-    ["log_sum_exp", lines, 2],
-  ] as const)
+  return REDUCTIONS
     .map(([name, params, n]) => {
       const first = prologue
         ? [{ kernel: "unary", params: { op: "exp", n: 8 }, bind: [0, 4], ops: [3] }]
